@@ -1,0 +1,348 @@
+//! The bounded per-stream ring: synchronous writes from the producer, one coalesced frame per poll.
+//!
+//! A producer (JS through the binding, or a Rust task) copies chunks in with [`RingWriter::write`].
+//! hyper polls [`RingBody`], which hands over *everything* buffered as one frame, so small writes
+//! that piled up while the socket was busy leave in a single socket write. When the ring is full
+//! the writer is told so and waits; [`RingEvents::drained`] fires once the ring falls below its
+//! low-water mark, and [`RingEvents::closed`] fires exactly once when the stream ends or the
+//! client goes away, so a waiting producer is always woken.
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use parking_lot::Mutex;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use crate::stats::Stats;
+
+/// What a producer learns from a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// The chunk was copied and the ring still has room.
+    Ready = 0,
+    /// The chunk was copied and the ring is now full: wait for `drained` (or `closed`).
+    Full = 1,
+    /// The stream is closed (client gone, ended or aborted): nothing was copied.
+    Closed = 2,
+}
+
+/// How a stream ended, reported once through [`RingEvents::closed`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CloseInfo {
+    /// Body bytes handed to hyper for the socket.
+    pub bytes: u64,
+    /// Chunks written by the producer.
+    pub chunks: u64,
+    /// Milliseconds from the ring's creation to its close.
+    pub duration_ms: f64,
+    /// `true` when the client went away (or the server cut the connection) before the end.
+    pub aborted: bool,
+}
+
+/// Notifications from the ring to its producer. Called from tokio threads, outside the lock.
+pub trait RingEvents: Send + Sync + 'static {
+    /// The ring fell below its low-water mark after the producer was told it was full.
+    fn drained(&self);
+    /// The stream is over; called exactly once.
+    fn closed(&self, info: CloseInfo);
+}
+
+struct State {
+    buf: BytesMut,
+    ended: bool,
+    aborted: bool,
+    closed: bool,
+    writer_blocked: bool,
+    waker: Option<Waker>,
+    bytes: u64,
+    chunks: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    capacity: usize,
+    low_water: usize,
+    created: Instant,
+    events: Box<dyn RingEvents>,
+    stats: Arc<Stats>,
+}
+
+/// The producer's handle. Cheap to clone.
+#[derive(Clone)]
+pub struct RingWriter {
+    shared: Arc<Shared>,
+}
+
+/// The consumer side, an [`http_body::Body`] for hyper. Dropping it closes the stream.
+pub struct RingBody {
+    shared: Arc<Shared>,
+}
+
+/// Error yielded by [`RingBody`] when the producer aborts: hyper then cuts the connection without
+/// the terminating chunk, so the client sees a truncated body rather than a spliced response.
+#[derive(Debug)]
+pub struct StreamAborted;
+
+impl std::fmt::Display for StreamAborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stream aborted by its producer")
+    }
+}
+
+impl std::error::Error for StreamAborted {}
+
+/// Creates a ring of `capacity` bytes (at least 1) and returns both ends.
+pub fn ring(capacity: usize, events: Box<dyn RingEvents>, stats: Arc<Stats>) -> (RingWriter, RingBody) {
+    let capacity = capacity.max(1);
+    stats.stream_opened();
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            buf: BytesMut::new(),
+            ended: false,
+            aborted: false,
+            closed: false,
+            writer_blocked: false,
+            waker: None,
+            bytes: 0,
+            chunks: 0,
+        }),
+        capacity,
+        low_water: capacity / 2,
+        created: Instant::now(),
+        events,
+        stats,
+    });
+    (RingWriter { shared: shared.clone() }, RingBody { shared })
+}
+
+impl RingWriter {
+    /// Copies `data` into the ring. A chunk larger than the free space is still taken whole (the
+    /// ring overshoots by at most one chunk) and the writer is told to wait.
+    pub fn write(&self, data: &[u8]) -> WriteStatus {
+        let mut st = self.shared.state.lock();
+        if st.closed || st.ended || st.aborted {
+            return WriteStatus::Closed;
+        }
+        if data.is_empty() {
+            return if st.buf.len() >= self.shared.capacity { WriteStatus::Full } else { WriteStatus::Ready };
+        }
+        st.buf.extend_from_slice(data);
+        st.chunks += 1;
+        let waker = st.waker.take();
+        let status = if st.buf.len() >= self.shared.capacity {
+            st.writer_blocked = true;
+            WriteStatus::Full
+        } else {
+            WriteStatus::Ready
+        };
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        status
+    }
+
+    /// Ends the stream: the buffered bytes are sent, then the terminating chunk.
+    pub fn end(&self) {
+        self.finish(false);
+    }
+
+    /// Aborts the stream: the connection is cut without the terminating chunk.
+    pub fn abort(&self) {
+        self.finish(true);
+    }
+
+    fn finish(&self, abort: bool) {
+        let mut st = self.shared.state.lock();
+        if st.ended || st.aborted {
+            return;
+        }
+        if abort {
+            st.aborted = true;
+        } else {
+            st.ended = true;
+        }
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Bytes buffered and not yet handed to the socket writer.
+    pub fn buffered(&self) -> usize {
+        self.shared.state.lock().buf.len()
+    }
+
+    /// `true` once the client is gone or the stream ended.
+    pub fn is_closed(&self) -> bool {
+        let st = self.shared.state.lock();
+        st.closed || st.ended || st.aborted
+    }
+
+    /// The ring's capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+}
+
+impl Body for RingBody {
+    type Data = Bytes;
+    type Error = StreamAborted;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        let shared = &self.shared;
+        let mut st = shared.state.lock();
+        if st.aborted {
+            return Poll::Ready(Some(Err(StreamAborted)));
+        }
+        if !st.buf.is_empty() {
+            let data = st.buf.split().freeze();
+            st.bytes += data.len() as u64;
+            let notify = st.writer_blocked && st.buf.len() < shared.low_water;
+            if notify {
+                st.writer_blocked = false;
+            }
+            drop(st);
+            shared.stats.add_stream_bytes(data.len() as u64);
+            if notify {
+                shared.events.drained();
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if st.ended {
+            return Poll::Ready(None);
+        }
+        st.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // Never claim the end up front: hyper would then write `content-length: 0` for HEAD and
+        // HTTP/1.0, while a streamed GET is chunked (1.1) or close-delimited (1.0).
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Drop for RingBody {
+    fn drop(&mut self) {
+        let mut st = self.shared.state.lock();
+        let aborted = !(st.ended && st.buf.is_empty()) || st.aborted;
+        st.closed = true;
+        st.buf = BytesMut::new();
+        let info = CloseInfo {
+            bytes: st.bytes,
+            chunks: st.chunks,
+            duration_ms: self.shared.created.elapsed().as_secs_f64() * 1000.0,
+            aborted,
+        };
+        drop(st);
+        self.shared.stats.stream_closed(aborted);
+        self.shared.events.closed(info);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counter {
+        drained: AtomicUsize,
+        closed: Mutex<Vec<CloseInfo>>,
+    }
+
+    struct Ev(Arc<Counter>);
+    impl RingEvents for Ev {
+        fn drained(&self) {
+            self.0.drained.fetch_add(1, Ordering::SeqCst);
+        }
+        fn closed(&self, info: CloseInfo) {
+            self.0.closed.lock().push(info);
+        }
+    }
+
+    fn make(cap: usize) -> (RingWriter, RingBody, Arc<Counter>) {
+        let c = Arc::new(Counter::default());
+        let (w, b) = ring(cap, Box::new(Ev(c.clone())), Arc::new(Stats::default()));
+        (w, b, c)
+    }
+
+    #[tokio::test]
+    async fn writes_report_full_at_capacity_and_coalesce_into_one_frame() {
+        let (w, mut b, c) = make(10);
+        assert_eq!(w.write(b"abcd"), WriteStatus::Ready);
+        assert_eq!(w.write(b"efgh"), WriteStatus::Ready);
+        assert_eq!(w.write(b"ijkl"), WriteStatus::Full);
+        assert_eq!(w.buffered(), 12);
+        let frame = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&frame[..], b"abcdefghijkl");
+        assert_eq!(c.drained.load(Ordering::SeqCst), 1);
+        assert_eq!(w.buffered(), 0);
+    }
+
+    #[tokio::test]
+    async fn drained_fires_only_after_the_writer_was_told_full() {
+        let (w, mut b, c) = make(100);
+        w.write(b"abc");
+        b.frame().await.unwrap().unwrap();
+        assert_eq!(c.drained.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn end_delivers_buffered_bytes_then_finishes() {
+        let (w, b, c) = make(100);
+        w.write(b"hello ");
+        w.write(b"world");
+        w.end();
+        assert_eq!(w.write(b"late"), WriteStatus::Closed);
+        let body = b.collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello world");
+        let closed = c.closed.lock();
+        assert_eq!(closed.len(), 1);
+        assert!(!closed[0].aborted);
+        assert_eq!(closed[0].bytes, 11);
+        assert_eq!(closed[0].chunks, 2);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_body_early_closes_as_aborted_and_rejects_writes() {
+        let (w, b, c) = make(100);
+        w.write(b"x");
+        drop(b);
+        assert_eq!(w.write(b"y"), WriteStatus::Closed);
+        assert!(w.is_closed());
+        assert!(c.closed.lock()[0].aborted);
+    }
+
+    #[tokio::test]
+    async fn abort_yields_an_error_frame() {
+        let (w, mut b, _c) = make(100);
+        w.abort();
+        assert!(b.frame().await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_pending_poll_is_woken_by_a_write() {
+        let (w, mut b, _c) = make(100);
+        let task = tokio::spawn(async move { b.frame().await.unwrap().unwrap().into_data().unwrap() });
+        tokio::task::yield_now().await;
+        w.write(b"wake");
+        assert_eq!(&task.await.unwrap()[..], b"wake");
+    }
+
+    #[test]
+    fn an_oversized_chunk_is_taken_whole_and_reports_full() {
+        let (w, _b, _c) = make(4);
+        assert_eq!(w.write(b"0123456789"), WriteStatus::Full);
+        assert_eq!(w.buffered(), 10);
+    }
+}

@@ -1,0 +1,74 @@
+//! Server configuration: limits, timeouts and buffer sizes, with documented defaults.
+
+use std::time::Duration;
+
+/// Timeouts applied by the core. `None` disables a timeout.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// Time allowed to receive a complete request head (slowloris guard). Enforced by hyper's
+    /// header-read timer, which also runs while a kept-alive connection waits for its next request.
+    pub headers: Option<Duration>,
+    /// Idle time allowed between requests on a kept-alive connection before it is closed.
+    pub keep_alive: Option<Duration>,
+    /// Time allowed between two chunks of a request body before the request fails with 408.
+    pub body: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            headers: Some(Duration::from_secs(10)),
+            keep_alive: Some(Duration::from_secs(5)),
+            body: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Limits that protect the server from abusive or broken clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections at most; past it a new connection gets `503` and is closed.
+    pub max_connections: usize,
+    /// Request body bytes at most; larger bodies get `413`.
+    pub max_body_size: u64,
+    /// Request head bytes at most (request line plus headers); larger heads get `431`.
+    pub max_header_size: usize,
+    /// Request-target bytes at most; longer targets get `414`.
+    pub max_url_length: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_body_size: 1024 * 1024,
+            max_header_size: 16 * 1024,
+            max_url_length: 8 * 1024,
+        }
+    }
+}
+
+/// Everything the core server needs to know before it binds.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Default per-stream ring capacity in bytes.
+    pub buffer_size: usize,
+    /// Request bodies whose `Content-Length` is at most this many bytes are read whole before
+    /// dispatch, so the handler receives head and body in one crossing.
+    pub prebuffer_body: u64,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            buffer_size: 64 * 1024,
+            prebuffer_body: 64 * 1024,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The seam between the core server and whoever produces responses (JS through the Node binding,
+//! or Rust handlers in the standalone binary).
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+use std::net::SocketAddr;
+use tokio::sync::oneshot;
+
+use crate::body::incoming::RequestBody;
+use crate::body::ring::RingBody;
+
+/// One routed request, handed to [`Handler::handle`].
+pub struct Request {
+    /// The value registered with the matched route (a handler id).
+    pub route: u32,
+    /// Path parameters in path order; a bare trailing `*` is named `"*"`.
+    pub params: Vec<(String, String)>,
+    /// Request method.
+    pub method: Method,
+    /// Request target as sent.
+    pub uri: Uri,
+    /// HTTP version of the request.
+    pub version: Version,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// Address of the peer.
+    pub remote: SocketAddr,
+    /// The body, whole or streaming.
+    pub body: RequestBody,
+}
+
+/// The body of a [`Reply`].
+pub enum ReplyBody {
+    /// A complete body, sent with `Content-Length`.
+    Full(Bytes),
+    /// A streamed body fed through a bounded ring.
+    Stream(RingBody),
+}
+
+/// A response produced by a handler.
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers (hop-by-hop headers are managed by the core).
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: ReplyBody,
+}
+
+impl Reply {
+    /// A complete reply.
+    pub fn full(status: StatusCode, headers: HeaderMap, body: impl Into<Bytes>) -> Self {
+        Self { status, headers, body: ReplyBody::Full(body.into()) }
+    }
+
+    /// A short `text/plain` reply, used for errors.
+    pub fn text(status: StatusCode, message: &str) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        Self::full(status, headers, Bytes::copy_from_slice(message.as_bytes()))
+    }
+}
+
+/// Completes one request. Dropping it unsent answers `500`.
+pub struct Responder {
+    tx: oneshot::Sender<Reply>,
+}
+
+impl Responder {
+    pub(crate) fn new() -> (Self, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        (Self { tx }, rx)
+    }
+
+    /// Sends the reply. Returns it back if the connection is already gone.
+    pub fn send(self, reply: Reply) -> Result<(), Reply> {
+        self.tx.send(reply)
+    }
+
+    /// `true` when the connection that waits for this reply is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Produces responses for routed requests.
+pub trait Handler: Send + Sync + 'static {
+    /// Whatever the handler needs to find a request again if it is cancelled.
+    type Token: Send + 'static;
+
+    /// Starts handling `req`; the reply goes through `responder`, now or later, from any thread.
+    fn handle(&self, req: Request, responder: Responder) -> Self::Token;
+
+    /// The client went away (or the server cut the connection) before a reply was sent.
+    fn cancelled(&self, token: Self::Token) {
+        let _ = token;
+    }
+}

@@ -1,0 +1,22 @@
+//! Catzilla's core: a tokio + hyper HTTP/1.1 server with a Rust router, bounded streaming rings,
+//! limits, timeouts and stats. It never depends on napi; the Node binding and the standalone
+//! binary both plug in through [`Handler`].
+
+pub mod body;
+pub mod config;
+pub mod handler;
+pub mod response;
+pub mod router;
+pub mod server;
+pub mod stats;
+
+pub use body::incoming::{BodyError, RequestBody, StreamingBody};
+pub use body::ring::{ring, CloseInfo, RingBody, RingEvents, RingWriter, WriteStatus};
+pub use config::{Limits, ServerConfig, Timeouts};
+pub use handler::{Handler, Reply, ReplyBody, Request, Responder};
+pub use router::{RouteError, RouteMatch, Router};
+pub use server::{serve, ServerHandle};
+pub use stats::{Rejection, Stats, StatsSnapshot};
+
+pub use bytes::Bytes;
+pub use http;

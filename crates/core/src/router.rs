@@ -1,0 +1,239 @@
+//! Method + path routing on top of `matchit`, with `:param` segments and a trailing `*` wildcard.
+
+use http::Method;
+use std::collections::HashMap;
+
+/// Why a route could not be added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError(pub String);
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// The outcome of routing one request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch<T> {
+    /// A route matched: its value and the extracted parameters in path order.
+    Found(T, Vec<(String, String)>),
+    /// The path exists but not for this method; the value is the `Allow` header.
+    MethodNotAllowed(String),
+    /// No route has this path.
+    NotFound,
+}
+
+/// Methods a route entry can be registered for. `ANY` matches every method.
+#[derive(Debug, Clone)]
+struct Entry<T> {
+    by_method: HashMap<Method, T>,
+    any: Option<T>,
+}
+
+/// Wildcard parameter name exposed to handlers for a bare trailing `*`.
+pub const WILDCARD: &str = "*";
+
+/// A router from `(method, path)` to a value (a handler id in practice).
+#[derive(Debug, Clone)]
+pub struct Router<T> {
+    tree: matchit::Router<usize>,
+    entries: Vec<Entry<T>>,
+    patterns: HashMap<String, usize>,
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Self { tree: matchit::Router::new(), entries: Vec::new(), patterns: HashMap::new() }
+    }
+}
+
+/// Converts a user pattern (`/users/:id/files/*`) to matchit syntax (`/users/{id}/files/{*__cz_wild}`).
+fn to_matchit(pattern: &str) -> Result<String, RouteError> {
+    if !pattern.starts_with('/') {
+        return Err(RouteError(format!("route {pattern:?} must start with '/'")));
+    }
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let segments: Vec<&str> = pattern.split('/').collect();
+    let last = segments.len() - 1;
+    for (i, seg) in segments.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if seg.contains('{') || seg.contains('}') {
+            return Err(RouteError(format!("route {pattern:?}: '{{' and '}}' are not allowed")));
+        }
+        if let Some(name) = seg.strip_prefix(':') {
+            if name.is_empty() || name.contains(':') || name.contains('*') {
+                return Err(RouteError(format!("route {pattern:?}: bad parameter {seg:?}")));
+            }
+            out.push('{');
+            out.push_str(name);
+            out.push('}');
+        } else if let Some(name) = seg.strip_prefix('*') {
+            if i != last {
+                return Err(RouteError(format!("route {pattern:?}: '*' must be the last segment")));
+            }
+            out.push_str("{*");
+            out.push_str(if name.is_empty() { "__cz_wild" } else { name });
+            out.push('}');
+        } else if seg.contains('*') || seg.contains(':') {
+            return Err(RouteError(format!("route {pattern:?}: ':' and '*' must start a segment")));
+        } else {
+            out.push_str(seg);
+        }
+    }
+    Ok(out)
+}
+
+impl<T: Clone> Router<T> {
+    /// Creates an empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a route. `method` `None` registers the value for every method.
+    pub fn add(&mut self, method: Option<Method>, pattern: &str, value: T) -> Result<(), RouteError> {
+        let key = to_matchit(pattern)?;
+        let idx = match self.patterns.get(&key) {
+            Some(&idx) => idx,
+            None => {
+                let idx = self.entries.len();
+                self.tree.insert(key.clone(), idx).map_err(|e| RouteError(format!("route {pattern:?}: {e}")))?;
+                self.entries.push(Entry { by_method: HashMap::new(), any: None });
+                self.patterns.insert(key, idx);
+                idx
+            }
+        };
+        let entry = &mut self.entries[idx];
+        let slot = match method {
+            Some(m) => entry.by_method.entry(m).or_insert_with(|| value.clone()),
+            None => entry.any.get_or_insert_with(|| value.clone()),
+        };
+        *slot = value;
+        Ok(())
+    }
+
+    /// Routes a request. `HEAD` falls back to the `GET` route when no `HEAD` route exists.
+    pub fn find(&self, method: &Method, path: &str) -> RouteMatch<T> {
+        let Ok(m) = self.tree.at(path) else {
+            return RouteMatch::NotFound;
+        };
+        let entry = &self.entries[*m.value];
+        let value = entry
+            .by_method
+            .get(method)
+            .or_else(|| (method == Method::HEAD).then(|| entry.by_method.get(&Method::GET)).flatten())
+            .or(entry.any.as_ref());
+        match value {
+            Some(v) => {
+                let params = m
+                    .params
+                    .iter()
+                    .map(|(k, v)| (if k == "__cz_wild" { WILDCARD } else { k }.to_owned(), v.to_owned()))
+                    .collect();
+                RouteMatch::Found(v.clone(), params)
+            }
+            None => {
+                let mut allow: Vec<&str> = entry.by_method.keys().map(Method::as_str).collect();
+                if entry.by_method.contains_key(&Method::GET) && !entry.by_method.contains_key(&Method::HEAD) {
+                    allow.push("HEAD");
+                }
+                allow.sort_unstable();
+                RouteMatch::MethodNotAllowed(allow.join(", "))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router<u32> {
+        let mut r = Router::new();
+        r.add(Some(Method::GET), "/", 1).unwrap();
+        r.add(Some(Method::GET), "/users/:id", 2).unwrap();
+        r.add(Some(Method::POST), "/users/:id", 3).unwrap();
+        r.add(Some(Method::GET), "/files/*", 4).unwrap();
+        r.add(None, "/any", 5).unwrap();
+        r.add(Some(Method::GET), "/a/:x/b/:y", 6).unwrap();
+        r
+    }
+
+    #[test]
+    fn static_route_matches_exactly() {
+        assert_eq!(router().find(&Method::GET, "/"), RouteMatch::Found(1, vec![]));
+    }
+
+    #[test]
+    fn params_are_extracted_in_order() {
+        assert_eq!(
+            router().find(&Method::GET, "/a/1/b/two"),
+            RouteMatch::Found(6, vec![("x".into(), "1".into()), ("y".into(), "two".into())])
+        );
+    }
+
+    #[test]
+    fn method_selects_the_handler() {
+        assert_eq!(router().find(&Method::POST, "/users/7"), RouteMatch::Found(3, vec![("id".into(), "7".into())]));
+    }
+
+    #[test]
+    fn wrong_method_reports_allow_header() {
+        assert_eq!(
+            router().find(&Method::DELETE, "/users/7"),
+            RouteMatch::MethodNotAllowed("GET, HEAD, POST".into())
+        );
+    }
+
+    #[test]
+    fn head_falls_back_to_get() {
+        assert_eq!(router().find(&Method::HEAD, "/"), RouteMatch::Found(1, vec![]));
+    }
+
+    #[test]
+    fn wildcard_captures_the_rest() {
+        assert_eq!(
+            router().find(&Method::GET, "/files/a/b.txt"),
+            RouteMatch::Found(4, vec![("*".into(), "a/b.txt".into())])
+        );
+    }
+
+    #[test]
+    fn unknown_path_is_not_found() {
+        assert_eq!(router().find(&Method::GET, "/nope"), RouteMatch::NotFound);
+        assert_eq!(router().find(&Method::GET, "/users"), RouteMatch::NotFound);
+    }
+
+    #[test]
+    fn any_method_route_matches_all_methods() {
+        assert_eq!(router().find(&Method::PATCH, "/any"), RouteMatch::Found(5, vec![]));
+    }
+
+    #[test]
+    fn bad_patterns_are_rejected() {
+        let mut r = Router::new();
+        assert!(r.add(None, "nope", 1).is_err());
+        assert!(r.add(None, "/a/*/b", 1).is_err());
+        assert!(r.add(None, "/a/b:c", 1).is_err());
+        assert!(r.add(None, "/a/{x}", 1).is_err());
+    }
+
+    #[test]
+    fn conflicting_params_are_reported() {
+        let mut r = Router::new();
+        r.add(None, "/u/:id", 1).unwrap();
+        assert!(r.add(None, "/u/:name", 2).is_err());
+    }
+
+    #[test]
+    fn re_adding_a_route_replaces_its_handler() {
+        let mut r = Router::new();
+        r.add(Some(Method::GET), "/x", 1).unwrap();
+        r.add(Some(Method::GET), "/x", 2).unwrap();
+        assert_eq!(r.find(&Method::GET, "/x"), RouteMatch::Found(2, vec![]));
+    }
+}

@@ -1,0 +1,367 @@
+//! The listening server: accept loop, connection limit, graceful close and the request service.
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+
+use crate::body::incoming::{RequestBody, StreamingBody};
+use crate::config::ServerConfig;
+use crate::handler::{Handler, Request, Responder};
+use crate::response::{self, ResponseBody};
+use crate::router::{RouteMatch, Router};
+use crate::stats::{Rejection, Stats};
+
+/// Lifecycle phase broadcast to every connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Finish in-flight responses, accept no new requests.
+    Draining,
+    /// Drop every connection now.
+    Cut,
+}
+
+struct Shared<H: Handler> {
+    config: ServerConfig,
+    router: Router<u32>,
+    handler: Arc<H>,
+    stats: Arc<Stats>,
+    phase: watch::Sender<Phase>,
+    open: AtomicUsize,
+    all_closed: Notify,
+    started: Instant,
+}
+
+/// A running server. Dropping the handle does not stop it; call [`ServerHandle::close`].
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    stats: Arc<Stats>,
+    phase: watch::Sender<Phase>,
+    closer: Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
+}
+
+impl ServerHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Graceful close: stop accepting, let in-flight responses finish for up to `timeout`, then cut
+    /// the remaining connections. Resolves when every connection is gone.
+    pub async fn close(&self, timeout: Duration) {
+        if *self.phase.borrow() == Phase::Running {
+            self.phase.send_replace(Phase::Draining);
+        }
+        let wait = (self.closer)();
+        if tokio::time::timeout(timeout, wait).await.is_err() {
+            self.phase.send_replace(Phase::Cut);
+            (self.closer)().await;
+        }
+    }
+}
+
+/// Binds `addr` and starts serving on the current tokio runtime.
+pub async fn serve<H: Handler>(
+    addr: SocketAddr,
+    config: ServerConfig,
+    router: Router<u32>,
+    handler: Arc<H>,
+    stats: Arc<Stats>,
+) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    let local_addr = listener.local_addr()?;
+    let (phase, _) = watch::channel(Phase::Running);
+    let shared = Arc::new(Shared {
+        config,
+        router,
+        handler,
+        stats: stats.clone(),
+        phase: phase.clone(),
+        open: AtomicUsize::new(1), // the accept loop itself counts as open until it stops
+        all_closed: Notify::new(),
+        started: Instant::now(),
+    });
+    tokio::spawn(accept_loop(listener, shared.clone()));
+    let closer_shared = shared.clone();
+    let closer = Arc::new(move || {
+        let s = closer_shared.clone();
+        Box::pin(async move {
+            loop {
+                let notified = s.all_closed.notified();
+                if s.open.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        }) as Pin<Box<dyn Future<Output = ()> + Send>>
+    });
+    Ok(ServerHandle { local_addr, stats, phase, closer })
+}
+
+fn release<H: Handler>(shared: &Shared<H>) {
+    if shared.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+        shared.all_closed.notify_waiters();
+    }
+}
+
+async fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared<H>>) {
+    let mut phase = shared.phase.subscribe();
+    let stop = async move {
+        loop {
+            if *phase.borrow_and_update() != Phase::Running || phase.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    // `open` counts the accept loop too, hence `>`.
+                    if shared.open.load(Ordering::Relaxed) > shared.config.limits.max_connections {
+                        shared.stats.connection_rejected();
+                        tokio::spawn(reject_overloaded(stream));
+                        continue;
+                    }
+                    shared.open.fetch_add(1, Ordering::AcqRel);
+                    shared.stats.connection_opened();
+                    tokio::spawn(connection(stream, remote, shared.clone()));
+                }
+                // Out of file descriptors and similar: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+        }
+    }
+    drop(listener);
+    release(&shared);
+}
+
+async fn reject_overloaded(mut stream: TcpStream) {
+    let body = "Service Unavailable: too many connections";
+    let msg = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(msg.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Per-connection state shared with its requests: in-flight count and last activity, for the
+/// keep-alive idle timeout.
+struct ConnState {
+    inflight: AtomicUsize,
+    idle_since_ms: AtomicU64,
+}
+
+async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared<H>>) {
+    let cfg = &shared.config;
+    let state = Arc::new(ConnState { inflight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) });
+    let service = Service { shared: shared.clone(), remote, conn: state.clone() };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.timeouts.headers)
+        .keep_alive(true)
+        .max_buf_size(cfg.limits.max_header_size.max(8192))
+        .writev(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut phase = shared.phase.subscribe();
+    let keep_alive = cfg.timeouts.keep_alive;
+    let idle_check = tokio::time::sleep(keep_alive.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(idle_check);
+    let mut draining = false;
+    if *phase.borrow_and_update() != Phase::Running {
+        conn.as_mut().graceful_shutdown();
+        draining = true;
+    }
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    if e.is_parse_too_large() {
+                        shared.stats.count(Rejection::HeadersTooLarge);
+                    } else if e.is_parse() {
+                        shared.stats.count(Rejection::BadRequest);
+                    }
+                }
+                break;
+            }
+            changed = phase.changed() => {
+                let p = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Cut };
+                match p {
+                    Phase::Cut => break,
+                    Phase::Draining if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    _ => {}
+                }
+            }
+            _ = &mut idle_check, if keep_alive.is_some() && !draining => {
+                let ka = keep_alive.unwrap_or_default();
+                let now = shared.started.elapsed().as_millis() as u64;
+                let idle_since = state.idle_since_ms.load(Ordering::Acquire);
+                let idle_for = Duration::from_millis(now.saturating_sub(idle_since));
+                if state.inflight.load(Ordering::Acquire) == 0 && idle_for >= ka {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                } else {
+                    let wait = ka.saturating_sub(idle_for).max(Duration::from_millis(50));
+                    idle_check.as_mut().reset(tokio::time::Instant::now() + wait);
+                }
+            }
+        }
+    }
+    shared.stats.connection_closed();
+    release(&shared);
+}
+
+struct Service<H: Handler> {
+    shared: Arc<Shared<H>>,
+    remote: SocketAddr,
+    conn: Arc<ConnState>,
+}
+
+/// Calls `Handler::cancelled` if the request future is dropped before its reply arrived.
+struct CancelGuard<H: Handler> {
+    handler: Arc<H>,
+    token: Option<H::Token>,
+}
+
+impl<H: Handler> Drop for CancelGuard<H> {
+    fn drop(&mut self) {
+        if let Some(t) = self.token.take() {
+            self.handler.cancelled(t);
+        }
+    }
+}
+
+/// Marks the connection idle again and the request finished once the response body is gone.
+fn done_hook<H: Handler>(shared: &Arc<Shared<H>>, conn: &Arc<ConnState>) -> response::OnDone {
+    let shared = shared.clone();
+    let conn = conn.clone();
+    Box::new(move || {
+        conn.idle_since_ms.store(shared.started.elapsed().as_millis() as u64, Ordering::Release);
+        conn.inflight.fetch_sub(1, Ordering::AcqRel);
+        shared.stats.request_finished();
+    })
+}
+
+type ServiceFuture = Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, std::convert::Infallible>> + Send>>;
+
+impl<H: Handler> hyper::service::Service<http::Request<Incoming>> for Service<H> {
+    type Response = http::Response<ResponseBody>;
+    type Error = std::convert::Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        let shared = self.shared.clone();
+        let remote = self.remote;
+        self.conn.inflight.fetch_add(1, Ordering::AcqRel);
+        shared.stats.request_started();
+        let on_done = done_hook(&shared, &self.conn);
+        Box::pin(async move { Ok(respond(shared, remote, req, on_done).await) })
+    }
+}
+
+async fn respond<H: Handler>(
+    shared: Arc<Shared<H>>,
+    remote: SocketAddr,
+    req: http::Request<Incoming>,
+    on_done: response::OnDone,
+) -> http::Response<ResponseBody> {
+    let stats = &shared.stats;
+    let (parts, body) = req.into_parts();
+    let limits = &shared.config.limits;
+    let early = |what: Rejection, res: http::Response<ResponseBody>| {
+        stats.count(what);
+        res
+    };
+
+    if parts.uri.path_and_query().map_or(0, |p| p.as_str().len()) > limits.max_url_length {
+        return with_done(early(Rejection::UrlTooLong, response::error(StatusCode::URI_TOO_LONG, "URI Too Long")), on_done);
+    }
+    let (route, params) = match shared.router.find(&parts.method, parts.uri.path()) {
+        RouteMatch::Found(route, params) => (route, params),
+        RouteMatch::NotFound => {
+            return with_done(early(Rejection::NotFound, response::error(StatusCode::NOT_FOUND, "Not Found")), on_done)
+        }
+        RouteMatch::MethodNotAllowed(allow) => {
+            return with_done(early(Rejection::MethodNotAllowed, response::method_not_allowed(&allow)), on_done)
+        }
+    };
+
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_size) {
+        let mut res = early(Rejection::BodyTooLarge, response::error(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"));
+        // The unread body is not worth draining: close after answering.
+        res.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        return with_done(res, on_done);
+    }
+    let no_body = hyper::body::Body::is_end_stream(&body) || declared == Some(0);
+    let streaming = StreamingBody::new(body, limits.max_body_size, shared.config.timeouts.body, stats.clone());
+    let body = if no_body {
+        RequestBody::Full(bytes::Bytes::new())
+    } else if declared.is_some_and(|n| n <= shared.config.prebuffer_body) {
+        match streaming.read_all().await {
+            Ok(b) => RequestBody::Full(b),
+            Err(e) => {
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                return with_done(response::error(status, e.message()), on_done);
+            }
+        }
+    } else {
+        RequestBody::Streaming(streaming)
+    };
+
+    let request = Request {
+        route,
+        params,
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        remote,
+        body,
+    };
+    let (responder, rx) = Responder::new();
+    let token = shared.handler.handle(request, responder);
+    let mut guard = CancelGuard { handler: shared.handler.clone(), token: Some(token) };
+    let reply = rx.await;
+    guard.token = None;
+    match reply {
+        Ok(reply) => response::build(reply, Some(on_done)),
+        Err(_) => {
+            stats.count(Rejection::HandlerError);
+            with_done(response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"), on_done)
+        }
+    }
+}
+
+fn with_done(res: http::Response<ResponseBody>, on_done: response::OnDone) -> http::Response<ResponseBody> {
+    res.map(|b| b.with_done(on_done))
+}

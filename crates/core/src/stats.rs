@@ -1,0 +1,164 @@
+//! Process-wide counters, updated with relaxed atomics on the hot path and read by `stats()`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    connections_total: AtomicU64,
+    connections_active: AtomicU64,
+    connections_rejected: AtomicU64,
+    requests_total: AtomicU64,
+    requests_active: AtomicU64,
+    streams_total: AtomicU64,
+    streams_active: AtomicU64,
+    streams_aborted: AtomicU64,
+    stream_bytes: AtomicU64,
+    status_not_found: AtomicU64,
+    status_method_not_allowed: AtomicU64,
+    status_timeout: AtomicU64,
+    status_body_too_large: AtomicU64,
+    status_url_too_long: AtomicU64,
+    status_headers_too_large: AtomicU64,
+    status_bad_request: AtomicU64,
+    status_unavailable: AtomicU64,
+    status_handler_error: AtomicU64,
+}
+
+/// A consistent-enough copy of [`Stats`] for reporting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Connections open now.
+    pub connections_active: u64,
+    /// Connections refused with 503 because `max_connections` was reached.
+    pub connections_rejected: u64,
+    /// Requests routed since start.
+    pub requests_total: u64,
+    /// Requests whose response has not been produced yet.
+    pub requests_active: u64,
+    /// Streamed responses started since start.
+    pub streams_total: u64,
+    /// Streamed responses in progress.
+    pub streams_active: u64,
+    /// Streams that ended because the client left or the producer aborted.
+    pub streams_aborted: u64,
+    /// Bytes of streamed bodies handed to the socket writer.
+    pub stream_bytes: u64,
+    /// 404 answers.
+    pub not_found: u64,
+    /// 405 answers.
+    pub method_not_allowed: u64,
+    /// 408 answers (slow request bodies).
+    pub timeouts: u64,
+    /// 413 answers.
+    pub body_too_large: u64,
+    /// 414 answers.
+    pub url_too_long: u64,
+    /// 431 answers (written by hyper, counted from the connection error).
+    pub headers_too_large: u64,
+    /// 400 answers and connections dropped for malformed requests.
+    pub bad_requests: u64,
+    /// 503 answers (overload or shutdown).
+    pub unavailable: u64,
+    /// 500 answers because a handler failed.
+    pub handler_errors: u64,
+}
+
+/// Status counters that [`Stats::count_status`] knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// 400.
+    BadRequest,
+    /// 404.
+    NotFound,
+    /// 405.
+    MethodNotAllowed,
+    /// 408.
+    Timeout,
+    /// 413.
+    BodyTooLarge,
+    /// 414.
+    UrlTooLong,
+    /// 431.
+    HeadersTooLarge,
+    /// 503.
+    Unavailable,
+    /// 500 from a handler.
+    HandlerError,
+}
+
+impl Stats {
+    pub(crate) fn connection_opened(&self) {
+        self.connections_total.fetch_add(1, Relaxed);
+        self.connections_active.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn connection_closed(&self) {
+        self.connections_active.fetch_sub(1, Relaxed);
+    }
+    pub(crate) fn connection_rejected(&self) {
+        self.connections_rejected.fetch_add(1, Relaxed);
+        self.status_unavailable.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn request_started(&self) {
+        self.requests_total.fetch_add(1, Relaxed);
+        self.requests_active.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn request_finished(&self) {
+        self.requests_active.fetch_sub(1, Relaxed);
+    }
+    pub(crate) fn stream_opened(&self) {
+        self.streams_total.fetch_add(1, Relaxed);
+        self.streams_active.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn stream_closed(&self, aborted: bool) {
+        self.streams_active.fetch_sub(1, Relaxed);
+        if aborted {
+            self.streams_aborted.fetch_add(1, Relaxed);
+        }
+    }
+    pub(crate) fn add_stream_bytes(&self, n: u64) {
+        self.stream_bytes.fetch_add(n, Relaxed);
+    }
+
+    /// Counts one rejected or failed request.
+    pub fn count(&self, what: Rejection) {
+        let c = match what {
+            Rejection::BadRequest => &self.status_bad_request,
+            Rejection::NotFound => &self.status_not_found,
+            Rejection::MethodNotAllowed => &self.status_method_not_allowed,
+            Rejection::Timeout => &self.status_timeout,
+            Rejection::BodyTooLarge => &self.status_body_too_large,
+            Rejection::UrlTooLong => &self.status_url_too_long,
+            Rejection::HeadersTooLarge => &self.status_headers_too_large,
+            Rejection::Unavailable => &self.status_unavailable,
+            Rejection::HandlerError => &self.status_handler_error,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            connections_total: self.connections_total.load(Relaxed),
+            connections_active: self.connections_active.load(Relaxed),
+            connections_rejected: self.connections_rejected.load(Relaxed),
+            requests_total: self.requests_total.load(Relaxed),
+            requests_active: self.requests_active.load(Relaxed),
+            streams_total: self.streams_total.load(Relaxed),
+            streams_active: self.streams_active.load(Relaxed),
+            streams_aborted: self.streams_aborted.load(Relaxed),
+            stream_bytes: self.stream_bytes.load(Relaxed),
+            not_found: self.status_not_found.load(Relaxed),
+            method_not_allowed: self.status_method_not_allowed.load(Relaxed),
+            timeouts: self.status_timeout.load(Relaxed),
+            body_too_large: self.status_body_too_large.load(Relaxed),
+            url_too_long: self.status_url_too_long.load(Relaxed),
+            headers_too_large: self.status_headers_too_large.load(Relaxed),
+            bad_requests: self.status_bad_request.load(Relaxed),
+            unavailable: self.status_unavailable.load(Relaxed),
+            handler_errors: self.status_handler_error.load(Relaxed),
+        }
+    }
+}
