@@ -1,1 +1,12 @@
+//! Thin napi-rs binding: exposes `catzilla-core` to the TypeScript API in `src/native.ts`.
+//!
+//! One ThreadsafeFunction per server carries every Rust→JS event (requests, drain, close, body
+//! chunks); JS answers with synchronous calls (`reply`, `startStream`, `NativeStream.write`).
 
+mod dispatch;
+mod server;
+mod stream;
+mod types;
+
+pub use server::NativeServer;
+pub use stream::NativeStream;

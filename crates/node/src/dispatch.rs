@@ -1,0 +1,209 @@
+//! The JS dispatcher: one ThreadsafeFunction per server, the table of pending requests, and the
+//! `catzilla_core::Handler` implementation that feeds them.
+
+use bytes::Bytes;
+use catzilla_core::{Handler, Request, RequestBody, Responder, StreamingBody};
+use napi::bindgen_prelude::{Buffer, FnArgs};
+use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::types::EventKind;
+
+/// One event for the JS dispatcher.
+pub(crate) enum Event {
+    Request { id: u32, route: u32, head: String, body: Option<Bytes> },
+    Cancel { id: u32 },
+    Drain { id: u32 },
+    Closed { id: u32, aborted: bool },
+    Body { id: u32, chunk: Bytes },
+    BodyEnd { id: u32 },
+    BodyError { id: u32, status: u16, message: &'static str },
+}
+
+/// Arguments of the JS dispatcher: `(kind, id, num, text?, data?)`.
+pub(crate) type JsArgs = FnArgs<(u32, u32, f64, Option<String>, Option<Buffer>)>;
+
+/// The single long-lived dispatcher function.
+pub(crate) type Dispatcher = ThreadsafeFunction<Event, (), JsArgs, Status, false>;
+
+/// Converts an event into the dispatcher's arguments; runs on the JS thread.
+pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
+    let buf = |b: Bytes| Some(Buffer::from(Vec::from(b)));
+    Ok(FnArgs::from(match ctx.value {
+        Event::Request { id, route, head, body } => {
+            (EventKind::Request as u32, id, route as f64, Some(head), body.and_then(buf))
+        }
+        Event::Cancel { id } => (EventKind::Cancel as u32, id, 0.0, None, None),
+        Event::Drain { id } => (EventKind::Drain as u32, id, 0.0, None, None),
+        Event::Closed { id, aborted } => (EventKind::Closed as u32, id, f64::from(u8::from(aborted)), None, None),
+        Event::Body { id, chunk } => (EventKind::Body as u32, id, 0.0, None, buf(chunk)),
+        Event::BodyEnd { id } => (EventKind::BodyEnd as u32, id, 0.0, None, None),
+        Event::BodyError { id, status, message } => {
+            (EventKind::BodyError as u32, id, f64::from(status), Some(message.to_owned()), None)
+        }
+    }))
+}
+
+/// A request waiting for its reply.
+struct Pending {
+    responder: Option<Responder>,
+    body: Option<StreamingBody>,
+    /// A body read is in flight (the body is temporarily out of the table).
+    reading: bool,
+}
+
+/// Shared between the core (which calls `handle`) and the JS-facing methods.
+pub(crate) struct JsHandler {
+    dispatcher: Mutex<Option<Arc<Dispatcher>>>,
+    pending: Mutex<HashMap<u32, Pending>>,
+    next_id: AtomicU32,
+}
+
+impl JsHandler {
+    pub(crate) fn new(dispatcher: Dispatcher) -> Self {
+        Self {
+            dispatcher: Mutex::new(Some(Arc::new(dispatcher))),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+        }
+    }
+
+    /// Sends one event to JS. Silently dropped once the server is closed.
+    pub(crate) fn emit(&self, event: Event) {
+        let d = self.dispatcher.lock().clone();
+        if let Some(d) = d {
+            d.call(event, ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    /// Releases the dispatcher so the process may exit once the server is closed.
+    pub(crate) fn release(&self) {
+        self.dispatcher.lock().take();
+        self.pending.lock().clear();
+    }
+
+    /// Takes the responder of a pending request (the request stays known for body reads).
+    pub(crate) fn take_responder(&self, id: u32) -> Option<Responder> {
+        self.pending.lock().get_mut(&id).and_then(|p| p.responder.take())
+    }
+
+    /// Forgets a request: its unread body is discarded.
+    pub(crate) fn finish(&self, id: u32) {
+        self.pending.lock().remove(&id);
+    }
+
+    /// Reads the next body chunk of request `id` and reports it as a `Body`, `BodyEnd` or
+    /// `BodyError` event. At most one read per request is in flight.
+    pub(crate) fn read_body(self: &Arc<Self>, id: u32) {
+        let body = {
+            let mut table = self.pending.lock();
+            match table.get_mut(&id) {
+                Some(p) if !p.reading => match p.body.take() {
+                    Some(b) => {
+                        p.reading = true;
+                        Some(b)
+                    }
+                    None => None,
+                },
+                Some(_) => return,
+                None => None,
+            }
+        };
+        let Some(mut body) = body else {
+            self.emit(Event::BodyEnd { id });
+            return;
+        };
+        let this = self.clone();
+        // Called on the JS thread, outside any runtime context: spawn on napi's tokio runtime.
+        napi::bindgen_prelude::spawn(async move {
+            let result = body.next_chunk().await;
+            let failed = result.is_err();
+            if let Some(p) = this.pending.lock().get_mut(&id) {
+                p.reading = false;
+                if !failed {
+                    p.body = Some(body);
+                }
+            }
+            match result {
+                Ok(Some(chunk)) => this.emit(Event::Body { id, chunk }),
+                Ok(None) => this.emit(Event::BodyEnd { id }),
+                Err(e) => {
+                    // Answer for the handler if it has not replied yet: 413/408/400.
+                    if let Some(r) = this.take_responder(id) {
+                        let status = catzilla_core::http::StatusCode::from_u16(e.status())
+                            .unwrap_or(catzilla_core::http::StatusCode::BAD_REQUEST);
+                        let _ = r.send(catzilla_core::Reply::text(status, e.message()));
+                    }
+                    this.emit(Event::BodyError { id, status: e.status(), message: e.message() });
+                }
+            }
+        });
+    }
+}
+
+/// Packs the request head into one string: `method\0target\0ip\0version\0nparams\0(k\0v\0)*(h\0v\0)*`.
+fn pack_head(req: &Request) -> String {
+    let mut s = String::with_capacity(256);
+    s.push_str(req.method.as_str());
+    s.push('\0');
+    s.push_str(req.uri.path_and_query().map_or("/", |p| p.as_str()));
+    s.push('\0');
+    let _ = write!(s, "{}", req.remote.ip());
+    s.push('\0');
+    s.push_str(match req.version {
+        catzilla_core::http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    });
+    s.push('\0');
+    let _ = write!(s, "{}", req.params.len());
+    for (k, v) in &req.params {
+        s.push('\0');
+        s.push_str(k);
+        s.push('\0');
+        s.push_str(v);
+    }
+    for (name, value) in &req.headers {
+        s.push('\0');
+        s.push_str(name.as_str());
+        s.push('\0');
+        match value.to_str() {
+            Ok(v) => s.push_str(v),
+            Err(_) => s.push_str(&String::from_utf8_lossy(value.as_bytes())),
+        }
+    }
+    s
+}
+
+/// Thin wrapper so the core can hold the handler by `Arc`.
+pub(crate) struct CoreHandler(pub(crate) Arc<JsHandler>);
+
+impl Handler for CoreHandler {
+    type Token = u32;
+
+    fn handle(&self, req: Request, responder: Responder) -> u32 {
+        let h = &self.0;
+        let mut id = h.next_id.fetch_add(1, Ordering::Relaxed);
+        if id == 0 {
+            id = h.next_id.fetch_add(1, Ordering::Relaxed);
+        }
+        let head = pack_head(&req);
+        let route = req.route;
+        let (body, streaming) = match req.body {
+            RequestBody::Full(b) => (if b.is_empty() { None } else { Some(b) }, None),
+            RequestBody::Streaming(s) => (None, Some(s)),
+        };
+        h.pending.lock().insert(id, Pending { responder: Some(responder), body: streaming, reading: false });
+        h.emit(Event::Request { id, route, head, body });
+        id
+    }
+
+    fn cancelled(&self, id: u32) {
+        self.0.finish(id);
+        self.0.emit(Event::Cancel { id });
+    }
+}

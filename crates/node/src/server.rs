@@ -1,0 +1,226 @@
+//! `NativeServer`: routes, listen/close, and the synchronous reply calls JS makes.
+
+use catzilla_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use catzilla_core::{ring, Bytes, Reply, ReplyBody, Router, ServerConfig, ServerHandle, Stats};
+use napi::bindgen_prelude::{BufferSlice, Function};
+use napi::Status;
+use napi_derive::napi;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dispatch::{to_js, CoreHandler, JsArgs, JsHandler};
+use crate::stream::{NativeStream, StreamEvents};
+use crate::types::{ListenInfo, NativeStats, ReplyCode, ServerOptions};
+
+/// A Catzilla server owned by one JS `Catzilla` app.
+#[napi]
+pub struct NativeServer {
+    config: ServerConfig,
+    router: Mutex<Router<u32>>,
+    stats: Arc<Stats>,
+    handler: Mutex<Option<Arc<JsHandler>>>,
+    handle: Mutex<Option<Arc<ServerHandle>>>,
+}
+
+fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
+    match v {
+        Some(0) => None,
+        Some(n) => Some(Duration::from_millis(u64::from(n))),
+        None => default,
+    }
+}
+
+fn code_error(code: &str, msg: impl Into<String>) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, format!("{code}: {}", msg.into()))
+}
+
+/// Parses `name\0value\0...` into a header map; `None` if any name or value is invalid.
+fn parse_headers(packed: &str) -> Option<HeaderMap> {
+    let mut map = HeaderMap::new();
+    if packed.is_empty() {
+        return Some(map);
+    }
+    let mut parts = packed.split('\0');
+    while let Some(name) = parts.next() {
+        let value = parts.next()?;
+        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let value = HeaderValue::from_str(value).ok()?;
+        map.append(name, value);
+    }
+    Some(map)
+}
+
+#[napi]
+impl NativeServer {
+    /// Creates a server; nothing is bound until `listen`.
+    #[napi(constructor)]
+    pub fn new(options: Option<ServerOptions>) -> Self {
+        let o = options.unwrap_or_default();
+        let mut c = ServerConfig::default();
+        if let Some(v) = o.buffer_size {
+            c.buffer_size = v.max(1) as usize;
+        }
+        if let Some(v) = o.max_body_size {
+            c.limits.max_body_size = v.max(0.0) as u64;
+        }
+        if let Some(v) = o.max_header_size {
+            c.limits.max_header_size = v as usize;
+        }
+        if let Some(v) = o.max_url_length {
+            c.limits.max_url_length = v as usize;
+        }
+        if let Some(v) = o.max_connections {
+            c.limits.max_connections = v as usize;
+        }
+        if let Some(v) = o.prebuffer_body {
+            c.prebuffer_body = u64::from(v);
+        }
+        c.timeouts.headers = ms(o.headers_timeout, c.timeouts.headers);
+        c.timeouts.keep_alive = ms(o.keep_alive_timeout, c.timeouts.keep_alive);
+        c.timeouts.body = ms(o.body_timeout, c.timeouts.body);
+        Self {
+            config: c,
+            router: Mutex::new(Router::new()),
+            stats: Arc::new(Stats::default()),
+            handler: Mutex::new(None),
+            handle: Mutex::new(None),
+        }
+    }
+
+    /// Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern.
+    #[napi]
+    pub fn route(&self, method: String, path: String, route_id: u32) -> napi::Result<()> {
+        let method = match method.to_ascii_uppercase().as_str() {
+            "ALL" => None,
+            m => Some(Method::from_bytes(m.as_bytes()).map_err(|e| code_error("CZ_ROUTE", e.to_string()))?),
+        };
+        self.router.lock().add(method, &path, route_id).map_err(|e| code_error("CZ_ROUTE", e.to_string()))
+    }
+
+    /// Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`.
+    #[napi]
+    pub fn set_dispatcher(
+        &self,
+        #[napi(ts_arg_type = "(kind: number, id: number, num: number, text: string | null, data: Buffer | null) => void")]
+        callback: Function<JsArgs, ()>,
+    ) -> napi::Result<()> {
+        let tsfn = callback.build_threadsafe_function().callee_handled::<false>().build_callback(to_js)?;
+        *self.handler.lock() = Some(Arc::new(JsHandler::new(tsfn)));
+        Ok(())
+    }
+
+    /// Binds and starts serving. Throws `CZ_LISTEN` when the address cannot be bound.
+    #[napi]
+    pub async fn listen(&self, host: String, port: u32) -> napi::Result<ListenInfo> {
+        let handler = self.handler.lock().clone().ok_or_else(|| code_error("CZ_LISTEN", "no dispatcher"))?;
+        let ip: std::net::IpAddr =
+            host.parse().map_err(|_| code_error("CZ_LISTEN", format!("invalid host {host:?}")))?;
+        let addr = SocketAddr::new(ip, u16::try_from(port).map_err(|_| code_error("CZ_LISTEN", "bad port"))?);
+        let router = self.router.lock().clone();
+        let handle = catzilla_core::serve(
+            addr,
+            self.config.clone(),
+            router,
+            Arc::new(CoreHandler(handler)),
+            self.stats.clone(),
+        )
+        .await
+        .map_err(|e| code_error("CZ_LISTEN", format!("{addr}: {e}")))?;
+        let local = handle.local_addr();
+        *self.handle.lock() = Some(Arc::new(handle));
+        Ok(ListenInfo { port: u32::from(local.port()), address: local.ip().to_string() })
+    }
+
+    /// Graceful close: stop accepting, let responses finish up to `timeoutMs`, then cut.
+    #[napi]
+    pub async fn close(&self, timeout_ms: u32) -> napi::Result<()> {
+        let handle = self.handle.lock().take();
+        if let Some(h) = handle {
+            h.close(Duration::from_millis(u64::from(timeout_ms))).await;
+        }
+        if let Some(h) = self.handler.lock().take() {
+            h.release();
+        }
+        Ok(())
+    }
+
+    fn handler(&self) -> Option<Arc<JsHandler>> {
+        self.handler.lock().clone()
+    }
+
+    /// Completes request `id` with a whole body. Returns a `ReplyCode`.
+    #[napi]
+    pub fn reply(&self, id: u32, status: u32, headers: String, body: Option<BufferSlice>) -> u32 {
+        let bytes = body.map_or_else(Bytes::new, |b| Bytes::copy_from_slice(&b));
+        self.send(id, status, &headers, bytes)
+    }
+
+    /// Completes request `id` with a string body (UTF-8). Returns a `ReplyCode`.
+    #[napi]
+    pub fn reply_text(&self, id: u32, status: u32, headers: String, body: String) -> u32 {
+        self.send(id, status, &headers, Bytes::from(body))
+    }
+
+    fn send(&self, id: u32, status: u32, headers: &str, body: Bytes) -> u32 {
+        let Some(h) = self.handler() else { return ReplyCode::Gone as u32 };
+        let (Some(headers), Ok(status)) = (parse_headers(headers), StatusCode::from_u16(status as u16)) else {
+            return ReplyCode::BadHeader as u32;
+        };
+        let Some(responder) = h.take_responder(id) else { return ReplyCode::Gone as u32 };
+        h.finish(id);
+        match responder.send(Reply::full(status, headers, body)) {
+            Ok(()) => ReplyCode::Ok as u32,
+            Err(_) => ReplyCode::Gone as u32,
+        }
+    }
+
+    /// Starts a streamed response for request `id` with a ring of `bufferSize` bytes (0: the
+    /// server default). Returns `null` when the client is gone; throws
+    /// `CZ_BAD_HEADER` for invalid headers (the request stays pending).
+    #[napi]
+    pub fn start_stream(
+        &self,
+        id: u32,
+        status: u32,
+        headers: String,
+        buffer_size: u32,
+    ) -> napi::Result<Option<NativeStream>> {
+        let Some(h) = self.handler() else { return Ok(None) };
+        let (Some(headers), Ok(status)) = (parse_headers(&headers), StatusCode::from_u16(status as u16)) else {
+            return Err(code_error("CZ_BAD_HEADER", "invalid status or header"));
+        };
+        let Some(responder) = h.take_responder(id) else { return Ok(None) };
+        let size = if buffer_size == 0 { self.config.buffer_size } else { buffer_size as usize };
+        let info = Arc::new(Mutex::new(None));
+        let events = StreamEvents { id, handler: h.clone(), info: info.clone() };
+        let (writer, body) = ring(size, Box::new(events), self.stats.clone());
+        match responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
+            Ok(()) => Ok(Some(NativeStream { writer, info })),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Requests the next chunk of request `id`'s body; it arrives as a Body/BodyEnd/BodyError event.
+    #[napi]
+    pub fn read_body(&self, id: u32) {
+        if let Some(h) = self.handler() {
+            h.read_body(id);
+        }
+    }
+
+    /// Forgets request `id` (its unread body is discarded).
+    #[napi]
+    pub fn finish(&self, id: u32) {
+        if let Some(h) = self.handler() {
+            h.finish(id);
+        }
+    }
+
+    /// The server's counters.
+    #[napi]
+    pub fn stats(&self) -> NativeStats {
+        self.stats.snapshot().into()
+    }
+}

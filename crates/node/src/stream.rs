@@ -1,0 +1,106 @@
+//! `NativeStream`: the JS handle of one response stream; synchronous writes into the bounded ring.
+
+use catzilla_core::{CloseInfo, RingEvents, RingWriter, WriteStatus};
+use napi::bindgen_prelude::BufferSlice;
+use napi_derive::napi;
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+use crate::dispatch::{Event, JsHandler};
+
+/// Forwards ring notifications to the JS dispatcher and keeps the close report for `closeInfo()`.
+pub(crate) struct StreamEvents {
+    pub(crate) id: u32,
+    pub(crate) handler: Arc<JsHandler>,
+    pub(crate) info: Arc<Mutex<Option<CloseInfo>>>,
+}
+
+impl RingEvents for StreamEvents {
+    fn drained(&self) {
+        self.handler.emit(Event::Drain { id: self.id });
+    }
+
+    fn closed(&self, info: CloseInfo) {
+        *self.info.lock() = Some(info);
+        self.handler.finish(self.id);
+        self.handler.emit(Event::Closed { id: self.id, aborted: info.aborted });
+    }
+}
+
+/// How a stream ended, as JS sees it.
+#[napi(object)]
+pub struct StreamCloseInfo {
+    /// Body bytes handed to the socket.
+    pub bytes: f64,
+    /// Chunks written.
+    pub chunks: f64,
+    /// Milliseconds from start to close.
+    pub duration: f64,
+    /// `true` when the client left (or the server cut the connection) before the end.
+    pub aborted: bool,
+}
+
+/// The writable end of one response stream. `write*` return a `WriteStatus` code:
+/// 0 = copied and room left, 1 = copied and now full (await the drain event), 2 = closed.
+#[napi]
+pub struct NativeStream {
+    pub(crate) writer: RingWriter,
+    pub(crate) info: Arc<Mutex<Option<CloseInfo>>>,
+}
+
+#[napi]
+impl NativeStream {
+    /// Copies bytes into the ring.
+    #[napi]
+    pub fn write(&self, chunk: BufferSlice) -> u32 {
+        self.writer.write(&chunk) as u32
+    }
+
+    /// Copies a string's UTF-8 bytes into the ring.
+    #[napi]
+    pub fn write_text(&self, chunk: String) -> u32 {
+        self.writer.write(chunk.as_bytes()) as u32
+    }
+
+    /// Ends the stream after the buffered bytes.
+    #[napi]
+    pub fn end(&self) {
+        self.writer.end();
+    }
+
+    /// Aborts: the connection is cut without the terminating chunk.
+    #[napi]
+    pub fn abort(&self) {
+        self.writer.abort();
+    }
+
+    /// Bytes buffered in the ring, not yet handed to the socket.
+    #[napi(getter)]
+    pub fn buffered(&self) -> u32 {
+        self.writer.buffered() as u32
+    }
+
+    /// `true` once the stream can take no more writes.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.writer.is_closed()
+    }
+
+    /// The close report, once the stream is over.
+    #[napi]
+    pub fn close_info(&self) -> Option<StreamCloseInfo> {
+        self.info.lock().map(|i| StreamCloseInfo {
+            bytes: i.bytes as f64,
+            chunks: i.chunks as f64,
+            duration: i.duration_ms,
+            aborted: i.aborted,
+        })
+    }
+}
+
+/// Keeps `WriteStatus` codes and the documented numbers in sync.
+const _: () = {
+    assert!(WriteStatus::Ready as u32 == 0);
+    assert!(WriteStatus::Full as u32 == 1);
+    assert!(WriteStatus::Closed as u32 == 2);
+};

@@ -1,0 +1,133 @@
+//! Plain objects exchanged with JS: server options, listen result, stats, event kinds.
+
+use catzilla_core::StatsSnapshot;
+use napi_derive::napi;
+
+/// Options for `new NativeServer()`. Every field is optional; defaults live in `catzilla-core`.
+#[napi(object)]
+#[derive(Default)]
+pub struct ServerOptions {
+    /// Default per-stream ring capacity in bytes.
+    pub buffer_size: Option<u32>,
+    /// Maximum request body bytes (413 beyond).
+    pub max_body_size: Option<f64>,
+    /// Maximum request head bytes (431 beyond).
+    pub max_header_size: Option<u32>,
+    /// Maximum request-target bytes (414 beyond).
+    pub max_url_length: Option<u32>,
+    /// Maximum open connections (503 beyond).
+    pub max_connections: Option<u32>,
+    /// Request head timeout in ms (0 disables).
+    pub headers_timeout: Option<u32>,
+    /// Keep-alive idle timeout in ms (0 disables).
+    pub keep_alive_timeout: Option<u32>,
+    /// Per-chunk request body timeout in ms (0 disables).
+    pub body_timeout: Option<u32>,
+    /// Bodies with a Content-Length up to this many bytes arrive with the request.
+    pub prebuffer_body: Option<u32>,
+}
+
+/// Where the server listens.
+#[napi(object)]
+pub struct ListenInfo {
+    /// Bound port.
+    pub port: u32,
+    /// Bound IP address.
+    pub address: String,
+}
+
+/// Counters, as `app.stats()` reports them.
+#[napi(object)]
+pub struct NativeStats {
+    /// Connections accepted since start.
+    pub connections_total: f64,
+    /// Connections open now.
+    pub connections_active: f64,
+    /// Connections refused because `maxConnections` was reached.
+    pub connections_rejected: f64,
+    /// Requests routed since start.
+    pub requests_total: f64,
+    /// Requests in flight.
+    pub requests_active: f64,
+    /// Streams started since start.
+    pub streams_total: f64,
+    /// Streams in progress.
+    pub streams_active: f64,
+    /// Streams cut short (client left, producer aborted, shutdown).
+    pub streams_aborted: f64,
+    /// Streamed body bytes handed to sockets.
+    pub stream_bytes: f64,
+    /// 404 answers.
+    pub not_found: f64,
+    /// 405 answers.
+    pub method_not_allowed: f64,
+    /// 408 answers.
+    pub timeouts: f64,
+    /// 413 answers.
+    pub body_too_large: f64,
+    /// 414 answers.
+    pub url_too_long: f64,
+    /// 431 answers.
+    pub headers_too_large: f64,
+    /// 400 answers.
+    pub bad_requests: f64,
+    /// 503 answers.
+    pub unavailable: f64,
+    /// 500 answers caused by handlers.
+    pub handler_errors: f64,
+}
+
+impl From<StatsSnapshot> for NativeStats {
+    fn from(s: StatsSnapshot) -> Self {
+        Self {
+            connections_total: s.connections_total as f64,
+            connections_active: s.connections_active as f64,
+            connections_rejected: s.connections_rejected as f64,
+            requests_total: s.requests_total as f64,
+            requests_active: s.requests_active as f64,
+            streams_total: s.streams_total as f64,
+            streams_active: s.streams_active as f64,
+            streams_aborted: s.streams_aborted as f64,
+            stream_bytes: s.stream_bytes as f64,
+            not_found: s.not_found as f64,
+            method_not_allowed: s.method_not_allowed as f64,
+            timeouts: s.timeouts as f64,
+            body_too_large: s.body_too_large as f64,
+            url_too_long: s.url_too_long as f64,
+            headers_too_large: s.headers_too_large as f64,
+            bad_requests: s.bad_requests as f64,
+            unavailable: s.unavailable as f64,
+            handler_errors: s.handler_errors as f64,
+        }
+    }
+}
+
+/// Kinds of events delivered to the JS dispatcher (first argument).
+#[napi]
+pub enum EventKind {
+    /// A routed request: `(kind, id, route, head, body?)`.
+    Request = 0,
+    /// The client left before the reply: `(kind, id)`.
+    Cancel = 1,
+    /// A full stream ring drained: `(kind, id)`.
+    Drain = 2,
+    /// A stream closed: `(kind, id, aborted ? 1 : 0)`.
+    Closed = 3,
+    /// A request body chunk: `(kind, id, 0, undefined, chunk)`.
+    Body = 4,
+    /// The request body ended: `(kind, id)`.
+    BodyEnd = 5,
+    /// The request body failed: `(kind, id, status, message)`.
+    BodyError = 6,
+}
+
+/// Outcome codes of the synchronous reply calls.
+#[napi]
+pub enum ReplyCode {
+    /// The reply was handed to the connection.
+    Ok = 0,
+    /// The request is unknown or its client is gone; nothing was sent.
+    Gone = 1,
+    /// A header name or value was invalid; nothing was sent and the request is still pending.
+    BadHeader = 2,
+}

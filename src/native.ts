@@ -1,0 +1,23 @@
+/** The only module that loads the generated napi binding; everything else imports from here. */
+import { NativeServer, NativeStream } from './binding.js'
+import type { NativeStats, ServerOptions, StreamCloseInfo } from './binding.js'
+
+export { NativeServer, NativeStream }
+export type { NativeStats, ServerOptions, StreamCloseInfo }
+
+/** Event kinds sent by the Rust dispatcher (mirrors `EventKind` in crates/node/src/types.rs). */
+export const Ev = {
+  Request: 0,
+  Cancel: 1,
+  Drain: 2,
+  Closed: 3,
+  Body: 4,
+  BodyEnd: 5,
+  BodyError: 6,
+} as const
+
+/** Results of `NativeStream.write*` (mirrors `WriteStatus` in crates/core/src/body/ring.rs). */
+export const Write = { Ready: 0, Full: 1, Closed: 2 } as const
+
+/** Results of `NativeServer.reply*` (mirrors `ReplyCode` in crates/node/src/types.rs). */
+export const Reply = { Ok: 0, Gone: 1, BadHeader: 2 } as const

@@ -1,0 +1,253 @@
+/** The request object handlers receive: head parsed lazily, body streamed from Rust on demand. */
+import { CatzillaError, HTTPError } from './errors.js'
+
+/** What a request needs from its app: body reads through the native server. */
+export interface RequestHost {
+  readBody(id: number): void
+  trustProxy: boolean
+}
+
+type BodyWaiter = { resolve: (v: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void }
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * An incoming HTTP request.
+ *
+ * @example
+ * app.post('/users/:id', async (req) => ({ id: req.params.id, body: await req.json() }))
+ */
+export class CatzillaRequest {
+  /** Request method, upper-case. */
+  readonly method: string
+  /** Request target as sent: path and query. */
+  readonly url: string
+  /** Path parameters from the route (`:name`, and `*` for a trailing wildcard), percent-decoded. */
+  readonly params: Record<string, string>
+  /** HTTP version, `'1.1'` or `'1.0'`. */
+  readonly httpVersion: string
+
+  /** @internal */ readonly _id: number
+  #host: RequestHost
+  #head: string[]
+  #headerStart: number
+  #peer: string
+  #headers: Record<string, string> | undefined
+  #query: URLSearchParams | undefined
+  #controller: AbortController | undefined
+  #aborted = false
+  #prebuffered: Uint8Array | undefined
+  #bodyUsed = false
+  #bodyDone = false
+  #bodyError: unknown
+  #bodyQueue: Uint8Array[] = []
+  #bodyWaiter: BodyWaiter | undefined
+
+  /** @internal */
+  constructor(host: RequestHost, id: number, packedHead: string, body: Uint8Array | undefined) {
+    this.#host = host
+    this._id = id
+    const head = packedHead.split('\0')
+    this.#head = head
+    this.method = head[0]!
+    this.url = head[1]!
+    this.#peer = head[2]!
+    this.httpVersion = head[3]!
+    const n = Number(head[4])
+    const params: Record<string, string> = {}
+    for (let i = 0; i < n; i++) {
+      const v = head[6 + 2 * i]!
+      params[head[5 + 2 * i]!] = v.includes('%') ? safeDecode(v) : v
+    }
+    this.params = params
+    this.#headerStart = 5 + 2 * n
+    this.#prebuffered = body
+  }
+
+  /** The path without the query string. */
+  get path(): string {
+    const q = this.url.indexOf('?')
+    return q === -1 ? this.url : this.url.slice(0, q)
+  }
+
+  /** The query string, parsed. */
+  get query(): URLSearchParams {
+    if (this.#query === undefined) {
+      const q = this.url.indexOf('?')
+      this.#query = new URLSearchParams(q === -1 ? '' : this.url.slice(q + 1))
+    }
+    return this.#query
+  }
+
+  /** Request headers with lower-case names; repeated headers are joined with `, `. */
+  get headers(): Readonly<Record<string, string>> {
+    if (this.#headers === undefined) {
+      const h: Record<string, string> = Object.create(null)
+      const head = this.#head
+      for (let i = this.#headerStart; i + 1 < head.length; i += 2) {
+        const name = head[i]!
+        const prev = h[name]
+        h[name] = prev === undefined ? head[i + 1]! : `${prev}, ${head[i + 1]!}`
+      }
+      this.#headers = h
+    }
+    return this.#headers
+  }
+
+  /** One header by case-insensitive name. */
+  header(name: string): string | undefined {
+    return this.headers[name.toLowerCase()]
+  }
+
+  /** The client's IP address (the first `X-Forwarded-For` hop when `trustProxy` is on). */
+  get ip(): string {
+    if (this.#host.trustProxy) {
+      const fwd = this.headers['x-forwarded-for']
+      if (fwd) return fwd.split(',')[0]!.trim()
+    }
+    return this.#peer
+  }
+
+  /** `Last-Event-ID` sent by a reconnecting EventSource, if any. */
+  get lastEventId(): string | undefined {
+    return this.headers['last-event-id']
+  }
+
+  /** Aborts when the client goes away before the response is complete. */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.#aborted) this.#controller.abort(new CatzillaError('CZ_STREAM_CLOSED', 'client disconnected'))
+    }
+    return this.#controller.signal
+  }
+
+  /** `true` once the client went away. */
+  get aborted(): boolean {
+    return this.#aborted
+  }
+
+  /** @internal The client left: fire `signal`, fail pending body reads. */
+  _abort(): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#controller?.abort(new CatzillaError('CZ_STREAM_CLOSED', 'client disconnected'))
+    this._bodyEvent(undefined, new CatzillaError('CZ_BODY', 'client disconnected'))
+  }
+
+  /** The body as a stream of chunks, pulled from Rust one chunk at a time (backpressure). */
+  get body(): AsyncIterable<Uint8Array> {
+    return { [Symbol.asyncIterator]: () => this.#iterator() }
+  }
+
+  /** The whole body as bytes (bounded by `limits.maxBodySize`). */
+  async bytes(): Promise<Uint8Array> {
+    const pre = this.#takePrebuffered()
+    if (pre) return pre
+    const parts: Uint8Array[] = []
+    let total = 0
+    for await (const c of this.body) {
+      parts.push(c)
+      total += c.byteLength
+    }
+    if (parts.length === 1) return parts[0]!
+    const out = new Uint8Array(total)
+    let off = 0
+    for (const p of parts) {
+      out.set(p, off)
+      off += p.byteLength
+    }
+    return out
+  }
+
+  /** The whole body decoded as UTF-8. */
+  async text(): Promise<string> {
+    const b = await this.bytes()
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8')
+  }
+
+  /** The whole body parsed as JSON; invalid JSON answers 400. */
+  async json<T = unknown>(): Promise<T> {
+    const text = await this.text()
+    try {
+      return JSON.parse(text) as T
+    } catch (err) {
+      throw new HTTPError(400, 'Invalid JSON body', { cause: err })
+    }
+  }
+
+  #takePrebuffered(): Uint8Array | undefined {
+    if (this.#bodyUsed) throw new CatzillaError('CZ_BODY_USED', 'the request body was already read')
+    const pre = this.#prebuffered
+    if (pre !== undefined || !this.#mayHaveBody()) {
+      this.#bodyUsed = true
+      this.#prebuffered = undefined
+      return pre ?? EMPTY
+    }
+    return undefined
+  }
+
+  #mayHaveBody(): boolean {
+    const h = this.headers
+    return (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined
+  }
+
+  #iterator(): AsyncIterator<Uint8Array> {
+    const pre = this.#takePrebuffered()
+    if (pre !== undefined) {
+      let done = pre.byteLength === 0
+      return {
+        next: async () => {
+          if (done) return { done: true, value: undefined }
+          done = true
+          return { done: false, value: pre }
+        },
+      }
+    }
+    this.#bodyUsed = true
+    return {
+      next: () => this.#nextChunk(),
+      return: async () => {
+        this.#bodyDone = true
+        return { done: true, value: undefined }
+      },
+    }
+  }
+
+  #nextChunk(): Promise<IteratorResult<Uint8Array>> {
+    const queued = this.#bodyQueue.shift()
+    if (queued) return Promise.resolve({ done: false, value: queued })
+    if (this.#bodyError !== undefined) return Promise.reject(this.#bodyError)
+    if (this.#bodyDone) return Promise.resolve({ done: true, value: undefined })
+    return new Promise((resolve, reject) => {
+      this.#bodyWaiter = { resolve, reject }
+      this.#host.readBody(this._id)
+    })
+  }
+
+  /** @internal A body event from Rust: a chunk, the end (`chunk` undefined), or an error. */
+  _bodyEvent(chunk: Uint8Array | undefined, error?: unknown): void {
+    const w = this.#bodyWaiter
+    this.#bodyWaiter = undefined
+    if (error !== undefined) {
+      if (this.#bodyDone) return
+      this.#bodyError = error
+      w?.reject(error)
+    } else if (chunk === undefined) {
+      this.#bodyDone = true
+      w?.resolve({ done: true, value: undefined })
+    } else if (w) {
+      w.resolve({ done: false, value: chunk })
+    } else {
+      this.#bodyQueue.push(chunk)
+    }
+  }
+}
+
+function safeDecode(v: string): string {
+  try {
+    return decodeURIComponent(v)
+  } catch {
+    return v
+  }
+}

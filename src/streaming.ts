@@ -1,0 +1,268 @@
+/** Streamed responses: `StreamingResponse`, `StreamingWriter`, and the pull-based pump into the Rust ring. */
+import { CatzillaError, StreamClosedError } from './errors.js'
+import { NativeStream, Write } from './native.js'
+import type { StreamCloseInfo } from './native.js'
+
+/** A chunk a stream may carry. */
+export type Chunk = string | Uint8Array
+
+/** How a stream ended, passed to `onClose`. */
+export interface CloseInfo {
+  /** Body bytes handed to the socket. */
+  bytes: number
+  /** Chunks written. */
+  chunks: number
+  /** Milliseconds from the first byte to the close. */
+  duration: number
+  /** `true` when the client left (or the server cut the connection) before the end. */
+  aborted: boolean
+}
+
+/** Writer function given a {@link StreamingWriter}. */
+export type WriterFunction = (writer: StreamingWriter) => unknown
+
+/** What a `StreamingResponse` can stream. */
+export type StreamContent =
+  | AsyncIterable<Chunk>
+  | Iterable<Chunk>
+  | (() => AsyncIterable<Chunk> | Iterable<Chunk>)
+  | WriterFunction
+  | ReadableStream<Chunk>
+
+/** Options of {@link StreamingResponse}. */
+export interface StreamingOptions {
+  /** Content type. Default `application/octet-stream`. */
+  contentType?: string
+  /** Status code. Default 200. */
+  status?: number
+  /** Extra headers. */
+  headers?: Record<string, string>
+  /** Ring size for this response in bytes. Default: the app's `bufferSize` (64 KiB). */
+  bufferSize?: number
+  /** Called once when the stream is over, with bytes, chunks, duration and whether it was aborted. */
+  onClose?: (info: CloseInfo) => void
+  /** Called when the producer fails after the first byte (the connection is then cut). */
+  onError?: (err: unknown) => void
+}
+
+/**
+ * A streamed response with explicit options.
+ *
+ * @example
+ * return new StreamingResponse(async function* () { yield 'a'; yield 'b' }, { contentType: 'text/plain' })
+ * @example
+ * return new StreamingResponse(async (w) => { await w.write('hello'); await w.close() })
+ */
+export class StreamingResponse {
+  readonly content: StreamContent
+  readonly options: StreamingOptions
+
+  constructor(content: StreamContent, options: StreamingOptions = {}) {
+    this.content = content
+    this.options = options
+  }
+}
+
+/** The app-side hooks a sink needs. */
+export interface SinkHost {
+  startStream(id: number, status: number, headers: string, bufferSize: number): NativeStream | null
+  registerSink(id: number, sink: StreamSink): void
+  reportError(err: unknown): void
+}
+
+type Waiter = () => void
+
+/**
+ * One response stream on the JS side: wraps the native ring handle, parks the producer while the
+ * ring is full, and settles every wait on drain *or* close.
+ * @internal
+ */
+export class StreamSink {
+  native: NativeStream | null = null
+  closed = false
+  #waiters: Waiter[] = []
+  #onClosed: Array<(aborted: boolean) => void> = []
+  #closeInfo: CloseInfo | undefined
+
+  constructor(
+    readonly id: number,
+    readonly options: StreamingOptions,
+  ) {}
+
+  /** Sends the head; `false` when the client is already gone. */
+  start(host: SinkHost, status: number, headers: string): boolean {
+    const native = host.startStream(this.id, status, headers, this.options.bufferSize ?? 0)
+    if (native === null) {
+      this.closed = true
+      return false
+    }
+    this.native = native
+    host.registerSink(this.id, this)
+    return true
+  }
+
+  /** Copies one chunk into the ring; returns a `Write` code. */
+  write(chunk: unknown): number {
+    const n = this.native
+    if (n === null || this.closed) return Write.Closed
+    if (typeof chunk === 'string') return n.writeText(chunk)
+    if (chunk instanceof Uint8Array) {
+      return n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    }
+    throw new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${describe(chunk)}`)
+  }
+
+  /** Resolves when the ring drained below its low-water mark, or the stream closed. */
+  waitDrain(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.push(resolve))
+  }
+
+  /** Registers a callback for the close (runs at once if already closed). */
+  onClosed(fn: (aborted: boolean) => void): void {
+    if (this.#closeInfo) fn(this.#closeInfo.aborted)
+    else this.#onClosed.push(fn)
+  }
+
+  get bufferedAmount(): number {
+    return this.native !== null && !this.closed ? this.native.buffered : 0
+  }
+
+  end(): void {
+    this.native?.end()
+  }
+
+  abort(): void {
+    this.native?.abort()
+  }
+
+  /** @internal The ring drained. */
+  _drained(): void {
+    const w = this.#waiters
+    this.#waiters = []
+    for (const f of w) f()
+  }
+
+  /** @internal The stream is over. */
+  _closed(aborted: boolean): void {
+    if (this.#closeInfo) return
+    this.closed = true
+    const native: StreamCloseInfo | null | undefined = this.native?.closeInfo()
+    this.#closeInfo = native ?? { bytes: 0, chunks: 0, duration: 0, aborted }
+    this._drained()
+    for (const f of this.#onClosed) f(aborted)
+    this.#onClosed = []
+    if (this.options.onClose) {
+      try {
+        this.options.onClose(this.#closeInfo)
+      } catch {
+        /* a failing onClose must not break the dispatcher */
+      }
+    }
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (typeof v === 'object') return v.constructor?.name ?? 'object'
+  return typeof v
+}
+
+/**
+ * The file-like writer given to writer functions. `write` copies synchronously while the ring has
+ * room and returns a Promise only when it is full; that Promise settles on drain or close.
+ */
+export class StreamingWriter {
+  #sink: StreamSink
+  #start: () => boolean
+  #started = false
+  #ended = false
+  #signal: AbortSignal
+
+  /** @internal */
+  constructor(sink: StreamSink, start: () => boolean, signal: AbortSignal) {
+    this.#sink = sink
+    this.#start = start
+    this.#signal = signal
+  }
+
+  /** @internal */
+  get started(): boolean {
+    return this.#started
+  }
+
+  #ensureStarted(): boolean {
+    if (!this.#started) {
+      const ok = this.#start() // may throw (bad header): then nothing started and the caller answers 500
+      this.#started = true
+      if (!ok) return false
+    }
+    return !this.#sink.closed && !this.#ended
+  }
+
+  /**
+   * Writes a chunk. Returns `undefined` while the ring has room, a Promise when it is full.
+   * Rejects with `StreamClosedError` (`CZ_STREAM_CLOSED`) once the client is gone.
+   */
+  write(chunk: Chunk): Promise<void> | undefined {
+    if (!this.#ensureStarted()) return Promise.reject(new StreamClosedError())
+    let status: number
+    try {
+      status = this.#sink.write(chunk)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (status === Write.Ready) return undefined
+    if (status === Write.Full) return this.#sink.waitDrain()
+    return Promise.reject(new StreamClosedError())
+  }
+
+  /** Writes a chunk followed by `\n`. */
+  writeln(chunk: Chunk = ''): Promise<void> | undefined {
+    if (typeof chunk === 'string') return this.write(chunk + '\n')
+    const r = this.write(chunk)
+    return r === undefined ? this.write('\n') : r.then(() => this.write('\n'))
+  }
+
+  /** Sends the head if not yet sent; buffered bytes are always on their way to the socket. */
+  async flush(): Promise<void> {
+    if (!this.#ensureStarted() && this.#sink.closed) throw new StreamClosedError()
+  }
+
+  /** Ends the stream after the buffered bytes. */
+  async close(): Promise<void> {
+    if (this.#ended) return
+    this.#ensureStarted()
+    this.#ended = true
+    this.#sink.end()
+  }
+
+  /** Aborts the stream: the client sees a truncated body (no terminating chunk). */
+  abort(err?: unknown): void {
+    if (this.#ended) return
+    this.#ensureStarted()
+    this.#ended = true
+    this.#sink.abort()
+    if (err !== undefined) this.#sink.options.onError?.(err)
+  }
+
+  /** `true` once the stream is closed or ended. */
+  get closed(): boolean {
+    return this.#ended || this.#sink.closed
+  }
+
+  /** Bytes in the ring not yet handed to the socket. */
+  get bufferedAmount(): number {
+    return this.#sink.bufferedAmount
+  }
+
+  /** Aborts when the client goes away. */
+  get signal(): AbortSignal {
+    return this.#signal
+  }
+
+  /** `await using w = ...` closes the stream at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}

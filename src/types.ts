@@ -1,0 +1,77 @@
+/** Public option and callback types of the Catzilla API. */
+import type { CatzillaRequest } from './request.js'
+
+/** What a handler may return; see the return-value table in the README. */
+export type HandlerResult = unknown
+
+/** A route handler. */
+export type Handler = (req: CatzillaRequest) => HandlerResult | Promise<HandlerResult>
+
+/** Calls the rest of the chain; resolves to the value the handler (or inner middleware) returned. */
+export type Next = () => Promise<unknown>
+
+/** Middleware, in onion order: code before `await next()` runs on the way in, code after on the way out. */
+export type Middleware = (req: CatzillaRequest, next: Next) => unknown
+
+/** Timeouts in milliseconds; `0` disables one. */
+export interface TimeoutOptions {
+  /** Time to receive a complete request head. Default 10 000: stops slowloris without hurting slow mobile links. */
+  headers?: number
+  /** Idle time between requests on a kept-alive connection. Default 5 000, as Node's `keepAliveTimeout`. */
+  keepAlive?: number
+  /** Time allowed between two chunks of a request body. Default 30 000. */
+  body?: number
+}
+
+/** Limits that protect the server; exceeding one answers with a real status. */
+export interface LimitOptions {
+  /** Open connections at most (503 beyond). Default 10 000. */
+  maxConnections?: number
+  /** Request body bytes at most (413 beyond). Default 1 MiB. */
+  maxBodySize?: number
+  /** Request head bytes at most (431 beyond). Default 16 KiB, as Node. */
+  maxHeaderSize?: number
+  /** Request-target bytes at most (414 beyond). Default 8 KiB. */
+  maxUrlLength?: number
+}
+
+/** Options of `new Catzilla(options)`. */
+export interface AppOptions {
+  /** Per-stream ring buffer in bytes. Default 64 KiB: a few socket writes of slack, bounded per client. */
+  bufferSize?: number
+  /** Timeouts. */
+  timeouts?: TimeoutOptions
+  /** Limits. */
+  limits?: LimitOptions
+  /** Use the first `X-Forwarded-For` address as `req.ip`. Default `false`: only behind a trusted proxy. */
+  trustProxy?: boolean
+  /**
+   * Called with every error that becomes a 500 or aborts a stream. Default: log to stderr.
+   * `HTTPError`s are answers, not failures, and are not reported.
+   */
+  onError?: (err: unknown, req: CatzillaRequest) => void
+}
+
+/** Options of `app.listen()`. */
+export interface ListenOptions {
+  /** TCP port; `0` picks a free one. Default 3000. */
+  port?: number
+  /** Interface address. Default `127.0.0.1`; use `0.0.0.0` to accept remote clients. */
+  host?: string
+}
+
+/** Where the app listens. */
+export interface ListenResult {
+  /** Bound port. */
+  port: number
+  /** Bound address. */
+  host: string
+  /** `http://host:port`. */
+  url: string
+}
+
+/** Options of `app.close()`. */
+export interface CloseOptions {
+  /** Milliseconds in-flight responses may take to finish before connections are cut. Default 10 000. */
+  timeout?: number
+}
