@@ -48,6 +48,8 @@ export declare class NativeStream {
   write(chunk: Buffer): number
   /** Copies a string's UTF-8 bytes into the ring. */
   writeText(chunk: string): number
+  /** Hands buffered bytes to the socket now; JS calls it once per tick for each written stream. */
+  flush(): void
   /** Ends the stream after the buffered bytes. */
   end(): void
   /** Aborts: the connection is cut without the terminating chunk. */

@@ -218,6 +218,7 @@ async function pump(
   try {
     for (;;) {
       const status = sink.write(value)
+      if (status === Write.Closed) break
       if (status === Write.Full) await sink.waitDrain()
       if (sink.closed) break
       pulling = true

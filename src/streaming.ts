@@ -72,6 +72,17 @@ export interface SinkHost {
 
 type Waiter = () => void
 
+/** Sinks written during this tick; flushed together once the tick's synchronous work is done. */
+let dirty: StreamSink[] = []
+let flushScheduled = false
+
+function flushDirty(): void {
+  flushScheduled = false
+  const list = dirty
+  dirty = []
+  for (const sink of list) sink._flush()
+}
+
 /**
  * One response stream on the JS side: wraps the native ring handle, parks the producer while the
  * ring is full, and settles every wait on drain *or* close.
@@ -80,6 +91,7 @@ type Waiter = () => void
 export class StreamSink {
   native: NativeStream | null = null
   closed = false
+  #dirty = false
   #waiters: Waiter[] = []
   #onClosed: Array<(aborted: boolean) => void> = []
   #closeInfo: CloseInfo | undefined
@@ -101,15 +113,35 @@ export class StreamSink {
     return true
   }
 
-  /** Copies one chunk into the ring; returns a `Write` code. */
+  /**
+   * Copies one chunk into the ring; returns a `Write` code. The socket task is woken once per
+   * tick (or at once when the ring fills), so a burst of small writes leaves in one frame.
+   */
   write(chunk: unknown): number {
     const n = this.native
     if (n === null || this.closed) return Write.Closed
-    if (typeof chunk === 'string') return n.writeText(chunk)
-    if (chunk instanceof Uint8Array) {
-      return n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    let status: number
+    if (typeof chunk === 'string') status = n.writeText(chunk)
+    else if (chunk instanceof Uint8Array) {
+      status = n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    } else {
+      throw new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${describe(chunk)}`)
     }
-    throw new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${describe(chunk)}`)
+    if (status === Write.Ready && !this.#dirty) {
+      this.#dirty = true
+      dirty.push(this)
+      if (!flushScheduled) {
+        flushScheduled = true
+        setImmediate(flushDirty)
+      }
+    }
+    return status
+  }
+
+  /** Hands buffered bytes to the socket now. */
+  _flush(): void {
+    this.#dirty = false
+    if (!this.closed) this.native?.flush()
   }
 
   /** Resolves when the ring drained below its low-water mark, or the stream closed. */
@@ -224,9 +256,10 @@ export class StreamingWriter {
     return r === undefined ? this.write('\n') : r.then(() => this.write('\n'))
   }
 
-  /** Sends the head if not yet sent; buffered bytes are always on their way to the socket. */
+  /** Sends the head if not yet sent and hands buffered bytes to the socket now. */
   async flush(): Promise<void> {
     if (!this.#ensureStarted() && this.#sink.closed) throw new StreamClosedError()
+    this.#sink._flush()
   }
 
   /** Ends the stream after the buffered bytes. */

@@ -56,7 +56,8 @@ impl Reply {
     /// A short `text/plain` reply, used for errors.
     pub fn text(status: StatusCode, message: &str) -> Self {
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
         Self::full(status, headers, Bytes::copy_from_slice(message.as_bytes()))
     }
 }

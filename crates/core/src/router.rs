@@ -101,7 +101,9 @@ impl<T: Clone> Router<T> {
             Some(&idx) => idx,
             None => {
                 let idx = self.entries.len();
-                self.tree.insert(key.clone(), idx).map_err(|e| RouteError(format!("route {pattern:?}: {e}")))?;
+                self.tree
+                    .insert(key.clone(), idx)
+                    .map_err(|e| RouteError(format!("route {pattern:?}: {e}")))?;
                 self.entries.push(Entry { by_method: HashMap::new(), any: None });
                 self.patterns.insert(key, idx);
                 idx
@@ -138,7 +140,8 @@ impl<T: Clone> Router<T> {
             }
             None => {
                 let mut allow: Vec<&str> = entry.by_method.keys().map(Method::as_str).collect();
-                if entry.by_method.contains_key(&Method::GET) && !entry.by_method.contains_key(&Method::HEAD) {
+                if entry.by_method.contains_key(&Method::GET) && !entry.by_method.contains_key(&Method::HEAD)
+                {
                     allow.push("HEAD");
                 }
                 allow.sort_unstable();
@@ -178,7 +181,10 @@ mod tests {
 
     #[test]
     fn method_selects_the_handler() {
-        assert_eq!(router().find(&Method::POST, "/users/7"), RouteMatch::Found(3, vec![("id".into(), "7".into())]));
+        assert_eq!(
+            router().find(&Method::POST, "/users/7"),
+            RouteMatch::Found(3, vec![("id".into(), "7".into())])
+        );
     }
 
     #[test]

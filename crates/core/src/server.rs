@@ -267,7 +267,8 @@ fn done_hook<H: Handler>(shared: &Arc<Shared<H>>, conn: &Arc<ConnState>) -> resp
     })
 }
 
-type ServiceFuture = Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, std::convert::Infallible>> + Send>>;
+type ServiceFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, std::convert::Infallible>> + Send>>;
 
 impl<H: Handler> hyper::service::Service<http::Request<Incoming>> for Service<H> {
     type Response = http::Response<ResponseBody>;
@@ -299,15 +300,24 @@ async fn respond<H: Handler>(
     };
 
     if parts.uri.path_and_query().map_or(0, |p| p.as_str().len()) > limits.max_url_length {
-        return with_done(early(Rejection::UrlTooLong, response::error(StatusCode::URI_TOO_LONG, "URI Too Long")), on_done);
+        return with_done(
+            early(Rejection::UrlTooLong, response::error(StatusCode::URI_TOO_LONG, "URI Too Long")),
+            on_done,
+        );
     }
     let (route, params) = match shared.router.find(&parts.method, parts.uri.path()) {
         RouteMatch::Found(route, params) => (route, params),
         RouteMatch::NotFound => {
-            return with_done(early(Rejection::NotFound, response::error(StatusCode::NOT_FOUND, "Not Found")), on_done)
+            return with_done(
+                early(Rejection::NotFound, response::error(StatusCode::NOT_FOUND, "Not Found")),
+                on_done,
+            )
         }
         RouteMatch::MethodNotAllowed(allow) => {
-            return with_done(early(Rejection::MethodNotAllowed, response::method_not_allowed(&allow)), on_done)
+            return with_done(
+                early(Rejection::MethodNotAllowed, response::method_not_allowed(&allow)),
+                on_done,
+            )
         }
     };
 
@@ -317,13 +327,17 @@ async fn respond<H: Handler>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body_size) {
-        let mut res = early(Rejection::BodyTooLarge, response::error(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"));
+        let mut res = early(
+            Rejection::BodyTooLarge,
+            response::error(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+        );
         // The unread body is not worth draining: close after answering.
         res.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         return with_done(res, on_done);
     }
     let no_body = hyper::body::Body::is_end_stream(&body) || declared == Some(0);
-    let streaming = StreamingBody::new(body, limits.max_body_size, shared.config.timeouts.body, stats.clone());
+    let streaming =
+        StreamingBody::new(body, limits.max_body_size, shared.config.timeouts.body, stats.clone());
     let body = if no_body {
         RequestBody::Full(bytes::Bytes::new())
     } else if declared.is_some_and(|n| n <= shared.config.prebuffer_body) {

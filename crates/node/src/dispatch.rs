@@ -40,7 +40,9 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
         }
         Event::Cancel { id } => (EventKind::Cancel as u32, id, 0.0, None, None),
         Event::Drain { id } => (EventKind::Drain as u32, id, 0.0, None, None),
-        Event::Closed { id, aborted } => (EventKind::Closed as u32, id, f64::from(u8::from(aborted)), None, None),
+        Event::Closed { id, aborted } => {
+            (EventKind::Closed as u32, id, f64::from(u8::from(aborted)), None, None)
+        }
         Event::Body { id, chunk } => (EventKind::Body as u32, id, 0.0, None, buf(chunk)),
         Event::BodyEnd { id } => (EventKind::BodyEnd as u32, id, 0.0, None, None),
         Event::BodyError { id, status, message } => {

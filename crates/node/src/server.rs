@@ -103,7 +103,9 @@ impl NativeServer {
     #[napi]
     pub fn set_dispatcher(
         &self,
-        #[napi(ts_arg_type = "(kind: number, id: number, num: number, text: string | null, data: Buffer | null) => void")]
+        #[napi(
+            ts_arg_type = "(kind: number, id: number, num: number, text: string | null, data: Buffer | null) => void"
+        )]
         callback: Function<JsArgs, ()>,
     ) -> napi::Result<()> {
         let tsfn = callback.build_threadsafe_function().callee_handled::<false>().build_callback(to_js)?;
@@ -165,7 +167,8 @@ impl NativeServer {
 
     fn send(&self, id: u32, status: u32, headers: &str, body: Bytes) -> u32 {
         let Some(h) = self.handler() else { return ReplyCode::Gone as u32 };
-        let (Some(headers), Ok(status)) = (parse_headers(headers), StatusCode::from_u16(status as u16)) else {
+        let (Some(headers), Ok(status)) = (parse_headers(headers), StatusCode::from_u16(status as u16))
+        else {
             return ReplyCode::BadHeader as u32;
         };
         let Some(responder) = h.take_responder(id) else { return ReplyCode::Gone as u32 };
@@ -188,7 +191,8 @@ impl NativeServer {
         buffer_size: u32,
     ) -> napi::Result<Option<NativeStream>> {
         let Some(h) = self.handler() else { return Ok(None) };
-        let (Some(headers), Ok(status)) = (parse_headers(&headers), StatusCode::from_u16(status as u16)) else {
+        let (Some(headers), Ok(status)) = (parse_headers(&headers), StatusCode::from_u16(status as u16))
+        else {
             return Err(code_error("CZ_BAD_HEADER", "invalid status or header"));
         };
         let Some(responder) = h.take_responder(id) else { return Ok(None) };

@@ -62,6 +62,12 @@ impl NativeStream {
         self.writer.write(chunk.as_bytes()) as u32
     }
 
+    /// Hands buffered bytes to the socket now; JS calls it once per tick for each written stream.
+    #[napi]
+    pub fn flush(&self) {
+        self.writer.flush();
+    }
+
     /// Ends the stream after the buffered bytes.
     #[napi]
     pub fn end(&self) {

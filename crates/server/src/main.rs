@@ -53,7 +53,8 @@ impl Scenarios {
     fn stream(&self, req: &Request, responder: Responder) {
         let query = req.uri.query().unwrap_or("");
         let total: u64 = query_param(query, "bytes").and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
-        let chunk: usize = query_param(query, "chunk").and_then(|v| v.parse().ok()).unwrap_or(16 * 1024).max(1);
+        let chunk: usize =
+            query_param(query, "chunk").and_then(|v| v.parse().ok()).unwrap_or(16 * 1024).max(1);
         let notify = Arc::new(Notify::new());
         let (writer, body) = ring(self.buffer_size, Box::new(Wake(notify.clone())), self.stats.clone());
         let headers = content_type("application/octet-stream");
@@ -68,7 +69,7 @@ impl Scenarios {
                 match writer.write(&data[..n]) {
                     WriteStatus::Closed => return,
                     WriteStatus::Full => notify.notified().await,
-                    WriteStatus::Ready => {}
+                    WriteStatus::Ready => writer.flush(),
                 }
                 left -= n as u64;
             }

@@ -1,8 +1,10 @@
 //! The bounded per-stream ring: synchronous writes from the producer, one coalesced frame per poll.
 //!
-//! A producer (JS through the binding, or a Rust task) copies chunks in with [`RingWriter::write`].
-//! hyper polls [`RingBody`], which hands over *everything* buffered as one frame, so small writes
-//! that piled up while the socket was busy leave in a single socket write. When the ring is full
+//! A producer (JS through the binding, or a Rust task) copies chunks in with [`RingWriter::write`]
+//! and calls [`RingWriter::flush`] once per batch (the binding does it once per JS tick). Writes do
+//! not wake the socket task by themselves unless the ring fills, so a burst of small writes leaves
+//! in one frame; and hyper polls [`RingBody`], which hands over *everything* buffered as one frame,
+//! so small writes that piled up while the socket was busy leave in a single socket write too. When the ring is full
 //! the writer is told so and waits; [`RingEvents::drained`] fires once the ring falls below its
 //! low-water mark, and [`RingEvents::closed`] fires exactly once when the stream ends or the
 //! client goes away, so a waiting producer is always woken.
@@ -130,18 +132,29 @@ impl RingWriter {
         }
         st.buf.extend_from_slice(data);
         st.chunks += 1;
+        if st.buf.len() < self.shared.capacity {
+            return WriteStatus::Ready;
+        }
+        st.writer_blocked = true;
         let waker = st.waker.take();
-        let status = if st.buf.len() >= self.shared.capacity {
-            st.writer_blocked = true;
-            WriteStatus::Full
-        } else {
-            WriteStatus::Ready
-        };
         drop(st);
         if let Some(w) = waker {
             w.wake();
         }
-        status
+        WriteStatus::Full
+    }
+
+    /// Hands the buffered bytes to the socket task now (wakes it if it is waiting for data).
+    pub fn flush(&self) {
+        let mut st = self.shared.state.lock();
+        if st.buf.is_empty() {
+            return;
+        }
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Ends the stream: the buffered bytes are sent, then the terminating chunk.
@@ -192,7 +205,10 @@ impl Body for RingBody {
     type Data = Bytes;
     type Error = StreamAborted;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
         let shared = &self.shared;
         let mut st = shared.state.lock();
         if st.aborted {
@@ -331,11 +347,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_pending_poll_is_woken_by_a_write() {
+    async fn a_pending_poll_is_woken_by_flush() {
         let (w, mut b, _c) = make(100);
         let task = tokio::spawn(async move { b.frame().await.unwrap().unwrap().into_data().unwrap() });
         tokio::task::yield_now().await;
-        w.write(b"wake");
+        w.write(b"wa");
+        w.write(b"ke");
+        w.flush();
         assert_eq!(&task.await.unwrap()[..], b"wake");
     }
 
