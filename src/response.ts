@@ -110,6 +110,7 @@ function respondUnsafe(host: ReplyHost, req: CatzillaRequest, value: unknown): v
     return sendText(host, req, 200, H_JSON, JSON.stringify(value))
   }
   if (value instanceof Uint8Array) return sendBytes(host, req, 200, H_OCTET, value)
+  if (value instanceof HTTPError) return fail(host, req, value)
   if (value instanceof StreamingResponse) return void streamResponse(host, req, value)
   if (value instanceof Response) return void webResponse(host, req, value)
   if (Array.isArray(value)) return sendText(host, req, 200, H_JSON, JSON.stringify(value))

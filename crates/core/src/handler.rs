@@ -73,9 +73,9 @@ impl Responder {
         (Self { tx }, rx)
     }
 
-    /// Sends the reply. Returns it back if the connection is already gone.
-    pub fn send(self, reply: Reply) -> Result<(), Reply> {
-        self.tx.send(reply)
+    /// Sends the reply. Returns `false` (and drops the reply) if the connection is already gone.
+    pub fn send(self, reply: Reply) -> bool {
+        self.tx.send(reply).is_ok()
     }
 
     /// `true` when the connection that waits for this reply is gone.

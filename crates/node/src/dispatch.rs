@@ -139,7 +139,7 @@ impl JsHandler {
                     if let Some(r) = this.take_responder(id) {
                         let status = catzilla_core::http::StatusCode::from_u16(e.status())
                             .unwrap_or(catzilla_core::http::StatusCode::BAD_REQUEST);
-                        let _ = r.send(catzilla_core::Reply::text(status, e.message()));
+                        r.send(catzilla_core::Reply::text(status, e.message()));
                     }
                     this.emit(Event::BodyError { id, status: e.status(), message: e.message() });
                 }

@@ -117,9 +117,24 @@ impl NativeServer {
     #[napi]
     pub async fn listen(&self, host: String, port: u32) -> napi::Result<ListenInfo> {
         let handler = self.handler.lock().clone().ok_or_else(|| code_error("CZ_LISTEN", "no dispatcher"))?;
+        match self.bind(handler, &host, port).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                // Release the dispatcher, or its ThreadsafeFunction would keep the process alive.
+                if let Some(h) = self.handler.lock().take() {
+                    h.release();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn bind(&self, handler: Arc<JsHandler>, host: &str, port: u32) -> napi::Result<ListenInfo> {
         let ip: std::net::IpAddr =
             host.parse().map_err(|_| code_error("CZ_LISTEN", format!("invalid host {host:?}")))?;
-        let addr = SocketAddr::new(ip, u16::try_from(port).map_err(|_| code_error("CZ_LISTEN", "bad port"))?);
+        let port =
+            u16::try_from(port).map_err(|_| code_error("CZ_LISTEN", format!("invalid port {port}")))?;
+        let addr = SocketAddr::new(ip, port);
         let router = self.router.lock().clone();
         let handle = catzilla_core::serve(
             addr,
@@ -173,9 +188,10 @@ impl NativeServer {
         };
         let Some(responder) = h.take_responder(id) else { return ReplyCode::Gone as u32 };
         h.finish(id);
-        match responder.send(Reply::full(status, headers, body)) {
-            Ok(()) => ReplyCode::Ok as u32,
-            Err(_) => ReplyCode::Gone as u32,
+        if responder.send(Reply::full(status, headers, body)) {
+            ReplyCode::Ok as u32
+        } else {
+            ReplyCode::Gone as u32
         }
     }
 
@@ -200,9 +216,10 @@ impl NativeServer {
         let info = Arc::new(Mutex::new(None));
         let events = StreamEvents { id, handler: h.clone(), info: info.clone() };
         let (writer, body) = ring(size, Box::new(events), self.stats.clone());
-        match responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
-            Ok(()) => Ok(Some(NativeStream { writer, info })),
-            Err(_) => Ok(None),
+        if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
+            Ok(Some(NativeStream { writer, info }))
+        } else {
+            Ok(None)
         }
     }
 

@@ -58,7 +58,7 @@ impl Scenarios {
         let notify = Arc::new(Notify::new());
         let (writer, body) = ring(self.buffer_size, Box::new(Wake(notify.clone())), self.stats.clone());
         let headers = content_type("application/octet-stream");
-        if responder.send(Reply { status: StatusCode::OK, headers, body: ReplyBody::Stream(body) }).is_err() {
+        if !responder.send(Reply { status: StatusCode::OK, headers, body: ReplyBody::Stream(body) }) {
             return;
         }
         tokio::spawn(async move {

@@ -1,0 +1,68 @@
+/** The README's demo: JSON, path params, a text stream, a generator stream and a StreamingWriter stream. */
+import { Catzilla, HTTPError, StreamingResponse } from '../../index.js'
+
+const app = new Catzilla()
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+app.get('/', () =>
+  new Response(
+    `<!doctype html><title>Catzilla demo</title><h1>Catzilla for Node</h1><ul>
+<li><a href="/api/status">/api/status</a> JSON</li>
+<li><a href="/hello/world">/hello/:name</a> path parameter</li>
+<li><a href="/count?to=5">/count?to=5</a> text stream, one line every 200 ms</li>
+<li><a href="/numbers">/numbers</a> async generator of bytes-on-demand</li>
+<li><a href="/clock">/clock</a> StreamingWriter, 10 ticks</li></ul>`,
+    { headers: { 'content-type': 'text/html; charset=utf-8' } },
+  ),
+)
+
+app.get('/api/status', () => ({ ok: true, uptime: process.uptime(), stats: app.stats() }))
+
+app.get('/hello/:name', (req) => {
+  if (req.params.name!.length > 64) throw new HTTPError(400, 'name too long')
+  return `Hello, ${req.params.name}!`
+})
+
+// A text stream: each line leaves as soon as it is yielded.
+app.get('/count', async function* (req) {
+  const to = Math.min(Number(req.query.get('to') ?? 5) || 5, 100)
+  for (let i = 1; i <= to; i++) {
+    yield `${i}\n`
+    await sleep(200)
+  }
+})
+
+// A generator pulled only as fast as the client reads: try `curl --limit-rate 10k`.
+app.get('/numbers', () =>
+  new StreamingResponse(
+    function* () {
+      for (let i = 0; i < 100_000; i++) yield `${i}\n`
+    },
+    { contentType: 'text/plain; charset=utf-8', onClose: (info) => console.log('numbers stream closed', info) },
+  ),
+)
+
+// A writer function: file-like writes with backpressure; `await using` closes it.
+app.get('/clock', (req) =>
+  new StreamingResponse(
+    async (w) => {
+      await using out = w
+      for (let i = 0; i < 10 && !req.signal.aborted; i++) {
+        await out.writeln(new Date().toISOString())
+        await sleep(500)
+      }
+    },
+    { contentType: 'text/plain; charset=utf-8' },
+  ),
+)
+
+const port = Number(process.env.PORT ?? 3000)
+const { url } = await app.listen({ port, host: process.env.HOST ?? '127.0.0.1' })
+console.log(`Catzilla demo listening on ${url}`)
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.log('closing...')
+    void app.close({ timeout: 5000 }).then(() => process.exit(0))
+  })
+}
