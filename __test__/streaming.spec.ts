@@ -258,3 +258,26 @@ test('a per-response bufferSize bounds how far a writer gets ahead', async (t) =
   t.true((await reached.promise) <= 4096 + 1024)
 })
 
+
+test('regression: a ring closed under a synchronously-yielding generator stops the pump instead of spinning', async (t) => {
+  // Before the fix the pump ignored the native Closed status and kept pulling an infinite generator
+  // on microtasks only, so the event loop never ran timers again.
+  const finallyRan = deferred()
+  const { app, port } = await serve((app) => {
+    app.get('/spin', function* () {
+      try {
+        for (;;) yield 'x'.repeat(1024)
+      } finally {
+        finallyRan.resolve()
+      }
+    })
+  })
+  t.teardown(() => app.close())
+  const sock = openRaw(port, '/spin')
+  await new Promise((r) => sock.once('data', r))
+  sock.destroy()
+  const timerFired = new Promise<void>((r) => setTimeout(r, 200))
+  await within(timerFired, 5000, 'a timer on the event loop')
+  await within(finallyRan.promise, 5000, 'generator finally')
+  t.pass()
+})

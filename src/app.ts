@@ -197,6 +197,7 @@ export class Catzilla implements ReplyHost {
 
   /** @internal */
   reportError(err: unknown, req?: CatzillaRequest): void {
+    this.native.countHandlerError()
     if (req === undefined) return
     try {
       this.#onError(err, req)

@@ -35,6 +35,8 @@ export declare class NativeServer {
   readBody(id: number): void
   /** Forgets request `id` (its unread body is discarded). */
   finish(id: number): void
+  /** Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`. */
+  countHandlerError(): void
   /** The server's counters. */
   stats(): NativeStats
 }

@@ -239,6 +239,12 @@ impl NativeServer {
         }
     }
 
+    /// Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`.
+    #[napi]
+    pub fn count_handler_error(&self) {
+        self.stats.count(catzilla_core::Rejection::HandlerError);
+    }
+
     /// The server's counters.
     #[napi]
     pub fn stats(&self) -> NativeStats {
