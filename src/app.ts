@@ -3,8 +3,9 @@ import { fromNative, HTTPError } from './errors.js'
 import { Ev, NativeServer } from './native.js'
 import type { NativeStats, NativeStream } from './native.js'
 import { CatzillaRequest } from './request.js'
-import { fail, respond } from './response.js'
-import type { ReplyHost } from './response.js'
+import { fail } from './reply.js'
+import type { ReplyHost } from './reply.js'
+import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
 import type { AppOptions, CloseOptions, Handler, ListenOptions, ListenResult, Middleware } from './types.js'
 
@@ -172,9 +173,16 @@ export class Catzilla implements ReplyHost {
   }
 
   /** @internal */
-  startStream(id: number, status: number, headers: string, bufferSize: number): NativeStream | null {
+  startStream(
+    id: number,
+    status: number,
+    headers: string,
+    bufferSize: number,
+    heartbeatMs: number,
+    heartbeat: string | null,
+  ): NativeStream | null {
     try {
-      return this.native.startStream(id, status, headers, bufferSize)
+      return this.native.startStream(id, status, headers, bufferSize, heartbeatMs, heartbeat)
     } catch (err) {
       throw fromNative(err)
     }
@@ -224,7 +232,8 @@ export class Catzilla implements ReplyHost {
       case Ev.Cancel: {
         const req = this.#requests.get(id)
         this.#requests.delete(id)
-        return req?._abort()
+        req?._abort()
+        return req?._finished(0, 0, true)
       }
       case Ev.Body:
         return this.#requests.get(id)?._bodyEvent(data ?? undefined)

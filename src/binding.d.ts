@@ -27,10 +27,11 @@ export declare class NativeServer {
   replyText(id: number, status: number, headers: string, body: string): number
   /**
    * Starts a streamed response for request `id` with a ring of `bufferSize` bytes (0: the
-   * server default). Returns `null` when the client is gone; throws
-   * `CZ_BAD_HEADER` for invalid headers (the request stays pending).
+   * server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never). Returns
+   * `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
+   * stays pending).
    */
-  startStream(id: number, status: number, headers: string, bufferSize: number): NativeStream | null
+  startStream(id: number, status: number, headers: string, bufferSize: number, heartbeatMs: number, heartbeat?: string | undefined | null): NativeStream | null
   /** Requests the next chunk of request `id`'s body; it arrives as a Body/BodyEnd/BodyError event. */
   readBody(id: number): void
   /** Forgets request `id` (its unread body is discarded). */
@@ -110,6 +111,10 @@ export interface NativeStats {
   streamsAborted: number
   /** Streamed body bytes handed to sockets. */
   streamBytes: number
+  /** Bytes buffered in all stream rings now. */
+  streamMemory: number
+  /** The `maxStreamMemory` budget (`Infinity` when unlimited). */
+  streamMemoryLimit: number
   /** 404 answers. */
   notFound: number
   /** 405 answers. */
@@ -144,6 +149,8 @@ export declare const enum ReplyCode {
 export interface ServerOptions {
   /** Default per-stream ring capacity in bytes. */
   bufferSize?: number
+  /** Sum of all stream rings in bytes; writers wait beyond it (0: unlimited). */
+  maxStreamMemory?: number
   /** Maximum request body bytes (413 beyond). */
   maxBodySize?: number
   /** Maximum request head bytes (431 beyond). */

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'CZ_BODY_USED'
   | 'CZ_BAD_CHUNK'
   | 'CZ_STATE'
+  | 'CZ_SSE_FIELD'
 
 /** Base class of Catzilla's own errors. */
 export class CatzillaError extends Error {

@@ -7,6 +7,20 @@ export interface RequestHost {
   trustProxy: boolean
 }
 
+/** How a response ended, passed to `req.onFinish` listeners. */
+export interface FinishInfo {
+  /** Status sent; `0` when the client left before any response. */
+  status: number
+  /** Body bytes handed to the socket (for streams: as counted by the ring). */
+  bytes: number
+  /** Chunks written (1 for a whole body). */
+  chunks: number
+  /** Milliseconds from the request's arrival in JS to the end of its response. */
+  duration: number
+  /** `true` when the client left (or the server cut the connection) before the end. */
+  aborted: boolean
+}
+
 type BodyWaiter = { resolve: (v: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void }
 
 const EMPTY = new Uint8Array(0)
@@ -42,6 +56,10 @@ export class CatzillaRequest {
   #bodyError: unknown
   #bodyQueue: Uint8Array[] = []
   #bodyWaiter: BodyWaiter | undefined
+  #start = performance.now()
+  #finish: Array<(info: FinishInfo) => void> | undefined
+  /** @internal Headers added with `setHeader`, sent with whatever response follows. */
+  _responseHeaders: Array<[string, string]> | undefined
 
   /** @internal */
   constructor(host: RequestHost, id: number, packedHead: string, body: Uint8Array | undefined) {
@@ -62,6 +80,39 @@ export class CatzillaRequest {
     this.params = params
     this.#headerStart = 5 + 2 * n
     this.#prebuffered = body
+  }
+
+  /**
+   * Adds a response header, sent with whatever this request is answered with (plain body,
+   * stream or error). Middleware can call it before or after `next()`, until the first byte.
+   */
+  setHeader(name: string, value: string): this {
+    ;(this._responseHeaders ??= []).push([name, value])
+    return this
+  }
+
+  /**
+   * Runs `listener` once the response is over: after a whole body is handed to the socket, or
+   * when a stream ends (its last chunk sent) or is cut. Reports status, bytes, chunks, duration.
+   */
+  onFinish(listener: (info: FinishInfo) => void): this {
+    ;(this.#finish ??= []).push(listener)
+    return this
+  }
+
+  /** @internal The response is over. */
+  _finished(status: number, bytes: number, aborted: boolean, chunks = 1): void {
+    const listeners = this.#finish
+    if (listeners === undefined) return
+    this.#finish = undefined
+    const info: FinishInfo = { status, bytes, chunks, duration: performance.now() - this.#start, aborted }
+    for (const l of listeners) {
+      try {
+        l(info)
+      } catch {
+        /* a failing listener must not break the response path */
+      }
+    }
   }
 
   /** The path without the query string. */

@@ -29,6 +29,22 @@ export type StreamContent =
   | WriterFunction
   | ReadableStream<Chunk>
 
+/**
+ * How a typed stream (`sse`, `ndjson`, `csv`) encodes its items. @internal
+ */
+export interface StreamFormat {
+  /** Turns one source item into text. */
+  encode?: (item: unknown) => string
+  /** Text sent right after the head (e.g. SSE `retry:`). */
+  prelude?: string
+  /** Send the head before the first item is pulled (SSE: the client's `open` fires at once). */
+  immediate?: boolean
+  /** Sent by Rust after this many ms without output (e.g. an SSE comment). */
+  heartbeat?: { ms: number; text: string }
+  /** Wraps the source once the request is known (e.g. SSE replay before the live source). */
+  wrap?: (source: AsyncIterable<unknown> | Iterable<unknown>, req: { lastEventId: string | undefined }) => AsyncIterable<unknown> | Iterable<unknown>
+}
+
 /** Options of {@link StreamingResponse}. */
 export interface StreamingOptions {
   /** Content type. Default `application/octet-stream`. */
@@ -54,23 +70,38 @@ export interface StreamingOptions {
  * return new StreamingResponse(async (w) => { await w.write('hello'); await w.close() })
  */
 export class StreamingResponse {
+  /** What is streamed. */
   readonly content: StreamContent
+  /** Status, headers and hooks; middleware may still change them before the first byte. */
   readonly options: StreamingOptions
+  /** @internal Encoding of typed streams. */
+  readonly format: StreamFormat | undefined
 
-  constructor(content: StreamContent, options: StreamingOptions = {}) {
+  constructor(content: StreamContent, options: StreamingOptions = {}, format?: StreamFormat) {
     this.content = content
-    this.options = options
+    this.options = { ...options, headers: { ...options.headers } }
+    this.format = format
   }
 }
 
 /** The app-side hooks a sink needs. */
 export interface SinkHost {
-  startStream(id: number, status: number, headers: string, bufferSize: number): NativeStream | null
+  startStream(
+    id: number,
+    status: number,
+    headers: string,
+    bufferSize: number,
+    heartbeatMs: number,
+    heartbeat: string | null,
+  ): NativeStream | null
   registerSink(id: number, sink: StreamSink): void
   reportError(err: unknown): void
 }
 
 type Waiter = () => void
+
+/** Text chunks are joined in JS up to this many characters before one native write. */
+const TEXT_BATCH = 16 * 1024
 
 /** Sinks written during this tick; flushed together once the tick's synchronous work is done. */
 let dirty: StreamSink[] = []
@@ -91,9 +122,15 @@ function flushDirty(): void {
 export class StreamSink {
   native: NativeStream | null = null
   closed = false
+  /** Chunks the producer wrote. */
+  chunks = 0
   #dirty = false
+  #blocked = false
+  #text = ''
   #waiters: Waiter[] = []
   #onClosed: Array<(aborted: boolean) => void> = []
+  /** Set by the responder to report the end to `req.onFinish` listeners. */
+  onCloseInfo: ((info: CloseInfo) => void) | undefined
   #closeInfo: CloseInfo | undefined
 
   constructor(
@@ -102,8 +139,15 @@ export class StreamSink {
   ) {}
 
   /** Sends the head; `false` when the client is already gone. */
-  start(host: SinkHost, status: number, headers: string): boolean {
-    const native = host.startStream(this.id, status, headers, this.options.bufferSize ?? 0)
+  start(host: SinkHost, status: number, headers: string, heartbeat?: { ms: number; text: string }): boolean {
+    const native = host.startStream(
+      this.id,
+      status,
+      headers,
+      this.options.bufferSize ?? 0,
+      heartbeat?.ms ?? 0,
+      heartbeat?.text ?? null,
+    )
     if (native === null) {
       this.closed = true
       return false
@@ -121,32 +165,58 @@ export class StreamSink {
     const n = this.native
     if (n === null || this.closed) return Write.Closed
     let status: number
-    if (typeof chunk === 'string') status = n.writeText(chunk)
-    else if (chunk instanceof Uint8Array) {
-      status = n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-    } else {
+    if (typeof chunk === 'string') {
+      // Small text is joined in JS: one native call per batch instead of one per event.
+      this.chunks++
+      this.#text += chunk
+      if (this.#text.length < TEXT_BATCH) {
+        this.#markDirty()
+        return this.#blocked ? Write.Full : Write.Ready
+      }
+      return this.#writeText()
+    }
+    if (!(chunk instanceof Uint8Array)) {
       throw new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${describe(chunk)}`)
     }
-    if (status === Write.Ready && !this.#dirty) {
-      this.#dirty = true
-      dirty.push(this)
-      if (!flushScheduled) {
-        flushScheduled = true
-        setImmediate(flushDirty)
-      }
-    }
-    return status
+    this.chunks++
+    if (this.#text !== '' && this.#writeText() === Write.Closed) return Write.Closed
+    status = n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    return this.#after(status)
   }
 
-  /** Hands buffered bytes to the socket now. */
+  #writeText(): number {
+    const text = this.#text
+    this.#text = ''
+    return this.#after(this.native!.writeText(text))
+  }
+
+  #after(status: number): number {
+    if (status === Write.Full) this.#blocked = true
+    else if (status === Write.Ready) this.#markDirty()
+    return status === Write.Ready && this.#blocked ? Write.Full : status
+  }
+
+  #markDirty(): void {
+    if (this.#dirty) return
+    this.#dirty = true
+    dirty.push(this)
+    if (!flushScheduled) {
+      flushScheduled = true
+      setImmediate(flushDirty)
+    }
+  }
+
+  /** Hands buffered bytes (JS text batch included) to the socket now. */
   _flush(): void {
     this.#dirty = false
-    if (!this.closed) this.native?.flush()
+    if (this.closed || this.native === null) return
+    if (this.#text !== '') this.#writeText()
+    this.native.flush()
   }
 
   /** Resolves when the ring drained below its low-water mark, or the stream closed. */
   waitDrain(): Promise<void> {
-    if (this.closed) return Promise.resolve()
+    if (this.closed || !this.#blocked) return Promise.resolve()
     return new Promise((resolve) => this.#waiters.push(resolve))
   }
 
@@ -157,19 +227,22 @@ export class StreamSink {
   }
 
   get bufferedAmount(): number {
-    return this.native !== null && !this.closed ? this.native.buffered : 0
+    return this.native !== null && !this.closed ? this.native.buffered + Buffer.byteLength(this.#text) : 0
   }
 
   end(): void {
+    if (this.#text !== '' && !this.closed) this.#writeText()
     this.native?.end()
   }
 
   abort(): void {
+    this.#text = ''
     this.native?.abort()
   }
 
   /** @internal The ring drained. */
   _drained(): void {
+    this.#blocked = false
     const w = this.#waiters
     this.#waiters = []
     for (const f of w) f()
@@ -180,9 +253,11 @@ export class StreamSink {
     if (this.#closeInfo) return
     this.closed = true
     const native: StreamCloseInfo | null | undefined = this.native?.closeInfo()
-    this.#closeInfo = native ?? { bytes: 0, chunks: 0, duration: 0, aborted }
+    this.#closeInfo = { bytes: native?.bytes ?? 0, chunks: this.chunks, duration: native?.duration ?? 0, aborted }
+    this.#text = ''
     this._drained()
     for (const f of this.#onClosed) f(aborted)
+    this.onCloseInfo?.(this.#closeInfo)
     this.#onClosed = []
     if (this.options.onClose) {
       try {

@@ -1,7 +1,7 @@
 //! `NativeServer`: routes, listen/close, and the synchronous reply calls JS makes.
 
 use catzilla_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use catzilla_core::{ring, Bytes, Reply, ReplyBody, Router, ServerConfig, ServerHandle, Stats};
+use catzilla_core::{ring, Bytes, Reply, ReplyBody, RingConfig, Router, ServerConfig, ServerHandle, Stats, StreamBudget};
 use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::Status;
 use napi_derive::napi;
@@ -20,6 +20,7 @@ pub struct NativeServer {
     config: ServerConfig,
     router: Mutex<Router<u32>>,
     stats: Arc<Stats>,
+    budget: Arc<StreamBudget>,
     handler: Mutex<Option<Arc<JsHandler>>>,
     handle: Mutex<Option<Arc<ServerHandle>>>,
 }
@@ -84,6 +85,7 @@ impl NativeServer {
             config: c,
             router: Mutex::new(Router::new()),
             stats: Arc::new(Stats::default()),
+            budget: StreamBudget::new(o.max_stream_memory.unwrap_or(0.0).max(0.0) as usize),
             handler: Mutex::new(None),
             handle: Mutex::new(None),
         }
@@ -196,8 +198,9 @@ impl NativeServer {
     }
 
     /// Starts a streamed response for request `id` with a ring of `bufferSize` bytes (0: the
-    /// server default). Returns `null` when the client is gone; throws
-    /// `CZ_BAD_HEADER` for invalid headers (the request stays pending).
+    /// server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never). Returns
+    /// `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
+    /// stays pending).
     #[napi]
     pub fn start_stream(
         &self,
@@ -205,6 +208,8 @@ impl NativeServer {
         status: u32,
         headers: String,
         buffer_size: u32,
+        heartbeat_ms: u32,
+        heartbeat: Option<String>,
     ) -> napi::Result<Option<NativeStream>> {
         let Some(h) = self.handler() else { return Ok(None) };
         let (Some(headers), Ok(status)) = (parse_headers(&headers), StatusCode::from_u16(status as u16))
@@ -215,7 +220,12 @@ impl NativeServer {
         let size = if buffer_size == 0 { self.config.buffer_size } else { buffer_size as usize };
         let info = Arc::new(Mutex::new(None));
         let events = StreamEvents { id, handler: h.clone(), info: info.clone() };
-        let (writer, body) = ring(size, Box::new(events), self.stats.clone());
+        let heartbeat = match (heartbeat_ms, heartbeat) {
+            (0, _) | (_, None) => None,
+            (ms, Some(text)) => Some((Duration::from_millis(u64::from(ms)), Bytes::from(text))),
+        };
+        let config = RingConfig { capacity: size, heartbeat };
+        let (writer, body) = ring(config, Box::new(events), self.stats.clone(), self.budget.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
             Ok(Some(NativeStream { writer, info }))
         } else {
@@ -248,6 +258,11 @@ impl NativeServer {
     /// The server's counters.
     #[napi]
     pub fn stats(&self) -> NativeStats {
-        self.stats.snapshot().into()
+        let mut s: NativeStats = self.stats.snapshot().into();
+        s.stream_memory = self.budget.used() as f64;
+        if self.budget.limit() != usize::MAX {
+            s.stream_memory_limit = self.budget.limit() as f64;
+        }
+        s
     }
 }

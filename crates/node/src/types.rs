@@ -9,6 +9,8 @@ use napi_derive::napi;
 pub struct ServerOptions {
     /// Default per-stream ring capacity in bytes.
     pub buffer_size: Option<u32>,
+    /// Sum of all stream rings in bytes; writers wait beyond it (0: unlimited).
+    pub max_stream_memory: Option<f64>,
     /// Maximum request body bytes (413 beyond).
     pub max_body_size: Option<f64>,
     /// Maximum request head bytes (431 beyond).
@@ -57,6 +59,10 @@ pub struct NativeStats {
     pub streams_aborted: f64,
     /// Streamed body bytes handed to sockets.
     pub stream_bytes: f64,
+    /// Bytes buffered in all stream rings now.
+    pub stream_memory: f64,
+    /// The `maxStreamMemory` budget (`Infinity` when unlimited).
+    pub stream_memory_limit: f64,
     /// 404 answers.
     pub not_found: f64,
     /// 405 answers.
@@ -89,6 +95,8 @@ impl From<StatsSnapshot> for NativeStats {
             streams_active: s.streams_active as f64,
             streams_aborted: s.streams_aborted as f64,
             stream_bytes: s.stream_bytes as f64,
+            stream_memory: 0.0,
+            stream_memory_limit: f64::INFINITY,
             not_found: s.not_found as f64,
             method_not_allowed: s.method_not_allowed as f64,
             timeouts: s.timeouts as f64,

@@ -9,8 +9,8 @@
 use bytes::Bytes;
 use catzilla_core::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use catzilla_core::{
-    ring, serve, CloseInfo, Handler, Reply, ReplyBody, Request, Responder, RingEvents, Router, ServerConfig,
-    Stats, WriteStatus,
+    ring, serve, CloseInfo, Handler, Reply, ReplyBody, Request, Responder, RingConfig, RingEvents, Router,
+    ServerConfig, Stats, StreamBudget, WriteStatus,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ const STREAM: u32 = 2;
 /// Rust handlers for the benchmark scenarios.
 struct Scenarios {
     stats: Arc<Stats>,
+    budget: Arc<StreamBudget>,
     buffer_size: usize,
 }
 
@@ -56,7 +57,12 @@ impl Scenarios {
         let chunk: usize =
             query_param(query, "chunk").and_then(|v| v.parse().ok()).unwrap_or(16 * 1024).max(1);
         let notify = Arc::new(Notify::new());
-        let (writer, body) = ring(self.buffer_size, Box::new(Wake(notify.clone())), self.stats.clone());
+        let (writer, body) = ring(
+            RingConfig::new(self.buffer_size),
+            Box::new(Wake(notify.clone())),
+            self.stats.clone(),
+            self.budget.clone(),
+        );
         let headers = content_type("application/octet-stream");
         if !responder.send(Reply { status: StatusCode::OK, headers, body: ReplyBody::Stream(body) }) {
             return;
@@ -130,7 +136,11 @@ fn main() -> std::io::Result<()> {
         router.add(Some(Method::GET), "/stream", STREAM).map_err(std::io::Error::other)?;
         let config = ServerConfig::default();
         let stats = Arc::new(Stats::default());
-        let handler = Arc::new(Scenarios { stats: stats.clone(), buffer_size: config.buffer_size });
+        let handler = Arc::new(Scenarios {
+            stats: stats.clone(),
+            budget: StreamBudget::new(0),
+            buffer_size: config.buffer_size,
+        });
         let server = serve(addr, config, router, handler, stats).await?;
         println!("catzilla-server listening on http://{}", server.local_addr());
         tokio::signal::ctrl_c().await?;

@@ -1,4 +1,6 @@
-//! Request and response bodies: the bounded streaming ring and the limited request body.
+//! Request and response bodies: the bounded streaming ring, its global budget, and the limited
+//! request body.
 
+pub mod budget;
 pub mod incoming;
 pub mod ring;

@@ -12,11 +12,13 @@
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::budget::StreamBudget;
 use crate::stats::Stats;
 
 /// What a producer learns from a write.
@@ -62,13 +64,37 @@ struct State {
     chunks: u64,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<State>,
     capacity: usize,
     low_water: usize,
     created: Instant,
     events: Box<dyn RingEvents>,
     stats: Arc<Stats>,
+    budget: Arc<StreamBudget>,
+}
+
+/// How a ring is set up.
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    /// Capacity in bytes: the writer is told to wait once this much is buffered.
+    pub capacity: usize,
+    /// Bytes to send after this much idle time (e.g. an SSE `:` comment), so quiet streams are
+    /// not cut by idle timeouts on the path. Sent only between frames, never inside one.
+    pub heartbeat: Option<(Duration, Bytes)>,
+}
+
+impl RingConfig {
+    /// A ring of `capacity` bytes without heartbeat.
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, heartbeat: None }
+    }
+}
+
+struct Heartbeat {
+    every: Duration,
+    bytes: Bytes,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// The producer's handle. Cheap to clone.
@@ -80,6 +106,7 @@ pub struct RingWriter {
 /// The consumer side, an [`http_body::Body`] for hyper. Dropping it closes the stream.
 pub struct RingBody {
     shared: Arc<Shared>,
+    heartbeat: Option<Heartbeat>,
 }
 
 /// Error yielded by [`RingBody`] when the producer aborts: hyper then cuts the connection without
@@ -95,9 +122,15 @@ impl std::fmt::Display for StreamAborted {
 
 impl std::error::Error for StreamAborted {}
 
-/// Creates a ring of `capacity` bytes (at least 1) and returns both ends.
-pub fn ring(capacity: usize, events: Box<dyn RingEvents>, stats: Arc<Stats>) -> (RingWriter, RingBody) {
-    let capacity = capacity.max(1);
+/// Creates a ring (capacity at least 1 byte) and returns both ends. `budget` is shared by every
+/// ring of a server and bounds their sum.
+pub fn ring(
+    config: RingConfig,
+    events: Box<dyn RingEvents>,
+    stats: Arc<Stats>,
+    budget: Arc<StreamBudget>,
+) -> (RingWriter, RingBody) {
+    let capacity = config.capacity.max(1);
     stats.stream_opened();
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
@@ -115,8 +148,26 @@ pub fn ring(capacity: usize, events: Box<dyn RingEvents>, stats: Arc<Stats>) -> 
         created: Instant::now(),
         events,
         stats,
+        budget,
     });
-    (RingWriter { shared: shared.clone() }, RingBody { shared })
+    let heartbeat = config.heartbeat.map(|(every, bytes)| Heartbeat { every, bytes, sleep: None });
+    (RingWriter { shared: shared.clone() }, RingBody { shared, heartbeat })
+}
+
+/// Called by the budget when bytes were released: unblocks this ring's writer if it has room.
+pub(crate) fn budget_available(shared: &Arc<Shared>) {
+    let mut st = shared.state.lock();
+    if !st.writer_blocked || st.closed || st.buf.len() >= shared.capacity {
+        return;
+    }
+    if shared.budget.is_exhausted() {
+        drop(st);
+        shared.budget.wait(shared);
+        return;
+    }
+    st.writer_blocked = false;
+    drop(st);
+    shared.events.drained();
 }
 
 impl RingWriter {
@@ -132,7 +183,8 @@ impl RingWriter {
         }
         st.buf.extend_from_slice(data);
         st.chunks += 1;
-        if st.buf.len() < self.shared.capacity {
+        let within_budget = self.shared.budget.acquire(data.len());
+        if st.buf.len() < self.shared.capacity && within_budget {
             return WriteStatus::Ready;
         }
         st.writer_blocked = true;
@@ -140,6 +192,9 @@ impl RingWriter {
         drop(st);
         if let Some(w) = waker {
             w.wake();
+        }
+        if !within_budget {
+            self.shared.budget.wait(&self.shared);
         }
         WriteStatus::Full
     }
@@ -205,11 +260,9 @@ impl Body for RingBody {
     type Data = Bytes;
     type Error = StreamAborted;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
-        let shared = &self.shared;
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        let this = self.get_mut();
+        let shared = &this.shared;
         let mut st = shared.state.lock();
         if st.aborted {
             return Poll::Ready(Some(Err(StreamAborted)));
@@ -217,14 +270,18 @@ impl Body for RingBody {
         if !st.buf.is_empty() {
             let data = st.buf.split().freeze();
             st.bytes += data.len() as u64;
-            let notify = st.writer_blocked && st.buf.len() < shared.low_water;
-            if notify {
-                st.writer_blocked = false;
-            }
+            let unblock = st.writer_blocked && st.buf.len() < shared.low_water;
             drop(st);
+            shared.budget.release(data.len());
             shared.stats.add_stream_bytes(data.len() as u64);
-            if notify {
-                shared.events.drained();
+            if unblock {
+                // Unblocks only if the shared budget has room too; otherwise parks on the budget.
+                budget_available(shared);
+            }
+            if let Some(hb) = &mut this.heartbeat {
+                if let Some(sleep) = &mut hb.sleep {
+                    sleep.as_mut().reset(tokio::time::Instant::now() + hb.every);
+                }
             }
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
@@ -232,6 +289,19 @@ impl Body for RingBody {
             return Poll::Ready(None);
         }
         st.waker = Some(cx.waker().clone());
+        drop(st);
+        if let Some(hb) = &mut this.heartbeat {
+            // Created lazily: the ring may be built outside a runtime (on the JS thread).
+            let every = hb.every;
+            let sleep = hb.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+            if sleep.as_mut().poll(cx).is_ready() {
+                sleep.as_mut().reset(tokio::time::Instant::now() + every);
+                let bytes = hb.bytes.clone();
+                this.shared.state.lock().bytes += bytes.len() as u64;
+                this.shared.stats.add_stream_bytes(bytes.len() as u64);
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+        }
         Poll::Pending
     }
 
@@ -251,6 +321,7 @@ impl Drop for RingBody {
         let mut st = self.shared.state.lock();
         let aborted = !(st.ended && st.buf.is_empty()) || st.aborted;
         st.closed = true;
+        let unsent = st.buf.len();
         st.buf = BytesMut::new();
         let info = CloseInfo {
             bytes: st.bytes,
@@ -259,6 +330,7 @@ impl Drop for RingBody {
             aborted,
         };
         drop(st);
+        self.shared.budget.release(unsent);
         self.shared.stats.stream_closed(aborted);
         self.shared.events.closed(info);
     }
@@ -288,7 +360,7 @@ mod tests {
 
     fn make(cap: usize) -> (RingWriter, RingBody, Arc<Counter>) {
         let c = Arc::new(Counter::default());
-        let (w, b) = ring(cap, Box::new(Ev(c.clone())), Arc::new(Stats::default()));
+        let (w, b) = ring(RingConfig::new(cap), Box::new(Ev(c.clone())), Arc::new(Stats::default()), StreamBudget::new(0));
         (w, b, c)
     }
 
@@ -355,6 +427,43 @@ mod tests {
         w.write(b"ke");
         w.flush();
         assert_eq!(&task.await.unwrap()[..], b"wake");
+    }
+
+    #[tokio::test]
+    async fn the_shared_budget_blocks_writers_and_wakes_them_when_any_ring_drains() {
+        let budget = StreamBudget::new(100);
+        let stats = Arc::new(Stats::default());
+        let (c1, c2) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
+        let (w1, mut b1) = ring(RingConfig::new(1000), Box::new(Ev(c1.clone())), stats.clone(), budget.clone());
+        let (w2, _b2) = ring(RingConfig::new(1000), Box::new(Ev(c2.clone())), stats, budget.clone());
+        assert_eq!(w1.write(&[0; 60]), WriteStatus::Ready);
+        assert_eq!(w2.write(&[0; 60]), WriteStatus::Full, "over the shared budget although its own ring is empty");
+        assert_eq!(budget.used(), 120);
+        b1.frame().await.unwrap().unwrap();
+        assert_eq!(budget.used(), 60);
+        assert_eq!(c2.drained.load(Ordering::SeqCst), 1, "draining ring 1 wakes the writer of ring 2");
+        assert_eq!(w2.write(&[0; 10]), WriteStatus::Ready);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_ring_returns_its_bytes_to_the_budget() {
+        let budget = StreamBudget::new(0);
+        let (w, b) = ring(RingConfig::new(100), Box::new(Ev(Arc::default())), Arc::new(Stats::default()), budget.clone());
+        w.write(&[1; 50]);
+        assert_eq!(budget.used(), 50);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_ring_sends_its_heartbeat_between_frames() {
+        let config = RingConfig { capacity: 100, heartbeat: Some((Duration::from_secs(15), Bytes::from_static(b":\n\n"))) };
+        let (w, mut b) = ring(config, Box::new(Ev(Arc::default())), Arc::new(Stats::default()), StreamBudget::new(0));
+        w.write(b"data: 1\n\n");
+        w.flush();
+        assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap()[..], b"data: 1\n\n");
+        let hb = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&hb[..], b":\n\n");
     }
 
     #[test]

@@ -1,0 +1,116 @@
+/** Whole-body replies, error replies and response-header packing: the one-crossing answers. */
+import { CatzillaError, HTTPError } from './errors.js'
+import { Reply } from './native.js'
+import type { NativeServer } from './native.js'
+import type { CatzillaRequest } from './request.js'
+import type { SinkHost } from './streaming.js'
+
+/** What `respond` needs from the app. @internal */
+export interface ReplyHost extends SinkHost {
+  readonly native: NativeServer
+  /** The request is answered (or gone): forget it. */
+  finish(req: CatzillaRequest): void
+  /** Reports an unexpected error (500 or aborted stream). */
+  reportError(err: unknown, req?: CatzillaRequest): void
+}
+
+/** Content types chosen by the return-value table. */
+export const TEXT = 'text/plain; charset=utf-8'
+export const OCTET = 'application/octet-stream'
+
+/** Header input accepted by `packHeaders`. */
+export type HeaderInput = Record<string, string | number | readonly string[]> | Iterable<[string, string]>
+
+/**
+ * Packs headers as `name\0value\0...` for the native side, with the request's own response
+ * headers (`req.setHeader`) appended; rejects NUL (it would split fields). `contentType` is added
+ * when no header sets one.
+ */
+export function packHeaders(req: CatzillaRequest, headers: HeaderInput | undefined, contentType?: string): string {
+  let out = ''
+  let hasType = false
+  const add = (name: string, value: string): void => {
+    if (name.includes('\0') || value.includes('\0')) {
+      throw new CatzillaError('CZ_BAD_HEADER', `header ${JSON.stringify(name)} contains a NUL byte`)
+    }
+    if (!hasType && name.length === 12 && name.toLowerCase() === 'content-type') hasType = true
+    out += out === '' ? `${name}\0${value}` : `\0${name}\0${value}`
+  }
+  if (headers !== undefined) {
+    if (Symbol.iterator in headers) {
+      for (const [k, v] of headers as Iterable<[string, string]>) add(k, v)
+    } else {
+      for (const [k, v] of Object.entries(headers)) {
+        if (Array.isArray(v)) for (const item of v) add(k, String(item))
+        else add(k, String(v))
+      }
+    }
+  }
+  const extra = req._responseHeaders
+  if (extra !== undefined) for (const [k, v] of extra) add(k, v)
+  if (!hasType && contentType !== undefined) add('content-type', contentType)
+  return out
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
+function done(host: ReplyHost, req: CatzillaRequest, code: number, status: number, bytes: number): void {
+  if (code === Reply.BadHeader) {
+    host.reportError(new CatzillaError('CZ_BAD_HEADER', 'invalid response status or header'), req)
+    host.native.replyText(req._id, 500, `content-type\0${TEXT}`, 'Internal Server Error')
+    status = 500
+  }
+  host.finish(req)
+  req._finished(status, bytes, code === Reply.Gone)
+}
+
+/** Sends a whole text body with the given content type (headers from `req.setHeader` included). */
+export function sendText(host: ReplyHost, req: CatzillaRequest, status: number, type: string, body: string): void {
+  let headers: string
+  try {
+    headers = packHeaders(req, undefined, type)
+  } catch (err) {
+    return fail(host, req, err)
+  }
+  done(host, req, host.native.replyText(req._id, status, headers, body), status, body.length)
+}
+
+/** Sends a whole binary (or empty) body with already packed headers. */
+export function sendBytes(host: ReplyHost, req: CatzillaRequest, status: number, headers: string, body?: Uint8Array): void {
+  const code = host.native.reply(req._id, status, headers, body === undefined ? null : asBuffer(body))
+  done(host, req, code, status, body?.byteLength ?? 0)
+}
+
+/** Answers a failure before the first byte: `HTTPError` → its status; anything else → 500. */
+export function fail(host: ReplyHost, req: CatzillaRequest, err: unknown): void {
+  if (req.aborted) {
+    host.finish(req)
+    return req._finished(0, 0, true)
+  }
+  if (err instanceof HTTPError) {
+    let headers: string
+    try {
+      headers = packHeaders(req, err.headers, TEXT)
+    } catch {
+      headers = `content-type\0${TEXT}`
+    }
+    const code = host.native.replyText(req._id, err.status, headers, err.message)
+    return done(host, req, code, err.status, err.message.length)
+  }
+  host.reportError(err, req)
+  const code = host.native.replyText(req._id, 500, `content-type\0${TEXT}`, 'Internal Server Error')
+  done(host, req, code, 500, 21)
+}
+
+/** `true` for sync iterables. */
+export function isIterable(v: object): v is Iterable<unknown> {
+  return typeof (v as Iterable<unknown>)[Symbol.iterator] === 'function'
+}
+
+/** `true` for async iterables (generators, Node Readables, WHATWG ReadableStreams). */
+export function isAsyncIterable(v: object): v is AsyncIterable<unknown> {
+  return typeof (v as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function'
+}
+
