@@ -71,6 +71,7 @@ export class Catzilla implements ReplyHost {
     const l = options.limits ?? {}
     this.native = new NativeServer({
       bufferSize: options.bufferSize,
+      maxStreamMemory: options.maxStreamMemory,
       headersTimeout: t.headers,
       keepAliveTimeout: t.keepAlive,
       bodyTimeout: t.body,

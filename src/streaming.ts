@@ -235,8 +235,9 @@ export class StreamSink {
     this.native?.end()
   }
 
+  /** Sends what was written, then cuts the connection without the terminating chunk. */
   abort(): void {
-    this.#text = ''
+    if (this.#text !== '' && !this.closed) this.#writeText()
     this.native?.abort()
   }
 

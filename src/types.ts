@@ -39,6 +39,12 @@ export interface LimitOptions {
 export interface AppOptions {
   /** Per-stream ring buffer in bytes. Default 64 KiB: a few socket writes of slack, bounded per client. */
   bufferSize?: number
+  /**
+   * Sum of all stream buffers in the process, in bytes. When reached, stream writers wait
+   * (backpressure) instead of the process growing; `stats().streamMemory` shows the use.
+   * Default 0: unlimited (each stream is still bounded by its `bufferSize`).
+   */
+  maxStreamMemory?: number
   /** Timeouts. */
   timeouts?: TimeoutOptions
   /** Limits. */

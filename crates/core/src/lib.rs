@@ -10,8 +10,8 @@ pub mod router;
 pub mod server;
 pub mod stats;
 
-pub use body::incoming::{BodyError, RequestBody, StreamingBody};
 pub use body::budget::StreamBudget;
+pub use body::incoming::{BodyError, RequestBody, StreamingBody};
 pub use body::ring::{ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, WriteStatus};
 pub use config::{Limits, ServerConfig, Timeouts};
 pub use handler::{Handler, Reply, ReplyBody, Request, Responder};

@@ -1,7 +1,9 @@
 //! `NativeServer`: routes, listen/close, and the synchronous reply calls JS makes.
 
 use catzilla_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use catzilla_core::{ring, Bytes, Reply, ReplyBody, RingConfig, Router, ServerConfig, ServerHandle, Stats, StreamBudget};
+use catzilla_core::{
+    ring, Bytes, Reply, ReplyBody, RingConfig, Router, ServerConfig, ServerHandle, Stats, StreamBudget,
+};
 use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::Status;
 use napi_derive::napi;

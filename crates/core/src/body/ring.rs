@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use super::budget::StreamBudget;
 use crate::stats::Stats;
 
+/// Largest frame handed to hyper in one poll: large enough that small writes coalesce into few
+/// socket writes, small enough that a slow socket pins little memory outside the ring.
+pub const MAX_FRAME: usize = 64 * 1024;
+
 /// What a producer learns from a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteStatus {
@@ -57,6 +61,8 @@ struct State {
     buf: BytesMut,
     ended: bool,
     aborted: bool,
+    /// Set once hyper had a chance to flush before the abort error.
+    abort_flushed: bool,
     closed: bool,
     writer_blocked: bool,
     waker: Option<Waker>,
@@ -137,6 +143,7 @@ pub fn ring(
             buf: BytesMut::new(),
             ended: false,
             aborted: false,
+            abort_flushed: false,
             closed: false,
             writer_blocked: false,
             waker: None,
@@ -217,7 +224,8 @@ impl RingWriter {
         self.finish(false);
     }
 
-    /// Aborts the stream: the connection is cut without the terminating chunk.
+    /// Aborts the stream: bytes already written are sent, then the connection is cut without the
+    /// terminating chunk.
     pub fn abort(&self) {
         self.finish(true);
     }
@@ -260,15 +268,18 @@ impl Body for RingBody {
     type Data = Bytes;
     type Error = StreamAborted;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
         let this = self.get_mut();
         let shared = &this.shared;
         let mut st = shared.state.lock();
-        if st.aborted {
-            return Poll::Ready(Some(Err(StreamAborted)));
-        }
         if !st.buf.is_empty() {
-            let data = st.buf.split().freeze();
+            // At most MAX_FRAME per frame: what hyper holds for a slow socket stays small, and
+            // whatever is still in the ring stays counted against the budget.
+            let take = st.buf.len().min(MAX_FRAME);
+            let data = st.buf.split_to(take).freeze();
             st.bytes += data.len() as u64;
             let unblock = st.writer_blocked && st.buf.len() < shared.low_water;
             drop(st);
@@ -284,6 +295,16 @@ impl Body for RingBody {
                 }
             }
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if st.aborted {
+            if !st.abort_flushed {
+                // Return Pending once so hyper flushes the frames it holds before the cut.
+                st.abort_flushed = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // Everything written before the abort has been sent; now cut without the last chunk.
+            return Poll::Ready(Some(Err(StreamAborted)));
         }
         if st.ended {
             return Poll::Ready(None);
@@ -360,7 +381,12 @@ mod tests {
 
     fn make(cap: usize) -> (RingWriter, RingBody, Arc<Counter>) {
         let c = Arc::new(Counter::default());
-        let (w, b) = ring(RingConfig::new(cap), Box::new(Ev(c.clone())), Arc::new(Stats::default()), StreamBudget::new(0));
+        let (w, b) = ring(
+            RingConfig::new(cap),
+            Box::new(Ev(c.clone())),
+            Arc::new(Stats::default()),
+            StreamBudget::new(0),
+        );
         (w, b, c)
     }
 
@@ -412,7 +438,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn abort_yields_an_error_frame() {
+    async fn abort_sends_what_was_written_then_yields_an_error_frame() {
+        let (w, mut b, _c) = make(100);
+        w.write(b"partial");
+        w.abort();
+        assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap()[..], b"partial");
+        assert!(b.frame().await.unwrap().is_err());
         let (w, mut b, _c) = make(100);
         w.abort();
         assert!(b.frame().await.unwrap().is_err());
@@ -434,10 +465,15 @@ mod tests {
         let budget = StreamBudget::new(100);
         let stats = Arc::new(Stats::default());
         let (c1, c2) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
-        let (w1, mut b1) = ring(RingConfig::new(1000), Box::new(Ev(c1.clone())), stats.clone(), budget.clone());
+        let (w1, mut b1) =
+            ring(RingConfig::new(1000), Box::new(Ev(c1.clone())), stats.clone(), budget.clone());
         let (w2, _b2) = ring(RingConfig::new(1000), Box::new(Ev(c2.clone())), stats, budget.clone());
         assert_eq!(w1.write(&[0; 60]), WriteStatus::Ready);
-        assert_eq!(w2.write(&[0; 60]), WriteStatus::Full, "over the shared budget although its own ring is empty");
+        assert_eq!(
+            w2.write(&[0; 60]),
+            WriteStatus::Full,
+            "over the shared budget although its own ring is empty"
+        );
         assert_eq!(budget.used(), 120);
         b1.frame().await.unwrap().unwrap();
         assert_eq!(budget.used(), 60);
@@ -448,7 +484,12 @@ mod tests {
     #[tokio::test]
     async fn dropping_a_ring_returns_its_bytes_to_the_budget() {
         let budget = StreamBudget::new(0);
-        let (w, b) = ring(RingConfig::new(100), Box::new(Ev(Arc::default())), Arc::new(Stats::default()), budget.clone());
+        let (w, b) = ring(
+            RingConfig::new(100),
+            Box::new(Ev(Arc::default())),
+            Arc::new(Stats::default()),
+            budget.clone(),
+        );
         w.write(&[1; 50]);
         assert_eq!(budget.used(), 50);
         drop(b);
@@ -457,8 +498,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_ring_sends_its_heartbeat_between_frames() {
-        let config = RingConfig { capacity: 100, heartbeat: Some((Duration::from_secs(15), Bytes::from_static(b":\n\n"))) };
-        let (w, mut b) = ring(config, Box::new(Ev(Arc::default())), Arc::new(Stats::default()), StreamBudget::new(0));
+        let config = RingConfig {
+            capacity: 100,
+            heartbeat: Some((Duration::from_secs(15), Bytes::from_static(b":\n\n"))),
+        };
+        let (w, mut b) =
+            ring(config, Box::new(Ev(Arc::default())), Arc::new(Stats::default()), StreamBudget::new(0));
         w.write(b"data: 1\n\n");
         w.flush();
         assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap()[..], b"data: 1\n\n");
