@@ -1,10 +1,12 @@
 //! Standalone Catzilla server with Rust handlers: the profiling target and the benchmark ceiling.
 //!
-//! `cargo run -p catzilla-server --release -- --port 8080 [--host 127.0.0.1]` serves:
+//! `cargo run -p catzilla-server --release -- --port 8080 [--host 127.0.0.1] [--threads N]` serves:
 //! - `GET /hello`: `Hello, World!` as text/plain;
 //! - `GET /users/:id?q=...`: a small JSON document echoing the parameter and the query;
 //! - `GET /stream?bytes=N&chunk=M`: N bytes in M-byte chunks through the same bounded ring as the
-//!   Node binding, produced by a tokio task that waits whenever the ring is full.
+//!   Node binding, produced by a tokio task that waits whenever the ring is full;
+//! - `GET /sse?n=N`: N server-sent events of about 60 bytes, one ring write each;
+//! - `GET /ndjson?n=N`: N JSON rows, one ring write each.
 
 use bytes::Bytes;
 use catzilla_core::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -20,6 +22,11 @@ use tokio::sync::Notify;
 const HELLO: u32 = 0;
 const USER: u32 = 1;
 const STREAM: u32 = 2;
+const SSE: u32 = 3;
+const NDJSON: u32 = 4;
+
+/// A boxed source of chunks for [`Scenarios::stream`].
+type Chunks = Box<dyn Iterator<Item = Bytes> + Send>;
 
 /// Rust handlers for the benchmark scenarios.
 struct Scenarios {
@@ -44,6 +51,10 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
+fn number<T: std::str::FromStr>(query: &str, key: &str, default: T) -> T {
+    query_param(query, key).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn content_type(value: &'static str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
@@ -51,11 +62,8 @@ fn content_type(value: &'static str) -> HeaderMap {
 }
 
 impl Scenarios {
-    fn stream(&self, req: &Request, responder: Responder) {
-        let query = req.uri.query().unwrap_or("");
-        let total: u64 = query_param(query, "bytes").and_then(|v| v.parse().ok()).unwrap_or(1 << 20);
-        let chunk: usize =
-            query_param(query, "chunk").and_then(|v| v.parse().ok()).unwrap_or(16 * 1024).max(1);
+    /// Streams `chunks` through a ring, waiting whenever it is full; flushes every 64 writes.
+    fn stream(&self, responder: Responder, kind: &'static str, chunks: Chunks) {
         let notify = Arc::new(Notify::new());
         let (writer, body) = ring(
             RingConfig::new(self.buffer_size),
@@ -63,21 +71,19 @@ impl Scenarios {
             self.stats.clone(),
             self.budget.clone(),
         );
-        let headers = content_type("application/octet-stream");
-        if !responder.send(Reply { status: StatusCode::OK, headers, body: ReplyBody::Stream(body) }) {
+        let reply =
+            Reply { status: StatusCode::OK, headers: content_type(kind), body: ReplyBody::Stream(body) };
+        if !responder.send(reply) {
             return;
         }
         tokio::spawn(async move {
-            let data = vec![b'x'; chunk];
-            let mut left = total;
-            while left > 0 {
-                let n = left.min(chunk as u64) as usize;
-                match writer.write(&data[..n]) {
+            for (i, chunk) in chunks.enumerate() {
+                match writer.write(&chunk) {
                     WriteStatus::Closed => return,
                     WriteStatus::Full => notify.notified().await,
-                    WriteStatus::Ready => writer.flush(),
+                    WriteStatus::Ready if i % 64 == 63 => writer.flush(),
+                    WriteStatus::Ready => {}
                 }
-                left -= n as u64;
             }
             writer.end();
         });
@@ -88,18 +94,36 @@ impl Handler for Scenarios {
     type Token = ();
 
     fn handle(&self, req: Request, responder: Responder) {
+        let query = req.uri.query().unwrap_or("");
         let reply = match req.route {
             HELLO => Reply::full(StatusCode::OK, content_type("text/plain; charset=utf-8"), "Hello, World!"),
             USER => {
                 let id = req.params.first().map_or("", |(_, v)| v.as_str());
-                let q = query_param(req.uri.query().unwrap_or(""), "q").unwrap_or("");
+                let q = query_param(query, "q").unwrap_or("");
                 let body = format!(r#"{{"id":"{}","q":"{}"}}"#, escape(id), escape(q));
                 Reply::full(StatusCode::OK, content_type("application/json"), Bytes::from(body))
             }
-            STREAM => return self.stream(&req, responder),
+            STREAM => {
+                let total: u64 = number(query, "bytes", 1 << 20);
+                let size: usize = number(query, "chunk", 16384usize).max(1);
+                let data = Bytes::from(vec![b'x'; size]);
+                let chunks = (0..total.div_ceil(size as u64)).map(move |_| data.clone());
+                return self.stream(responder, "application/octet-stream", Box::new(chunks));
+            }
+            SSE => {
+                let events = (0..number(query, "n", 1000u64)).map(|i| {
+                    Bytes::from(format!("id: {i}\ndata: the quick brown fox jumps over the lazy dog\n\n"))
+                });
+                return self.stream(responder, "text/event-stream", Box::new(events));
+            }
+            NDJSON => {
+                let rows = (0..number(query, "n", 1000u64))
+                    .map(|i| Bytes::from(format!("{{\"id\":{i},\"name\":\"row {i}\",\"ok\":true}}\n")));
+                return self.stream(responder, "application/x-ndjson", Box::new(rows));
+            }
             _ => Reply::text(StatusCode::NOT_FOUND, "Not Found"),
         };
-        let _ = responder.send(reply);
+        responder.send(reply);
     }
 }
 
@@ -131,10 +155,16 @@ fn main() -> std::io::Result<()> {
     let rt = rt.enable_all().build()?;
     rt.block_on(async move {
         let mut router = Router::new();
-        router.add(Some(Method::GET), "/hello", HELLO).map_err(std::io::Error::other)?;
-        router.add(Some(Method::GET), "/users/:id", USER).map_err(std::io::Error::other)?;
-        router.add(Some(Method::GET), "/stream", STREAM).map_err(std::io::Error::other)?;
-        let config = ServerConfig::default();
+        for (path, id) in
+            [("/hello", HELLO), ("/users/:id", USER), ("/stream", STREAM), ("/sse", SSE), ("/ndjson", NDJSON)]
+        {
+            router.add(Some(Method::GET), path, id).map_err(std::io::Error::other)?;
+        }
+        let mut config = ServerConfig::default();
+        // Benchmark settings: keep idle connections (memory scenario) and allow many of them.
+        config.timeouts.keep_alive = Some(Duration::from_secs(120));
+        config.timeouts.headers = Some(Duration::from_secs(120));
+        config.limits.max_connections = 20_000;
         let stats = Arc::new(Stats::default());
         let handler = Arc::new(Scenarios {
             stats: stats.clone(),
@@ -142,7 +172,7 @@ fn main() -> std::io::Result<()> {
             buffer_size: config.buffer_size,
         });
         let server = serve(addr, config, router, handler, stats).await?;
-        println!("catzilla-server listening on http://{}", server.local_addr());
+        println!("ready http://{}", server.local_addr());
         tokio::signal::ctrl_c().await?;
         server.close(Duration::from_secs(5)).await;
         Ok(())

@@ -1,0 +1,42 @@
+// Memory-scenario client: opens N connections and holds them, either idle after one keep-alive
+// request ('idle') or stalled mid-stream after the first packet ('slow'). Prints "ready <n>" when
+// all are established, then holds them until stdin closes.
+// usage: node hold-connections.mjs <port> <n> <idle|slow>
+import net from 'node:net'
+
+const [port, n, mode] = [Number(process.argv[2]), Number(process.argv[3]), process.argv[4]]
+const path = mode === 'slow' ? '/stream?bytes=1000000000000&chunk=16384' : '/hello'
+const sockets = []
+let ready = 0
+let failed = 0
+
+function open() {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    let settled = false
+    const settle = (ok) => {
+      if (settled) return
+      settled = true
+      if (ok) ready++
+      else failed++
+      resolve()
+    }
+    s.on('connect', () => s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`))
+    s.once('data', () => {
+      if (mode === 'slow') s.pause()
+      settle(true)
+    })
+    s.on('error', () => settle(false))
+    s.on('close', () => settle(false))
+    s.setTimeout(30_000, () => settle(false))
+    sockets.push(s)
+  })
+}
+
+for (let i = 0; i < n; i += 200) {
+  await Promise.all(Array.from({ length: Math.min(200, n - i) }, open))
+}
+process.stdout.write(`ready ${ready} failed ${failed}\n`)
+process.stdin.resume()
+process.stdin.on('end', () => process.exit(0))
+process.stdin.on('close', () => process.exit(0))

@@ -1,0 +1,30 @@
+/** Catzilla (this project) serving the benchmark scenarios. */
+import { Catzilla, ndjson, sse } from '../../index.js'
+
+const app = new Catzilla({ timeouts: { keepAlive: 120_000, headers: 120_000 }, limits: { maxConnections: 20_000 } })
+app.get('/hello', () => 'Hello, World!')
+app.get('/users/:id', (req) => ({ id: req.params.id, q: req.query.get('q') }))
+app.get('/stream', async function* (req) {
+  const total = Number(req.query.get('bytes') ?? 1 << 20)
+  const chunk = Buffer.alloc(Number(req.query.get('chunk') ?? 16384), 120)
+  for (let sent = 0; sent < total; sent += chunk.length) yield chunk
+})
+app.get('/sse', (req) => {
+  const n = Number(req.query.get('n') ?? 1000)
+  return sse(
+    (async function* () {
+      for (let i = 0; i < n; i++) yield { id: i, data: 'the quick brown fox jumps over the lazy dog' }
+    })(),
+    { heartbeat: 0 },
+  )
+})
+app.get('/ndjson', (req) => {
+  const n = Number(req.query.get('n') ?? 1000)
+  return ndjson(
+    (async function* () {
+      for (let i = 0; i < n; i++) yield { id: i, name: `row ${i}`, ok: true }
+    })(),
+  )
+})
+const { url } = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
+console.log(`ready ${url}`)

@@ -1,0 +1,41 @@
+// node:http serving the benchmark scenarios (the baseline every Node framework builds on).
+import http from 'node:http'
+import { once } from 'node:events'
+
+const EVENT = 'the quick brown fox jumps over the lazy dog'
+async function pipeGen(res, gen) {
+  for await (const chunk of gen) if (!res.write(chunk)) await once(res, 'drain')
+  res.end()
+}
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x')
+  if (url.pathname === '/hello') {
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' })
+    return res.end('Hello, World!')
+  }
+  const m = /^\/users\/([^/]+)$/.exec(url.pathname)
+  if (m) {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    return res.end(JSON.stringify({ id: m[1], q: url.searchParams.get('q') }))
+  }
+  if (url.pathname === '/stream') {
+    const total = Number(url.searchParams.get('bytes') ?? 1 << 20)
+    const chunk = Buffer.alloc(Number(url.searchParams.get('chunk') ?? 16384), 120)
+    res.writeHead(200, { 'content-type': 'application/octet-stream' })
+    return pipeGen(res, (async function* () { for (let s = 0; s < total; s += chunk.length) yield chunk })())
+  }
+  if (url.pathname === '/sse') {
+    const n = Number(url.searchParams.get('n') ?? 1000)
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+    return pipeGen(res, (async function* () { for (let i = 0; i < n; i++) yield `id: ${i}\ndata: ${EVENT}\n\n` })())
+  }
+  if (url.pathname === '/ndjson') {
+    const n = Number(url.searchParams.get('n') ?? 1000)
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+    return pipeGen(res, (async function* () { for (let i = 0; i < n; i++) yield JSON.stringify({ id: i, name: `row ${i}`, ok: true }) + '\n' })())
+  }
+  res.writeHead(404).end()
+})
+server.keepAliveTimeout = 120_000
+server.headersTimeout = 121_000
+server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => console.log('ready'))

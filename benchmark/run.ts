@@ -1,0 +1,366 @@
+/** Side-by-side benchmark: starts every peer, runs each scenario in alternating rounds, writes RESULTS.md and chart.svg. */
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const root = join(here, '..')
+const QUICK = process.argv.includes('--quick')
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',')
+
+/** Run sizes: quick (~3 min) or full (bounded to ~20 min). */
+const SIZE = QUICK
+  ? { rounds: 1, seconds: 3, streamBytes: 64 << 20, sseEvents: 200_000, ndjsonRows: 100_000, idleConns: 1000, slowClients: 200 }
+  : { rounds: 3, seconds: 5, streamBytes: 256 << 20, sseEvents: 1_000_000, ndjsonRows: 100_000, idleConns: 10_000, slowClients: 1000 }
+
+const SERVER_CPU = '0'
+const CLIENT_CPU = '1'
+
+function log(msg: string) {
+  process.stderr.write(`[bench] ${msg}\n`)
+}
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
+}
+
+function sh(cmd: string, args: string[], opts: { cwd?: string } = {}) {
+  log(`$ ${cmd} ${args.join(' ')}`)
+  execFileSync(cmd, args, { stdio: 'inherit', cwd: opts.cwd ?? root })
+}
+
+/** Installs what the run needs, inside the repository only (plus wrk from apt when missing). */
+function setup() {
+  if (!have('wrk')) {
+    const apt = (args: string[]) => (process.getuid?.() === 0 ? sh('apt-get', args) : sh('sudo', ['apt-get', ...args]))
+    apt(['update', '-qq'])
+    apt(['install', '-y', '-qq', 'wrk'])
+  }
+  if (!existsSync(join(here, 'node_modules'))) sh('npm', ['ci', '--no-audit', '--no-fund'], { cwd: here })
+  if (!existsSync(join(here, '.venv', 'bin', 'uvicorn'))) {
+    sh('python3', ['-m', 'venv', join(here, '.venv')])
+    sh(join(here, '.venv', 'bin', 'pip'), ['install', '-q', '-r', join(here, 'requirements.txt')])
+  }
+  sh('npm', ['run', 'build'])
+  sh('cargo', ['build', '--release', '-p', 'catzilla-server'])
+}
+
+interface Server {
+  name: string
+  kind: 'ours' | 'peer' | 'ceiling'
+  cmd: string[]
+  cwd: string
+  port: number
+  proc?: ChildProcess
+  failed?: string
+}
+
+function servers(): Server[] {
+  const node = process.execPath
+  const py = (bin: string) => join(here, '.venv', 'bin', bin)
+  let port = 3300
+  const s = (name: string, kind: Server['kind'], cmd: (p: number) => string[], cwd = root): Server => {
+    const p = ++port
+    return { name, kind, cmd: cmd(p), cwd, port: p }
+  }
+  return [
+    s('catzilla', 'ours', () => [node, '--import', 'tsx', join(here, 'peers', 'catzilla.ts')]),
+    s('rust ceiling', 'ceiling', (p) => [join(root, 'target', 'release', 'catzilla-server'), '--port', String(p)]),
+    s('node:http', 'peer', () => [node, join(here, 'peers', 'node-http.mjs')]),
+    s('express', 'peer', () => [node, join(here, 'peers', 'express.mjs')]),
+    s('fastify', 'peer', () => [node, join(here, 'peers', 'fastify.mjs')]),
+    s('hono', 'peer', () => [node, join(here, 'peers', 'hono.mjs')]),
+    s('bun', 'peer', () => [join(here, 'node_modules', '.bin', 'bun'), join(here, 'peers', 'bun.mjs')]),
+    s('fastapi', 'peer', (p) => [py('uvicorn'), 'fastapi_app:app', '--port', String(p), '--log-level', 'warning', '--no-access-log'], join(here, 'peers')),
+    s('flask', 'peer', (p) => [py('gunicorn'), '-w', '1', '-b', `127.0.0.1:${p}`, '--log-level', 'warning', 'flask_app:app'], join(here, 'peers')),
+  ]
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function start(s: Server) {
+  s.proc = spawn('taskset', ['-c', SERVER_CPU, ...s.cmd], {
+    cwd: s.cwd,
+    env: { ...process.env, PORT: String(s.port), NODE_ENV: 'production' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${s.port}/hello`)
+      if (r.ok) return
+    } catch {
+      /* not up yet */
+    }
+    await sleep(200)
+  }
+  s.failed = 'did not start'
+}
+
+/** RSS in bytes of a process and all its descendants (gunicorn has a master and a worker). */
+function treeRss(pid: number): number {
+  const children = new Map<number, number[]>()
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)])
+    } catch {
+      /* process gone */
+    }
+  }
+  let total = 0
+  const stack = [pid]
+  while (stack.length) {
+    const p = stack.pop()!
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
+      if (m) total += Number(m[1]) * 1024
+    } catch {
+      /* gone */
+    }
+    stack.push(...(children.get(p) ?? []))
+  }
+  return total
+}
+
+interface Sample {
+  value: number
+  p50?: number
+  p99?: number
+  note?: string
+}
+
+function client(args: string[], timeoutMs: number): string {
+  const r = spawnSync('taskset', ['-c', CLIENT_CPU, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 24 })
+  if (r.error) throw r.error
+  return r.stdout
+}
+
+function wrk(port: number, path: string): Sample {
+  const out = client(['wrk', '-t1', '-c64', `-d${SIZE.seconds}s`, '--latency', `http://127.0.0.1:${port}${path}`], (SIZE.seconds + 30) * 1000)
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN)
+  const unit = (v: string, u: string) => Number(v) * (u === 'ms' ? 1000 : u === 's' ? 1e6 : 1)
+  const p = (q: string) => {
+    const m = new RegExp(`\\s${q}%\\s+([\\d.]+)(us|ms|s)`).exec(out)
+    return m ? unit(m[1]!, m[2]!) : undefined
+  }
+  const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out)
+  return { value: rps, p50: p('50'), p99: p('99'), note: errors ? errors[0] : undefined }
+}
+
+function streamCount(port: number, path: string, mode: string, expect: { bytes?: number; events?: number }, per: 'bytes' | 'events'): Sample {
+  const out = client([process.execPath, join(here, 'clients', 'stream-count.mjs'), String(port), path, mode], 300_000)
+  const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { bytes: number; events: number; seconds: number; complete: boolean }
+  const ok =
+    r.complete && (expect.bytes === undefined || r.bytes >= expect.bytes) && (expect.events === undefined || r.events === expect.events)
+  const value = per === 'bytes' ? r.bytes / r.seconds / 1048576 : r.events / r.seconds
+  return { value: ok ? value : NaN, note: ok ? undefined : `incomplete: ${r.bytes} bytes, ${r.events} messages` }
+}
+
+async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Promise<Sample> {
+  const base = treeRss(s.proc!.pid!)
+  const holder = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || true; exec taskset -c ${CLIENT_CPU} "${process.execPath}" "${join(here, 'clients', 'hold-connections.mjs')}" ${s.port} ${n} ${mode}`], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const line = await new Promise<string>((resolve) => {
+    let buf = ''
+    holder.stdout!.on('data', (d) => {
+      buf += d
+      if (buf.includes('\n')) resolve(buf.trim())
+    })
+    setTimeout(() => resolve(buf || 'timeout'), 120_000)
+  })
+  await sleep(mode === 'slow' ? 3000 : 1000)
+  const rss = treeRss(s.proc!.pid!)
+  holder.stdin!.end()
+  holder.kill()
+  await sleep(1000)
+  const established = Number(/ready (\d+)/.exec(line)?.[1] ?? 0)
+  return { value: rss / 1048576, note: `${established}/${n} held; idle RSS before ${(base / 1048576).toFixed(0)} MiB` }
+}
+
+interface Scenario {
+  id: string
+  title: string
+  unit: string
+  higherIsBetter: boolean
+  rounds: number
+  run: (s: Server) => Sample | Promise<Sample>
+}
+
+const scenarios: Scenario[] = [
+  { id: 'hello', title: 'Plaintext hello', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, run: (s) => wrk(s.port, '/hello') },
+  { id: 'json', title: 'JSON with a path and a query parameter', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, run: (s) => wrk(s.port, '/users/42?q=catzilla') },
+  {
+    id: 'stream',
+    title: `${SIZE.streamBytes >> 20} MiB stream in 16 KiB chunks from an async generator`,
+    unit: 'MiB/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    run: (s) => streamCount(s.port, `/stream?bytes=${SIZE.streamBytes}&chunk=16384`, 'none', { bytes: SIZE.streamBytes }, 'bytes'),
+  },
+  {
+    id: 'sse',
+    title: `${SIZE.sseEvents.toLocaleString('en')} small SSE events (~60 B) to one client`,
+    unit: 'events/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    run: (s) => streamCount(s.port, `/sse?n=${SIZE.sseEvents}`, 'sse', { events: SIZE.sseEvents }, 'events'),
+  },
+  {
+    id: 'ndjson',
+    title: `NDJSON, ${SIZE.ndjsonRows.toLocaleString('en')} rows`,
+    unit: 'rows/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    run: (s) => streamCount(s.port, `/ndjson?n=${SIZE.ndjsonRows}`, 'line', { events: SIZE.ndjsonRows }, 'events'),
+  },
+  {
+    id: 'mem-idle',
+    title: `RSS with ${SIZE.idleConns.toLocaleString('en')} idle keep-alive connections`,
+    unit: 'MiB',
+    higherIsBetter: false,
+    rounds: 1,
+    run: (s) => holdAndMeasure(s, SIZE.idleConns, 'idle'),
+  },
+  {
+    id: 'mem-slow',
+    title: `RSS with ${SIZE.slowClients.toLocaleString('en')} slow-reading stream clients`,
+    unit: 'MiB',
+    higherIsBetter: false,
+    rounds: 1,
+    run: (s) => holdAndMeasure(s, SIZE.slowClients, 'slow'),
+  },
+]
+
+const median = (xs: number[]) => {
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b)
+  if (!v.length) return NaN
+  const m = v.length >> 1
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2
+}
+
+const fmt = (x: number | undefined, digits = 0) =>
+  x === undefined || Number.isNaN(x) ? 'n/a' : x >= 100 ? Math.round(x).toLocaleString('en') : x.toFixed(digits || 2)
+
+function version(cmd: string[], cwd = root): string {
+  try {
+    return execFileSync(cmd[0]!, cmd.slice(1), { cwd, encoding: 'utf8' }).trim().split('\n')[0]!
+  } catch {
+    return 'unknown'
+  }
+}
+
+function svgChart(results: Map<string, Map<string, number>>, list: Server[]): string {
+  const rows: string[] = []
+  const width = 760
+  let y = 30
+  const ours = list.find((s) => s.kind === 'ours')!.name
+  for (const sc of scenarios) {
+    const r = results.get(sc.id)
+    if (!r) continue
+    const vals = list.map((s) => [s.name, r.get(s.name) ?? NaN] as const).filter(([, v]) => !Number.isNaN(v))
+    const best = sc.higherIsBetter ? Math.max(...vals.map(([, v]) => v)) : Math.min(...vals.map(([, v]) => v))
+    rows.push(`<text x="10" y="${y}" font-size="13" font-weight="bold">${sc.title} (${sc.unit}, ${sc.higherIsBetter ? 'higher' : 'lower'} is better)</text>`)
+    y += 8
+    for (const [name, v] of vals) {
+      const score = sc.higherIsBetter ? v / best : best / v
+      const w = Math.max(2, Math.round(score * 480))
+      const color = name === ours ? '#d9480f' : name === 'rust ceiling' ? '#868e96' : '#4263eb'
+      rows.push(`<text x="150" y="${y + 12}" font-size="11" text-anchor="end">${name}</text>`)
+      rows.push(`<rect x="156" y="${y + 2}" width="${w}" height="13" fill="${color}"/>`)
+      rows.push(`<text x="${160 + w}" y="${y + 12}" font-size="11">${fmt(v)}</text>`)
+      y += 17
+    }
+    y += 20
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${rows.join('')}</svg>\n`
+}
+
+async function main() {
+  setup()
+  const list = servers()
+  const t0 = Date.now()
+  for (const s of list) {
+    await start(s)
+    log(`${s.name}: ${s.failed ?? `up on ${s.port}`}`)
+  }
+  const live = list.filter((s) => !s.failed)
+  const samples = new Map<string, Map<string, Sample[]>>()
+  try {
+    for (const sc of scenarios) {
+      if (ONLY && !ONLY.includes(sc.id)) continue
+      const per = new Map<string, Sample[]>()
+      samples.set(sc.id, per)
+      for (let round = 0; round < sc.rounds; round++) {
+        const order = round % 2 === 0 ? live : [...live].reverse()
+        for (const s of order) {
+          if (sc.id === 'hello' || sc.id === 'json') wrk(s.port, sc.id === 'hello' ? '/hello' : '/users/1') // warm-up
+          let sample: Sample
+          try {
+            sample = await sc.run(s)
+          } catch (err) {
+            sample = { value: NaN, note: String(err).slice(0, 120) }
+          }
+          per.set(s.name, [...(per.get(s.name) ?? []), sample])
+          log(`${sc.id} round ${round + 1} ${s.name}: ${fmt(sample.value)} ${sc.unit}${sample.note ? ` (${sample.note})` : ''}`)
+        }
+      }
+    }
+  } finally {
+    for (const s of list) s.proc?.kill('SIGKILL')
+  }
+  const minutes = ((Date.now() - t0) / 60000).toFixed(1)
+
+  // Report.
+  const ours = list.find((s) => s.kind === 'ours')!
+  const medians = new Map<string, Map<string, number>>()
+  const out: string[] = []
+  const cpu = cpus()[0]?.model ?? 'unknown CPU'
+  out.push('# Benchmark results', '')
+  out.push(`Generated by \`npm run bench${QUICK ? ':quick' : ''}\` on ${new Date().toISOString().slice(0, 10)} in ${minutes} min.`, '')
+  out.push(`Machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${version(['uname', '-sr'])}.`)
+  out.push(`Servers pinned to CPU ${SERVER_CPU} and load generators to CPU ${CLIENT_CPU} (\`taskset\`); every server runs for the whole run and the rounds alternate their order; each figure is the median of ${SIZE.rounds} round(s) (memory: 1), with min–max. Ratios compare medians from this same run.`, '')
+  out.push(
+    `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '--version'])
+      .replace(/ - .*/, '')
+      .trim()}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`.`,
+    '',
+  )
+  out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS.', '')
+  out.push('Ratio = Catzilla ÷ peer for throughput, peer ÷ Catzilla for memory: above 1 means Catzilla is better.', '')
+  for (const sc of scenarios) {
+    const per = samples.get(sc.id)
+    if (!per) continue
+    const med = new Map<string, number>()
+    medians.set(sc.id, med)
+    for (const [name, xs] of per) med.set(name, median(xs.map((x) => x.value)))
+    const oursMed = med.get(ours.name) ?? NaN
+    out.push(`## ${sc.title}`, '')
+    const latency = sc.id === 'hello' || sc.id === 'json'
+    out.push(`| server | ${sc.unit} (median) | min–max | ${latency ? 'p50 / p99 latency | ' : ''}ratio | notes |`)
+    out.push(`|---|---|---|${latency ? '---|' : ''}---|---|`)
+    for (const s of live) {
+      const xs = per.get(s.name) ?? []
+      const vals = xs.map((x) => x.value).filter((v) => !Number.isNaN(v))
+      const m = med.get(s.name) ?? NaN
+      const ratio = s.name === ours.name ? '—' : sc.higherIsBetter ? oursMed / m : m / oursMed
+      const lat = latency ? `${fmt(median(xs.map((x) => x.p50 ?? NaN)) / 1000, 2)} / ${fmt(median(xs.map((x) => x.p99 ?? NaN)) / 1000, 2)} ms | ` : ''
+      const notes = [...new Set(xs.map((x) => x.note).filter(Boolean))].join('; ')
+      const name = s.kind === 'ours' ? `**${s.name}**` : s.name
+      out.push(`| ${name} | ${fmt(m)} | ${vals.length ? `${fmt(Math.min(...vals))}–${fmt(Math.max(...vals))}` : 'n/a'} | ${lat}${typeof ratio === 'number' ? `${fmt(ratio, 2)}×` : ratio} | ${notes} |`)
+    }
+    out.push('')
+  }
+  out.push('## Not measured yet', '')
+  out.push('SSE broadcast to 1,000 clients, WebSocket echo and WebSocket broadcast need topics and WebSockets, which Catzilla does not have yet; they will be added with those features.', '')
+  writeFileSync(join(here, 'RESULTS.md'), out.join('\n'))
+  writeFileSync(join(here, 'chart.svg'), svgChart(medians, live))
+  log(`wrote benchmark/RESULTS.md and benchmark/chart.svg (${minutes} min)`)
+}
+
+await main()
