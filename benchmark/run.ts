@@ -81,7 +81,7 @@ function servers(): Server[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function start(s: Server) {
+async function startServer(s: Server) {
   s.proc = spawn('taskset', ['-c', SERVER_CPU, ...s.cmd], {
     cwd: s.cwd,
     env: { ...process.env, PORT: String(s.port), NODE_ENV: 'production' },
@@ -248,11 +248,9 @@ const fmt = (x: number | undefined, digits = 0) =>
   x === undefined || Number.isNaN(x) ? 'n/a' : x >= 100 ? Math.round(x).toLocaleString('en') : x.toFixed(digits || 2)
 
 function version(cmd: string[], cwd = root): string {
-  try {
-    return execFileSync(cmd[0]!, cmd.slice(1), { cwd, encoding: 'utf8' }).trim().split('\n')[0]!
-  } catch {
-    return 'unknown'
-  }
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd, encoding: 'utf8' })
+  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0]
+  return text || 'unknown'
 }
 
 function svgChart(results: Map<string, Map<string, number>>, list: Server[]): string {
@@ -281,12 +279,33 @@ function svgChart(results: Map<string, Map<string, number>>, list: Server[]): st
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${rows.join('')}</svg>\n`
 }
 
+/** One row per scenario: Catzilla, the best peer, and the ratios that matter. */
+function summaryTable(medians: Map<string, Map<string, number>>, list: Server[], ours: string): string {
+  const rows = ['| scenario | Catzilla | best peer | vs best peer | vs node:http | share of Rust ceiling |', '|---|---|---|---|---|---|']
+  for (const sc of scenarios) {
+    const med = medians.get(sc.id)
+    if (!med) continue
+    const o = med.get(ours) ?? NaN
+    const peers = list.filter((s) => s.kind === 'peer').map((s) => [s.name, med.get(s.name) ?? NaN] as const).filter(([, v]) => !Number.isNaN(v))
+    if (!peers.length) continue
+    const best = peers.reduce((a, b) => (sc.higherIsBetter ? (b[1] > a[1] ? b : a) : b[1] < a[1] ? b : a))
+    const ratio = (peer: number) => (sc.higherIsBetter ? o / peer : peer / o)
+    const ceiling = med.get('rust ceiling')
+    const share = ceiling === undefined ? NaN : sc.higherIsBetter ? o / ceiling : ceiling / o
+    const nodeHttp = med.get('node:http')
+    rows.push(
+      `| ${sc.title} | ${fmt(o)} ${sc.unit} | ${best[0]} (${fmt(best[1])}) | ${fmt(ratio(best[1]), 2)}× | ${nodeHttp === undefined ? 'n/a' : `${fmt(ratio(nodeHttp), 2)}×`} | ${Number.isNaN(share) ? 'n/a' : `${Math.round(share * 100)}%`} |`,
+    )
+  }
+  return rows.join('\n')
+}
+
 async function main() {
   setup()
   const list = servers()
   const t0 = Date.now()
   for (const s of list) {
-    await start(s)
+    await startServer(s)
     log(`${s.name}: ${s.failed ?? `up on ${s.port}`}`)
   }
   const live = list.filter((s) => !s.failed)
@@ -326,9 +345,7 @@ async function main() {
   out.push(`Machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${version(['uname', '-sr'])}.`)
   out.push(`Servers pinned to CPU ${SERVER_CPU} and load generators to CPU ${CLIENT_CPU} (\`taskset\`); every server runs for the whole run and the rounds alternate their order; each figure is the median of ${SIZE.rounds} round(s) (memory: 1), with min–max. Ratios compare medians from this same run.`, '')
   out.push(
-    `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '--version'])
-      .replace(/ - .*/, '')
-      .trim()}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`.`,
+    `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '-v']).replace(/ \[.*/, '')}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`.`,
     '',
   )
   out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS.', '')
@@ -358,7 +375,17 @@ async function main() {
   }
   out.push('## Not measured yet', '')
   out.push('SSE broadcast to 1,000 clients, WebSocket echo and WebSocket broadcast need topics and WebSockets, which Catzilla does not have yet; they will be added with those features.', '')
+  const summary = summaryTable(medians, live, ours.name)
+  out.splice(out.indexOf('Ratio = Catzilla ÷ peer for throughput, peer ÷ Catzilla for memory: above 1 means Catzilla is better.') + 2, 0, '## Summary', '', summary, '')
   writeFileSync(join(here, 'RESULTS.md'), out.join('\n'))
+  const readme = join(root, 'README.md')
+  const text = readFileSync(readme, 'utf8')
+  const start = text.indexOf('<!-- bench:start -->')
+  const end = text.indexOf('<!-- bench:end -->')
+  if (start !== -1 && end > start) {
+    const stamp = `Last ${QUICK ? 'quick' : 'full'} run: ${new Date().toISOString().slice(0, 10)}, ${cpus().length} × ${cpu}.`
+    writeFileSync(readme, `${text.slice(0, start)}<!-- bench:start -->\n${stamp}\n\n${summary}\n${text.slice(end)}`)
+  }
   writeFileSync(join(here, 'chart.svg'), svgChart(medians, live))
   log(`wrote benchmark/RESULTS.md and benchmark/chart.svg (${minutes} min)`)
 }

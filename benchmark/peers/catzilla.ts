@@ -28,3 +28,4 @@ app.get('/ndjson', (req) => {
 })
 const { url } = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 console.log(`ready ${url}`)
+process.once('SIGINT', () => void app.close({ timeout: 1000 }).then(() => process.exit(0)))
