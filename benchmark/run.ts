@@ -13,7 +13,7 @@ const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split('
 
 /** Run sizes: quick (~3 min) or full (bounded to ~20 min). */
 const SIZE = QUICK
-  ? { rounds: 1, seconds: 3, streamBytes: 64 << 20, sseEvents: 200_000, ndjsonRows: 100_000, idleConns: 1000, slowClients: 200 }
+  ? { rounds: 1, seconds: 2, streamBytes: 64 << 20, sseEvents: 200_000, ndjsonRows: 100_000, idleConns: 1000, slowClients: 200 }
   : { rounds: 3, seconds: 5, streamBytes: 256 << 20, sseEvents: 1_000_000, ndjsonRows: 100_000, idleConns: 10_000, slowClients: 1000 }
 
 const SERVER_CPU = '0'
