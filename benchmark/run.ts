@@ -10,6 +10,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
 const QUICK = process.argv.includes('--quick')
 const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',')
+/** `--servers=catzilla,node:http` limits the run to some servers (for quick checks; RESULTS.md is not written). */
+const SERVERS = process.argv.find((a) => a.startsWith('--servers='))?.slice(10).split(',')
 
 /** Run sizes: quick (~3 min) or full (bounded to ~20 min). */
 const SIZE = QUICK
@@ -302,7 +304,7 @@ function summaryTable(medians: Map<string, Map<string, number>>, list: Server[],
 
 async function main() {
   setup()
-  const list = servers()
+  const list = servers().filter((s) => SERVERS === undefined || SERVERS.includes(s.name))
   const t0 = Date.now()
   for (const s of list) {
     await startServer(s)
@@ -335,6 +337,7 @@ async function main() {
   }
   const minutes = ((Date.now() - t0) / 60000).toFixed(1)
 
+  if (SERVERS !== undefined || ONLY !== undefined) return // partial runs are for exploration only
   // Report.
   const ours = list.find((s) => s.kind === 'ours')!
   const medians = new Map<string, Map<string, number>>()

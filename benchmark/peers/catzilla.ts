@@ -1,7 +1,7 @@
 /** Catzilla (this project) serving the benchmark scenarios. */
 import { Catzilla, ndjson, sse } from '../../index.js'
 
-const app = new Catzilla({ timeouts: { keepAlive: 120_000, headers: 120_000 }, limits: { maxConnections: 20_000 } })
+const app = new Catzilla({ bufferSize: Number(process.env.CZ_BUFFER_SIZE ?? 65536), timeouts: { keepAlive: 120_000, headers: 120_000 }, limits: { maxConnections: 20_000 } })
 app.get('/hello', () => 'Hello, World!')
 app.get('/users/:id', (req) => ({ id: req.params.id, q: req.query.get('q') }))
 app.get('/stream', async function* (req) {

@@ -23,7 +23,7 @@ use crate::stats::Stats;
 
 /// Largest frame handed to hyper in one poll: large enough that small writes coalesce into few
 /// socket writes, small enough that a slow socket pins little memory outside the ring.
-pub const MAX_FRAME: usize = 64 * 1024;
+pub const MAX_FRAME: usize = 16 * 1024;
 
 /// What a producer learns from a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,8 +278,16 @@ impl Body for RingBody {
         if !st.buf.is_empty() {
             // At most MAX_FRAME per frame: what hyper holds for a slow socket stays small, and
             // whatever is still in the ring stays counted against the budget.
-            let take = st.buf.len().min(MAX_FRAME);
-            let data = st.buf.split_to(take).freeze();
+            let data = if st.buf.len() <= MAX_FRAME {
+                // Hand the whole buffer over without a copy; the ring starts a fresh one.
+                st.buf.split().freeze()
+            } else {
+                // Copy a slice out rather than split it off: a split frame would pin the ring's
+                // whole allocation while hyper holds it, and the ring would allocate a second one.
+                let frame = Bytes::copy_from_slice(&st.buf[..MAX_FRAME]);
+                bytes::Buf::advance(&mut st.buf, MAX_FRAME);
+                frame
+            };
             st.bytes += data.len() as u64;
             let unblock = st.writer_blocked && st.buf.len() < shared.low_water;
             drop(st);
@@ -509,6 +517,21 @@ mod tests {
         assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap()[..], b"data: 1\n\n");
         let hb = b.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&hb[..], b":\n\n");
+    }
+
+    #[tokio::test]
+    async fn a_large_backlog_leaves_in_frames_of_at_most_max_frame_in_order() {
+        let (w, mut b, _c) = make(4 * MAX_FRAME);
+        let data: Vec<u8> = (0..(2 * MAX_FRAME + 100)).map(|i| (i % 251) as u8).collect();
+        w.write(&data);
+        w.end();
+        let mut got = Vec::new();
+        while let Some(frame) = b.frame().await {
+            let bytes = frame.unwrap().into_data().unwrap();
+            assert!(bytes.len() <= MAX_FRAME);
+            got.extend_from_slice(&bytes);
+        }
+        assert_eq!(got, data);
     }
 
     #[test]
