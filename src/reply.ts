@@ -27,6 +27,8 @@ export type HeaderInput = Record<string, string | number | readonly string[]> | 
  * when no header sets one.
  */
 export function packHeaders(req: CatzillaRequest, headers: HeaderInput | undefined, contentType?: string): string {
+  // Fast path of every plain reply: only a content type.
+  if (headers === undefined && req._responseHeaders === undefined) return contentType === undefined ? '' : `content-type\0${contentType}`
   let out = ''
   let hasType = false
   const add = (name: string, value: string): void => {

@@ -43,7 +43,7 @@ export class CatzillaRequest {
 
   /** @internal */ readonly _id: number
   #host: RequestHost
-  #head: string[]
+  #head: string
   #headerStart: number
   #peer: string
   #headers: Record<string, string> | undefined
@@ -65,20 +65,31 @@ export class CatzillaRequest {
   constructor(host: RequestHost, id: number, packedHead: string, body: Uint8Array | undefined) {
     this.#host = host
     this._id = id
-    const head = packedHead.split('\0')
-    this.#head = head
-    this.method = head[0]!
-    this.url = head[1]!
-    this.#peer = head[2]!
-    this.httpVersion = head[3]!
-    const n = Number(head[4])
+    // `method\0target\0ip\0version\0nparams(\0k\0v)*(\0name\0value)*`: read the fixed fields
+    // now, headers only when asked for.
+    const h = packedHead
+    const a = h.indexOf('\0')
+    const b = h.indexOf('\0', a + 1)
+    const c = h.indexOf('\0', b + 1)
+    const d = h.indexOf('\0', c + 1)
+    let e = h.indexOf('\0', d + 1)
+    this.method = h.slice(0, a)
+    this.url = h.slice(a + 1, b)
+    this.#peer = h.slice(b + 1, c)
+    this.httpVersion = h.slice(c + 1, d)
+    const n = Number(e === -1 ? h.slice(d + 1) : h.slice(d + 1, e))
     const params: Record<string, string> = {}
     for (let i = 0; i < n; i++) {
-      const v = head[6 + 2 * i]!
-      params[head[5 + 2 * i]!] = v.includes('%') ? safeDecode(v) : v
+      const k = h.indexOf('\0', e + 1)
+      let v = h.indexOf('\0', k + 1)
+      if (v === -1) v = h.length
+      const value = h.slice(k + 1, v)
+      params[h.slice(e + 1, k)] = value.includes('%') ? safeDecode(value) : value
+      e = v
     }
     this.params = params
-    this.#headerStart = 5 + 2 * n
+    this.#head = h
+    this.#headerStart = e === -1 ? h.length : e + 1
     this.#prebuffered = body
   }
 
@@ -134,8 +145,8 @@ export class CatzillaRequest {
   get headers(): Readonly<Record<string, string>> {
     if (this.#headers === undefined) {
       const h: Record<string, string> = Object.create(null)
-      const head = this.#head
-      for (let i = this.#headerStart; i + 1 < head.length; i += 2) {
+      const head = this.#headerStart < this.#head.length ? this.#head.slice(this.#headerStart).split('\0') : []
+      for (let i = 0; i + 1 < head.length; i += 2) {
         const name = head[i]!
         const prev = h[name]
         h[name] = prev === undefined ? head[i + 1]! : `${prev}, ${head[i + 1]!}`

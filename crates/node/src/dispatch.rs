@@ -94,6 +94,11 @@ impl JsHandler {
         self.pending.lock().get_mut(&id).and_then(|p| p.responder.take())
     }
 
+    /// Takes the responder and forgets the request in one step (a whole-body reply).
+    pub(crate) fn take_final(&self, id: u32) -> Option<Responder> {
+        self.pending.lock().remove(&id).and_then(|p| p.responder)
+    }
+
     /// Forgets a request: its unread body is discarded.
     pub(crate) fn finish(&self, id: u32) {
         self.pending.lock().remove(&id);

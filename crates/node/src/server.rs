@@ -39,6 +39,17 @@ fn code_error(code: &str, msg: impl Into<String>) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("{code}: {}", msg.into()))
 }
 
+/// Content types the TypeScript layer sends on every plain reply; shared instead of copied.
+fn known_value(value: &str) -> Option<HeaderValue> {
+    Some(HeaderValue::from_static(match value {
+        "text/plain; charset=utf-8" => "text/plain; charset=utf-8",
+        "application/json" => "application/json",
+        "application/octet-stream" => "application/octet-stream",
+        "text/event-stream; charset=utf-8" => "text/event-stream; charset=utf-8",
+        _ => return None,
+    }))
+}
+
 /// Parses `name\0value\0...` into a header map; `None` if any name or value is invalid.
 fn parse_headers(packed: &str) -> Option<HeaderMap> {
     let mut map = HeaderMap::new();
@@ -49,7 +60,10 @@ fn parse_headers(packed: &str) -> Option<HeaderMap> {
     while let Some(name) = parts.next() {
         let value = parts.next()?;
         let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-        let value = HeaderValue::from_str(value).ok()?;
+        let value = match known_value(value) {
+            Some(v) => v,
+            None => HeaderValue::from_str(value).ok()?,
+        };
         map.append(name, value);
     }
     Some(map)
@@ -190,8 +204,7 @@ impl NativeServer {
         else {
             return ReplyCode::BadHeader as u32;
         };
-        let Some(responder) = h.take_responder(id) else { return ReplyCode::Gone as u32 };
-        h.finish(id);
+        let Some(responder) = h.take_final(id) else { return ReplyCode::Gone as u32 };
         if responder.send(Reply::full(status, headers, body)) {
             ReplyCode::Ok as u32
         } else {
