@@ -22,8 +22,10 @@ use super::budget::StreamBudget;
 use crate::stats::Stats;
 
 /// Largest frame handed to hyper in one poll: large enough that small writes coalesce into few
-/// socket writes, small enough that a slow socket pins little memory outside the ring.
-pub const MAX_FRAME: usize = 16 * 1024;
+/// socket writes, small enough that a slow socket pins little memory outside the ring. Measured
+/// on a 256 MiB stream and 300 stalled clients: 16 KiB gave 1.35 GB/s and 129 MB RSS, 32 KiB
+/// 1.5 GB/s and 137 MB, 64 KiB 1.6 GB/s and 142 MB.
+pub const MAX_FRAME: usize = 32 * 1024;
 
 /// What a producer learns from a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
