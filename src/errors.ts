@@ -9,7 +9,6 @@ export type ErrorCode =
   | 'CZ_BODY'
   | 'CZ_BODY_USED'
   | 'CZ_BAD_CHUNK'
-  | 'CZ_STATE'
   | 'CZ_SSE_FIELD'
 
 /** Base class of Catzilla's own errors. */

@@ -1,0 +1,12 @@
+// Compiles the TypeScript API to dist/ and copies the generated binding next to it, so
+// `import { Catzilla } from 'catzilla'` works from plain Node without a TypeScript loader.
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, readdirSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url))
+execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
+for (const f of readdirSync('src')) {
+  if (f === 'binding.js' || f === 'binding.d.ts' || f.endsWith('.node')) copyFileSync(`src/${f}`, `dist/src/${f}`)
+}
+console.log('build-ts: dist/ is ready')
