@@ -100,7 +100,11 @@ export interface SinkHost {
 
 type Waiter = () => void
 
-/** Text chunks are joined in JS up to this many characters before one native write. */
+/**
+ * Text chunks are joined in JS up to this many characters before one native write. Measured on
+ * 1,000,000 SSE events of ~60 B (one core): ~2.5 M events/s batched vs ~1.05 M with one native
+ * `writeText` per event.
+ */
 const TEXT_BATCH = 16 * 1024
 
 /** Sinks written during this tick; flushed together once the tick's synchronous work is done. */
