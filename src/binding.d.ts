@@ -34,8 +34,6 @@ export declare class NativeServer {
   startStream(id: number, status: number, headers: string, bufferSize: number, heartbeatMs: number, heartbeat?: string | undefined | null): NativeStream | null
   /** Requests the next chunk of request `id`'s body; it arrives as a Body/BodyEnd/BodyError event. */
   readBody(id: number): void
-  /** Forgets request `id` (its unread body is discarded). */
-  finish(id: number): void
   /** Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`. */
   countHandlerError(): void
   /** The server's counters. */

@@ -256,14 +256,6 @@ impl NativeServer {
         }
     }
 
-    /// Forgets request `id` (its unread body is discarded).
-    #[napi]
-    pub fn finish(&self, id: u32) {
-        if let Some(h) = self.handler() {
-            h.finish(id);
-        }
-    }
-
     /// Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`.
     #[napi]
     pub fn count_handler_error(&self) {
