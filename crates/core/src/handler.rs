@@ -8,6 +8,8 @@ use tokio::sync::oneshot;
 
 use crate::body::incoming::RequestBody;
 use crate::body::ring::RingBody;
+use crate::topics::TopicBody;
+use crate::ws::WsAccept;
 
 /// One routed request, handed to [`Handler::handle`].
 pub struct Request {
@@ -27,6 +29,8 @@ pub struct Request {
     pub remote: SocketAddr,
     /// The body, whole or streaming.
     pub body: RequestBody,
+    /// A valid WebSocket upgrade request: the handler may answer [`ReplyBody::WebSocket`].
+    pub websocket: bool,
 }
 
 /// The body of a [`Reply`].
@@ -35,6 +39,11 @@ pub enum ReplyBody {
     Full(Bytes),
     /// A streamed body fed through a bounded ring.
     Stream(RingBody),
+    /// An SSE stream fed by a topic (see [`crate::Topics::subscribe_sse`]).
+    Topic(TopicBody),
+    /// Accept a WebSocket upgrade: the core answers `101` and runs the socket. If the request was
+    /// not an upgrade, the core answers `426` and reports the socket closed (1006).
+    WebSocket(WsAccept),
 }
 
 /// A response produced by a handler.

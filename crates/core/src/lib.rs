@@ -1,5 +1,5 @@
 //! Catzilla's core: a tokio + hyper HTTP/1.1 server with a Rust router, bounded streaming rings,
-//! limits, timeouts and stats. It never depends on napi; the Node binding and the standalone
+//! WebSockets, topic fan-out, limits, timeouts and stats. It never depends on napi; the Node binding and the standalone
 //! binary both plug in through [`Handler`].
 
 pub mod body;
@@ -9,6 +9,8 @@ pub mod response;
 pub mod router;
 pub mod server;
 pub mod stats;
+pub mod topics;
+pub mod ws;
 
 pub use body::budget::StreamBudget;
 pub use body::incoming::{BodyError, RequestBody, StreamingBody};
@@ -18,6 +20,8 @@ pub use handler::{Handler, Reply, ReplyBody, Request, Responder};
 pub use router::{RouteError, RouteMatch, Router};
 pub use server::{serve, ServerHandle};
 pub use stats::{Rejection, Stats, StatsSnapshot};
+pub use topics::{SseSubscribe, TopicBody, TopicConfig, Topics};
+pub use ws::{Message, SendStatus, Utf8Bytes, WsAccept, WsConfig, WsEvents, WsSocket};
 
 pub use bytes::Bytes;
 pub use http;

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use crate::body::ring::{RingBody, StreamAborted};
 use crate::handler::{Reply, ReplyBody};
+use crate::topics::TopicBody;
 
 /// Called when a response body is dropped (sent, or its connection closed).
 pub(crate) type OnDone = Box<dyn FnOnce() + Send>;
@@ -21,6 +22,7 @@ pub struct ResponseBody {
 enum Kind {
     Full(Option<Bytes>),
     Ring(RingBody),
+    Topic(TopicBody),
 }
 
 impl ResponseBody {
@@ -28,6 +30,9 @@ impl ResponseBody {
         let kind = match body {
             ReplyBody::Full(b) => Kind::Full(Some(b)),
             ReplyBody::Stream(r) => Kind::Ring(r),
+            ReplyBody::Topic(t) => Kind::Topic(t),
+            // The server handles upgrades before building a response; never reached with one.
+            ReplyBody::WebSocket(_) => Kind::Full(None),
         };
         Self { kind, on_done }
     }
@@ -59,6 +64,7 @@ impl Body for ResponseBody {
         match &mut self.get_mut().kind {
             Kind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             Kind::Ring(r) => Pin::new(r).poll_frame(cx),
+            Kind::Topic(t) => Pin::new(t).poll_frame(cx),
         }
     }
 
@@ -66,6 +72,7 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
             Kind::Ring(r) => r.is_end_stream(),
+            Kind::Topic(t) => t.is_end_stream(),
         }
     }
 
@@ -73,6 +80,7 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Ring(r) => r.size_hint(),
+            Kind::Topic(t) => t.size_hint(),
         }
     }
 }
@@ -100,6 +108,11 @@ pub(crate) fn build(reply: Reply, on_done: Option<OnDone>) -> http::Response<Res
                 headers.append(k, v);
             }
         }
+    }
+    if status == StatusCode::UPGRADE_REQUIRED {
+        // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+        headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let mut res = http::Response::new(ResponseBody::new(body, on_done));
     *res.status_mut() = status;

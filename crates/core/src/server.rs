@@ -183,7 +183,7 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
         .keep_alive(true)
         .max_buf_size(cfg.limits.max_header_size.max(8192))
         .writev(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(conn);
     let mut phase = shared.phase.subscribe();
     let keep_alive = cfg.timeouts.keep_alive;
@@ -288,10 +288,23 @@ impl<H: Handler> hyper::service::Service<http::Request<Incoming>> for Service<H>
 async fn respond<H: Handler>(
     shared: Arc<Shared<H>>,
     remote: SocketAddr,
-    req: http::Request<Incoming>,
+    mut req: http::Request<Incoming>,
     on_done: response::OnDone,
 ) -> http::Response<ResponseBody> {
     let stats = &shared.stats;
+    // A WebSocket upgrade: check the handshake before dispatch, keep hyper's upgrade handle.
+    let upgrade = if crate::ws::is_upgrade_request(req.headers()) {
+        match crate::ws::accept_key(req.headers()) {
+            Ok(key) => Some((key, hyper::upgrade::on(&mut req))),
+            Err(why) => {
+                stats.ws_rejected();
+                stats.count(Rejection::BadRequest);
+                return with_done(response::error(StatusCode::BAD_REQUEST, why), on_done);
+            }
+        }
+    } else {
+        None
+    };
     let (parts, body) = req.into_parts();
     let limits = &shared.config.limits;
     let early = |what: Rejection, res: http::Response<ResponseBody>| {
@@ -352,6 +365,7 @@ async fn respond<H: Handler>(
         RequestBody::Streaming(streaming)
     };
 
+    let websocket = upgrade.is_some() && parts.method == http::Method::GET;
     let request = Request {
         route,
         params,
@@ -361,6 +375,7 @@ async fn respond<H: Handler>(
         headers: parts.headers,
         remote,
         body,
+        websocket,
     };
     let (responder, rx) = Responder::new();
     let token = shared.handler.handle(request, responder);
@@ -368,7 +383,17 @@ async fn respond<H: Handler>(
     let reply = rx.await;
     guard.token = None;
     match reply {
-        Ok(reply) => response::build(reply, Some(on_done)),
+        Ok(mut reply) => {
+            match std::mem::replace(&mut reply.body, crate::handler::ReplyBody::Full(bytes::Bytes::new())) {
+                crate::handler::ReplyBody::WebSocket(accept) => {
+                    upgrade_websocket(&shared, reply, accept, upgrade, on_done)
+                }
+                body => {
+                    reply.body = body;
+                    response::build(reply, Some(on_done))
+                }
+            }
+        }
         Err(_) => {
             stats.count(Rejection::HandlerError);
             with_done(response::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"), on_done)
@@ -378,4 +403,58 @@ async fn respond<H: Handler>(
 
 fn with_done(res: http::Response<ResponseBody>, on_done: response::OnDone) -> http::Response<ResponseBody> {
     res.map(|b| b.with_done(on_done))
+}
+
+/// Answers an accepted upgrade with `101` and runs the socket on its own task once hyper hands the
+/// connection over. The socket counts as an open connection (limits and graceful close).
+fn upgrade_websocket<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    reply: crate::handler::Reply,
+    accept: crate::ws::WsAccept,
+    upgrade: Option<(String, hyper::upgrade::OnUpgrade)>,
+    on_done: response::OnDone,
+) -> http::Response<ResponseBody> {
+    let Some((key, on_upgrade)) = upgrade else {
+        shared.stats.ws_rejected();
+        crate::ws::abandon(accept);
+        return with_done(response::error(StatusCode::UPGRADE_REQUIRED, "Upgrade Required"), on_done);
+    };
+    let mut res = response::build(
+        crate::handler::Reply { body: crate::handler::ReplyBody::Full(bytes::Bytes::new()), ..reply },
+        Some(on_done),
+    );
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(http::header::UPGRADE, http::HeaderValue::from_static("websocket"));
+    h.insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+    if let Ok(v) = http::HeaderValue::from_str(&key) {
+        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    shared.open.fetch_add(1, Ordering::AcqRel);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let phase = shared.phase.subscribe();
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let draining = wait_phase(phase.clone(), |p| p != Phase::Running);
+                let cut = wait_phase(phase, |p| p == Phase::Cut);
+                tokio::select! {
+                    () = crate::ws::run(TokioIo::new(upgraded), accept, draining) => {}
+                    () = cut => {}
+                }
+            }
+            Err(_) => crate::ws::abandon(accept),
+        }
+        release(&shared);
+    });
+    res
+}
+
+/// Resolves once the server's phase satisfies `done` (or the server is gone).
+async fn wait_phase(mut rx: watch::Receiver<Phase>, done: impl Fn(Phase) -> bool) {
+    loop {
+        if done(*rx.borrow_and_update()) || rx.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -23,6 +23,16 @@ pub struct Stats {
     status_bad_request: AtomicU64,
     status_unavailable: AtomicU64,
     status_handler_error: AtomicU64,
+    ws_total: AtomicU64,
+    ws_active: AtomicU64,
+    ws_messages_in: AtomicU64,
+    ws_messages_out: AtomicU64,
+    ws_dropped: AtomicU64,
+    ws_rejected: AtomicU64,
+    publishes: AtomicU64,
+    deliveries: AtomicU64,
+    subscribers_active: AtomicU64,
+    subscribers_dropped: AtomicU64,
 }
 
 /// A consistent-enough copy of [`Stats`] for reporting.
@@ -64,6 +74,26 @@ pub struct StatsSnapshot {
     pub unavailable: u64,
     /// 500 answers because a handler failed.
     pub handler_errors: u64,
+    /// WebSocket connections opened since start.
+    pub ws_total: u64,
+    /// WebSocket connections open now.
+    pub ws_active: u64,
+    /// WebSocket messages received.
+    pub ws_messages_in: u64,
+    /// WebSocket messages written to sockets.
+    pub ws_messages_out: u64,
+    /// WebSocket messages dropped because a socket was over its backpressure limit.
+    pub ws_dropped: u64,
+    /// Upgrade requests refused (bad handshake: 400, not an upgrade: 426).
+    pub ws_rejected: u64,
+    /// `publish` calls.
+    pub publishes: u64,
+    /// Messages handed to topic subscribers (WebSocket and SSE).
+    pub deliveries: u64,
+    /// SSE clients subscribed to a topic now.
+    pub subscribers_active: u64,
+    /// SSE topic subscribers cut because they fell more than their limit behind.
+    pub subscribers_dropped: u64,
 }
 
 /// Status counters that [`Stats::count_status`] knows.
@@ -122,6 +152,39 @@ impl Stats {
         self.stream_bytes.fetch_add(n, Relaxed);
     }
 
+    pub(crate) fn ws_opened(&self) {
+        self.ws_total.fetch_add(1, Relaxed);
+        self.ws_active.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn ws_closed(&self) {
+        self.ws_active.fetch_sub(1, Relaxed);
+    }
+    pub(crate) fn ws_in(&self) {
+        self.ws_messages_in.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn ws_out(&self, n: u64) {
+        self.ws_messages_out.fetch_add(n, Relaxed);
+    }
+    pub(crate) fn ws_dropped(&self) {
+        self.ws_dropped.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn ws_rejected(&self) {
+        self.ws_rejected.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn published(&self, deliveries: u64) {
+        self.publishes.fetch_add(1, Relaxed);
+        self.deliveries.fetch_add(deliveries, Relaxed);
+    }
+    pub(crate) fn subscriber_added(&self) {
+        self.subscribers_active.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn subscriber_removed(&self, dropped: bool) {
+        self.subscribers_active.fetch_sub(1, Relaxed);
+        if dropped {
+            self.subscribers_dropped.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Counts one rejected or failed request.
     pub fn count(&self, what: Rejection) {
         let c = match what {
@@ -159,6 +222,16 @@ impl Stats {
             bad_requests: self.status_bad_request.load(Relaxed),
             unavailable: self.status_unavailable.load(Relaxed),
             handler_errors: self.status_handler_error.load(Relaxed),
+            ws_total: self.ws_total.load(Relaxed),
+            ws_active: self.ws_active.load(Relaxed),
+            ws_messages_in: self.ws_messages_in.load(Relaxed),
+            ws_messages_out: self.ws_messages_out.load(Relaxed),
+            ws_dropped: self.ws_dropped.load(Relaxed),
+            ws_rejected: self.ws_rejected.load(Relaxed),
+            publishes: self.publishes.load(Relaxed),
+            deliveries: self.deliveries.load(Relaxed),
+            subscribers_active: self.subscribers_active.load(Relaxed),
+            subscribers_dropped: self.subscribers_dropped.load(Relaxed),
         }
     }
 }

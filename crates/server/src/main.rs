@@ -7,14 +7,20 @@
 //!   Node binding, produced by a tokio task that waits whenever the ring is full;
 //! - `GET /sse?n=N`: N server-sent events of about 60 bytes, one ring write each;
 //! - `GET /ndjson?n=N`: N JSON rows, one ring write each.
+//! - `GET /ws-echo`: a WebSocket that echoes every message;
+//! - `GET /ws-sub`: a WebSocket subscribed to topic `bench` that is sent `ready` once subscribed;
+//! - `GET /sse-sub`: an SSE stream subscribed to topic `bench`;
+//! - `GET /publish?n=N&size=S`: publishes N messages of S bytes to `bench` (WebSocket and SSE).
 
 use bytes::Bytes;
 use catzilla_core::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use catzilla_core::{
-    ring, serve, CloseInfo, Handler, Reply, ReplyBody, Request, Responder, RingConfig, RingEvents, Router,
-    ServerConfig, Stats, StreamBudget, WriteStatus,
+    ring, serve, CloseInfo, Handler, Message, Reply, ReplyBody, Request, Responder, RingConfig, RingEvents,
+    Router, ServerConfig, SseSubscribe, Stats, StreamBudget, Topics, WriteStatus, WsAccept, WsConfig,
+    WsEvents, WsSocket,
 };
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -24,6 +30,10 @@ const USER: u32 = 1;
 const STREAM: u32 = 2;
 const SSE: u32 = 3;
 const NDJSON: u32 = 4;
+const WS_ECHO: u32 = 5;
+const WS_SUB: u32 = 6;
+const SSE_SUB: u32 = 7;
+const PUBLISH: u32 = 8;
 
 /// A boxed source of chunks for [`Scenarios::stream`].
 type Chunks = Box<dyn Iterator<Item = Bytes> + Send>;
@@ -33,6 +43,39 @@ struct Scenarios {
     stats: Arc<Stats>,
     budget: Arc<StreamBudget>,
     buffer_size: usize,
+    topics: Arc<Topics>,
+    next_ws: AtomicU64,
+    echo: Arc<Echo>,
+    sub: Arc<Subscriber>,
+}
+
+/// `/ws-echo`: sends every message back.
+struct Echo;
+
+impl WsEvents for Echo {
+    fn open(&self, _socket: &WsSocket) {}
+    fn message(&self, socket: &WsSocket, message: Message) {
+        let len = message.len();
+        socket.send(message);
+        socket.consumed(len);
+    }
+    fn drain(&self, _socket: &WsSocket) {}
+    fn close(&self, _socket: &WsSocket, _code: u16, _reason: &str) {}
+}
+
+/// `/ws-sub`: joins topic `bench`, then says `ready`.
+struct Subscriber(Arc<Topics>);
+
+impl WsEvents for Subscriber {
+    fn open(&self, socket: &WsSocket) {
+        self.0.subscribe_ws("bench", socket);
+        socket.send(Message::text("ready"));
+    }
+    fn message(&self, socket: &WsSocket, message: Message) {
+        socket.consumed(message.len());
+    }
+    fn drain(&self, _socket: &WsSocket) {}
+    fn close(&self, _socket: &WsSocket, _code: u16, _reason: &str) {}
 }
 
 /// Wakes the producing task when the ring drains or closes.
@@ -121,6 +164,40 @@ impl Handler for Scenarios {
                     .map(|i| Bytes::from(format!("{{\"id\":{i},\"name\":\"row {i}\",\"ok\":true}}\n")));
                 return self.stream(responder, "application/x-ndjson", Box::new(rows));
             }
+            WS_ECHO | WS_SUB if req.websocket => {
+                let socket = WsSocket::new(
+                    self.next_ws.fetch_add(1, Ordering::Relaxed),
+                    WsConfig::default(),
+                    self.stats.clone(),
+                );
+                let events: Arc<dyn WsEvents> =
+                    if req.route == WS_ECHO { self.echo.clone() } else { self.sub.clone() };
+                Reply {
+                    status: StatusCode::SWITCHING_PROTOCOLS,
+                    headers: HeaderMap::new(),
+                    body: ReplyBody::WebSocket(WsAccept { socket, events }),
+                }
+            }
+            WS_ECHO | WS_SUB => Reply::text(StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
+            SSE_SUB => {
+                let opts = SseSubscribe { max_backpressure: 1 << 20, ..SseSubscribe::default() };
+                let body = self.topics.subscribe_sse("bench", opts);
+                Reply {
+                    status: StatusCode::OK,
+                    headers: content_type("text/event-stream"),
+                    body: ReplyBody::Topic(body),
+                }
+            }
+            PUBLISH => {
+                let n: u64 = number(query, "n", 1);
+                let size: usize = number(query, "size", 64);
+                let mut reached = 0;
+                for i in 0..n {
+                    let text = format!("{:x<size$}", format!("{i} "));
+                    reached = self.topics.publish("bench", Message::text(text), None, None);
+                }
+                Reply::full(StatusCode::OK, content_type("text/plain"), Bytes::from(reached.to_string()))
+            }
             _ => Reply::text(StatusCode::NOT_FOUND, "Not Found"),
         };
         responder.send(reply);
@@ -155,9 +232,18 @@ fn main() -> std::io::Result<()> {
     let rt = rt.enable_all().build()?;
     rt.block_on(async move {
         let mut router = Router::new();
-        for (path, id) in
-            [("/hello", HELLO), ("/users/:id", USER), ("/stream", STREAM), ("/sse", SSE), ("/ndjson", NDJSON)]
-        {
+        let routes = [
+            ("/hello", HELLO),
+            ("/users/:id", USER),
+            ("/stream", STREAM),
+            ("/sse", SSE),
+            ("/ndjson", NDJSON),
+            ("/ws-echo", WS_ECHO),
+            ("/ws-sub", WS_SUB),
+            ("/sse-sub", SSE_SUB),
+            ("/publish", PUBLISH),
+        ];
+        for (path, id) in routes {
             router.add(Some(Method::GET), path, id).map_err(std::io::Error::other)?;
         }
         let mut config = ServerConfig::default();
@@ -166,10 +252,15 @@ fn main() -> std::io::Result<()> {
         config.timeouts.headers = Some(Duration::from_secs(120));
         config.limits.max_connections = 20_000;
         let stats = Arc::new(Stats::default());
+        let topics = Topics::new(catzilla_core::TopicConfig::default(), stats.clone());
         let handler = Arc::new(Scenarios {
             stats: stats.clone(),
             budget: StreamBudget::new(0),
             buffer_size: config.buffer_size,
+            topics: topics.clone(),
+            next_ws: AtomicU64::new(1),
+            echo: Arc::new(Echo),
+            sub: Arc::new(Subscriber(topics)),
         });
         let server = serve(addr, config, router, handler, stats).await?;
         println!("ready http://{}", server.local_addr());
