@@ -5,9 +5,12 @@ import type { NativeStats, NativeStream } from './native.js'
 import { CatzillaRequest } from './request.js'
 import { fail } from './reply.js'
 import type { ReplyHost } from './reply.js'
+import { packHeaders, TEXT, sendText } from './reply.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
 import type { AppOptions, CloseOptions, Handler, ListenOptions, ListenResult, Middleware } from './types.js'
+import { toWire, WebSocket } from './websocket.js'
+import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
 
 /** Counters reported by `app.stats()`. */
 export type ServerStats = NativeStats
@@ -18,6 +21,7 @@ interface Route {
   middleware: Middleware[]
   handler: Handler
   run?: Handler
+  ws?: WebSocketBehaviour<unknown>
 }
 
 type RouteArgs = [...Middleware[], Handler]
@@ -63,6 +67,7 @@ export class Catzilla implements ReplyHost {
   #middleware: Middleware[] = []
   #requests = new Map<number, CatzillaRequest>()
   #sinks = new Map<number, StreamSink>()
+  #sockets = new Map<number, WebSocket<unknown>>()
   #onError: (err: unknown, req: CatzillaRequest) => void
   #state: 'new' | 'listening' | 'closed' = 'new'
 
@@ -79,6 +84,7 @@ export class Catzilla implements ReplyHost {
       maxBodySize: l.maxBodySize,
       maxHeaderSize: l.maxHeaderSize,
       maxUrlLength: l.maxUrlLength,
+      topicHistory: options.topicHistory,
     })
     this.trustProxy = options.trustProxy ?? false
     this.#onError =
@@ -135,6 +141,48 @@ export class Catzilla implements ReplyHost {
   /** A route for every method. */
   all(path: string, ...args: RouteArgs): this {
     return this.route('ALL', path, ...args)
+  }
+
+  /**
+   * A WebSocket route. Requests that are not WebSocket upgrades get `426 Upgrade Required`;
+   * malformed handshakes get `400`. App middleware does not run for upgrades (use `upgrade`).
+   *
+   * @example
+   * app.ws('/echo', { message: (ws, data) => ws.send(data) })
+   */
+  ws<T = unknown>(path: string, behaviour: WebSocketBehaviour<T>): this {
+    const id = this.#routes.length
+    this.route('GET', path, () => undefined)
+    this.#routes[id]!.ws = behaviour as WebSocketBehaviour<unknown>
+    const num = (v: number | undefined, name: string) => {
+      if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new RangeError(`ws ${name} must be a non-negative number`)
+      return v
+    }
+    this.native.wsRoute(id, {
+      maxPayload: num(behaviour.maxPayload, 'maxPayload'),
+      idleTimeout: num(behaviour.idleTimeout, 'idleTimeout'),
+      maxBackpressure: num(behaviour.maxBackpressure, 'maxBackpressure'),
+      closeOnBackpressureLimit: behaviour.closeOnBackpressureLimit,
+    })
+    return this
+  }
+
+  /**
+   * Publishes to every WebSocket and SSE (`sse.topic`) subscriber of `topic`, fanned out in Rust
+   * without entering JS per subscriber. Strings go to WebSockets as text frames, bytes as binary,
+   * anything else as JSON text; SSE subscribers get one event (`options.event` names its type).
+   * Returns how many subscribers it reached.
+   */
+  publish(topic: string, data: WebSocketData, options: { event?: string } = {}): number {
+    const wire = toWire(data)
+    const event = options.event ?? null
+    if (event !== null && /[\r\n\0]/.test(event)) throw new RangeError('event must not contain CR, LF or NUL')
+    return typeof wire === 'string' ? this.native.publishText(topic, wire, event, 0) : this.native.publishBinary(topic, wire, event, 0)
+  }
+
+  /** Number of WebSocket and SSE subscribers of `topic` now. */
+  subscribers(topic: string): number {
+    return this.native.subscribers(topic)
   }
 
   /** Adds middleware that wraps every route, in registration order (onion). */
@@ -244,13 +292,79 @@ export class Catzilla implements ReplyHost {
         const req = this.#requests.get(id)
         return req?._bodyEvent(undefined, new HTTPError(num, text ?? 'Bad Request'))
       }
+      case Ev.WsMessage: {
+        const ws = this.#sockets.get(id)
+        if (ws?._behaviour.message === undefined) return
+        return this.#hook(ws, 'message', () => ws._behaviour.message!(ws, num === 1 ? data! : text!, num === 1))
+      }
+      case Ev.WsOpen: {
+        const ws = this.#sockets.get(id)
+        if (ws?._behaviour.open === undefined) return
+        return this.#hook(ws, 'open', () => ws._behaviour.open!(ws))
+      }
+      case Ev.WsDrain: {
+        const ws = this.#sockets.get(id)
+        if (ws?._behaviour.drain === undefined) return
+        return this.#hook(ws, 'drain', () => ws._behaviour.drain!(ws))
+      }
+      case Ev.WsClose: {
+        const ws = this.#sockets.get(id)
+        this.#sockets.delete(id)
+        if (ws === undefined) return
+        ws._markClosed()
+        if (ws._behaviour.close !== undefined) this.#hook(ws, 'close', () => ws._behaviour.close!(ws, num, text ?? ''))
+      }
     }
+  }
+
+  /** Runs a WebSocket hook; a throw is reported and closes the socket with 1011. */
+  #hook(ws: WebSocket<unknown>, name: string, fn: () => unknown): void {
+    const onError = (err: unknown) => {
+      this.native.countHandlerError()
+      console.error(`[catzilla] websocket ${name} hook failed:`, err)
+      if (!ws.closed) ws.close(1011, 'internal error')
+    }
+    try {
+      const r = fn()
+      if (isPromiseLike(r)) r.then(undefined, onError)
+    } catch (err) {
+      onError(err)
+    }
+  }
+
+  /** Runs the route's `upgrade` hook, then accepts the handshake natively. */
+  async #upgrade(req: CatzillaRequest, routeId: number, behaviour: WebSocketBehaviour<unknown>): Promise<void> {
+    const upgrade = req.header('upgrade')
+    if (req.method !== 'GET' || upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
+      return sendText(this, req, 426, TEXT, 'Upgrade Required')
+    }
+    let data: unknown
+    try {
+      data = behaviour.upgrade === undefined ? undefined : await behaviour.upgrade(req)
+    } catch (err) {
+      return fail(this, req, err)
+    }
+    const offered = req.header('sec-websocket-protocol')
+    if (offered !== undefined && !req._responseHeaders?.some(([k]) => k.toLowerCase() === 'sec-websocket-protocol')) {
+      req.setHeader('sec-websocket-protocol', offered.split(',')[0]!.trim())
+    }
+    let wsId: number
+    try {
+      wsId = this.native.acceptWs(req._id, routeId, packHeaders(req, undefined))
+    } catch (err) {
+      return fail(this, req, fromNative(err))
+    }
+    this.#requests.delete(req._id)
+    if (wsId === 0) return req._finished(0, 0, true)
+    req._finished(101, 0, false)
+    this.#sockets.set(wsId, new WebSocket(this.native, wsId, data, req.params, behaviour))
   }
 
   #onRequest(id: number, routeId: number, head: string, body: Buffer | undefined): void {
     const req = new CatzillaRequest(this, id, head, body)
     this.#requests.set(id, req)
     const route = this.#routes[routeId]!
+    if (route.ws !== undefined) return void this.#upgrade(req, routeId, route.ws)
     let result: unknown
     try {
       result = route.run!(req)

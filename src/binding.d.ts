@@ -38,6 +38,44 @@ export declare class NativeServer {
   countHandlerError(): void
   /** The server's counters. */
   stats(): NativeStats
+  /**
+   * Publishes a text message to `topic` (WebSocket text frame; SSE event with optional
+   * `event`), skipping socket `excludeWs` (0: none). Returns the number of subscribers reached.
+   */
+  publishText(topic: string, text: string, event: string | undefined | null, excludeWs: number): number
+  /** Publishes a binary message to `topic` (WebSocket binary frame; SSE gets it as UTF-8 text). */
+  publishBinary(topic: string, data: Buffer, event: string | undefined | null, excludeWs: number): number
+  /** Subscribers (WebSocket and SSE) of `topic` now. */
+  subscribers(topic: string): number
+  /**
+   * Answers request `id` with an SSE stream fed by `topic`: first `preamble`, then the replay
+   * (after `lastEventId`, or the `recent` last messages), then live events. A subscriber more
+   * than `maxBackpressure` bytes behind is cut (it reconnects and replays). Returns `false`
+   * when the client is gone; throws `CZ_BAD_HEADER` for invalid headers.
+   */
+  subscribeSse(id: number, headers: string, topic: string, lastEventId: string | undefined | null, recent: number, maxBackpressure: number, heartbeatMs: number, preamble?: string | undefined | null): boolean
+  /** Declares route `routeId` a WebSocket route with these settings. */
+  wsRoute(routeId: number, options?: WsOptions | undefined | null): void
+  /**
+   * Accepts the upgrade of request `id` (on WebSocket route `routeId`) with extra response
+   * headers (e.g. `sec-websocket-protocol`). Returns the socket id, or 0 when the client
+   * is gone. Throws `CZ_BAD_HEADER` for invalid headers.
+   */
+  acceptWs(id: number, routeId: number, headers: string): number
+  /** Queues a text message. Returns 0 sent, 1 queued over the limit, 2 dropped. */
+  wsSendText(ws: number, text: string): number
+  /** Queues a binary message. Returns 0 sent, 1 queued over the limit, 2 dropped. */
+  wsSendBinary(ws: number, data: Buffer): number
+  /** Starts the close handshake after the queued messages. */
+  wsClose(ws: number, code: number, reason: string): void
+  /** Outbound bytes not yet written. */
+  wsBuffered(ws: number): number
+  /** Subscribes socket `ws` to `topic`; `false` if it already was (or is closed). */
+  wsSubscribe(ws: number, topic: string): boolean
+  /** Unsubscribes socket `ws` from `topic`; `false` if it was not subscribed. */
+  wsUnsubscribe(ws: number, topic: string): boolean
+  /** The topics socket `ws` is subscribed to. */
+  wsTopics(ws: number): Array<string>
 }
 
 /**
@@ -79,6 +117,14 @@ export declare const enum EventKind {
   BodyEnd = 5,
   /** The request body failed: `(kind, id, status, message)`. */
   BodyError = 6,
+  /** A WebSocket is open: `(kind, wsId)`. */
+  WsOpen = 7,
+  /** A WebSocket message: `(kind, wsId, 0, text)` or `(kind, wsId, 1, null, data)`. */
+  WsMessage = 8,
+  /** A WebSocket's queue fell under half its limit: `(kind, wsId)`. */
+  WsDrain = 9,
+  /** A WebSocket closed: `(kind, wsId, code, reason)`. */
+  WsClose = 10,
 }
 
 /** Where the server listens. */
@@ -131,6 +177,26 @@ export interface NativeStats {
   unavailable: number
   /** 500 answers caused by handlers. */
   handlerErrors: number
+  /** WebSockets opened since start. */
+  wsTotal: number
+  /** WebSockets open now. */
+  wsActive: number
+  /** WebSocket messages received. */
+  wsMessagesIn: number
+  /** WebSocket messages written. */
+  wsMessagesOut: number
+  /** WebSocket messages dropped by backpressure limits. */
+  wsDropped: number
+  /** Upgrade requests refused (400 bad handshake, 426 not an upgrade). */
+  wsRejected: number
+  /** `publish` calls. */
+  publishes: number
+  /** Messages handed to topic subscribers. */
+  deliveries: number
+  /** SSE topic subscribers now. */
+  subscribersActive: number
+  /** SSE topic subscribers cut for falling too far behind. */
+  subscribersDropped: number
 }
 
 /** Outcome codes of the synchronous reply calls. */
@@ -165,6 +231,8 @@ export interface ServerOptions {
   bodyTimeout?: number
   /** Bodies with a Content-Length up to this many bytes arrive with the request. */
   prebufferBody?: number
+  /** Messages each topic keeps for SSE replay (0 disables history). */
+  topicHistory?: number
 }
 
 /** How a stream ended, as JS sees it. */
@@ -177,4 +245,16 @@ export interface StreamCloseInfo {
   duration: number
   /** `true` when the client left (or the server cut the connection) before the end. */
   aborted: boolean
+}
+
+/** Options of one WebSocket route (`app.ws(path, behaviour)`). */
+export interface WsOptions {
+  /** Largest accepted message in bytes (1009 beyond). */
+  maxPayload?: number
+  /** Idle time in ms before the socket is closed (a ping goes out half-way); 0 disables. */
+  idleTimeout?: number
+  /** Outbound bytes a socket may queue before sends are dropped. */
+  maxBackpressure?: number
+  /** Close (1008) instead of dropping once over `maxBackpressure`. */
+  closeOnBackpressureLimit?: boolean
 }

@@ -14,6 +14,10 @@ export const Ev = {
   Body: 4,
   BodyEnd: 5,
   BodyError: 6,
+  WsOpen: 7,
+  WsMessage: 8,
+  WsDrain: 9,
+  WsClose: 10,
 } as const
 
 /** Results of `NativeStream.write*` (mirrors `WriteStatus` in crates/core/src/body/ring.rs). */

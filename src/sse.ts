@@ -1,6 +1,7 @@
 /** Server-Sent Events: `sse(source, options)` encodes events per the HTML spec, with heartbeat and replay. */
 import { CatzillaError } from './errors.js'
 import { StreamingResponse } from './streaming.js'
+import { sseTopic } from './topic.js'
 import type { StreamContent, StreamingOptions } from './streaming.js'
 
 /** One SSE event. Any other value is sent as `data` (strings as-is, everything else as JSON). */
@@ -115,3 +116,6 @@ export function sse(source: SSESource, options: SSEOptions = {}): StreamingRespo
     },
   )
 }
+
+/** `sse.topic(name, options)`: see {@link sseTopic}. */
+sse.topic = sseTopic

@@ -49,6 +49,12 @@ export interface AppOptions {
   timeouts?: TimeoutOptions
   /** Limits. */
   limits?: LimitOptions
+  /**
+   * Messages each topic keeps so SSE subscribers (`sse.topic`) can resume after a reconnect
+   * (`Last-Event-ID`) or get recent history (`replay: n`); also bounded to 1 MiB per topic.
+   * Default 1000; `0` disables history.
+   */
+  topicHistory?: number
   /** Use the first `X-Forwarded-For` address as `req.ip`. Default `false`: only behind a trusted proxy. */
   trustProxy?: boolean
   /**

@@ -299,7 +299,9 @@ async fn respond<H: Handler>(
             Err(why) => {
                 stats.ws_rejected();
                 stats.count(Rejection::BadRequest);
-                return with_done(response::error(StatusCode::BAD_REQUEST, why), on_done);
+                let mut res = response::error(StatusCode::BAD_REQUEST, why);
+                res.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                return with_done(res, on_done);
             }
         }
     } else {

@@ -150,7 +150,9 @@ impl Topics {
     /// one event (`id` = the topic's sequence number, optional `event`). Returns how many
     /// subscribers it was handed to (slow WebSockets over their limit are not counted).
     pub fn publish(&self, name: &str, message: Message, event: Option<&str>, exclude: Option<u64>) -> usize {
-        let topic = self.map.lock().get(name).cloned();
+        // With history on, a publish before anyone subscribed is kept for later replay.
+        let topic =
+            if self.config.history > 0 { Some(self.topic(name)) } else { self.map.lock().get(name).cloned() };
         let Some(topic) = topic else {
             self.stats.published(0);
             return 0;

@@ -2,7 +2,7 @@
 //! `catzilla_core::Handler` implementation that feeds them.
 
 use bytes::Bytes;
-use catzilla_core::{Handler, Request, RequestBody, Responder, StreamingBody};
+use catzilla_core::{Handler, Message, Request, RequestBody, Responder, StreamingBody};
 use napi::bindgen_prelude::{Buffer, FnArgs};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::types::EventKind;
+use crate::ws::SocketTable;
 
 /// One event for the JS dispatcher.
 pub(crate) enum Event {
@@ -23,6 +24,10 @@ pub(crate) enum Event {
     Body { id: u32, chunk: Bytes },
     BodyEnd { id: u32 },
     BodyError { id: u32, status: u16, message: &'static str },
+    WsOpen { id: u32 },
+    WsMessage { id: u32, message: Message },
+    WsDrain { id: u32 },
+    WsClose { id: u32, code: u16, reason: String },
 }
 
 /// Arguments of the JS dispatcher: `(kind, id, num, text?, data?)`.
@@ -48,6 +53,17 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
         Event::BodyError { id, status, message } => {
             (EventKind::BodyError as u32, id, f64::from(status), Some(message.to_owned()), None)
         }
+        Event::WsOpen { id } => (EventKind::WsOpen as u32, id, 0.0, None, None),
+        Event::WsMessage { id, message: Message::Text(t) } => {
+            (EventKind::WsMessage as u32, id, 0.0, Some(t.as_str().to_owned()), None)
+        }
+        Event::WsMessage { id, message } => {
+            (EventKind::WsMessage as u32, id, 1.0, None, buf(Bytes::from(message.into_data())))
+        }
+        Event::WsDrain { id } => (EventKind::WsDrain as u32, id, 0.0, None, None),
+        Event::WsClose { id, code, reason } => {
+            (EventKind::WsClose as u32, id, f64::from(code), Some(reason), None)
+        }
     }))
 }
 
@@ -64,6 +80,8 @@ pub(crate) struct JsHandler {
     dispatcher: Mutex<Option<Arc<Dispatcher>>>,
     pending: Mutex<HashMap<u32, Pending>>,
     next_id: AtomicU32,
+    /// Open WebSockets by id.
+    pub(crate) sockets: SocketTable,
 }
 
 impl JsHandler {
@@ -72,6 +90,7 @@ impl JsHandler {
             dispatcher: Mutex::new(Some(Arc::new(dispatcher))),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
+            sockets: SocketTable::default(),
         }
     }
 
@@ -83,10 +102,23 @@ impl JsHandler {
         }
     }
 
+    /// Sends one event and runs `then` on the JS thread once the dispatcher has returned (at once if
+    /// the server is already closed).
+    pub(crate) fn emit_then(&self, event: Event, then: impl FnOnce() + Send + 'static) {
+        let d = self.dispatcher.lock().clone();
+        let Some(d) = d else { return then() };
+        // If the call cannot be queued the server is closing; the socket is about to go too.
+        let _ = d.call_with_return_value(event, ThreadsafeFunctionCallMode::NonBlocking, move |_, _| {
+            then();
+            Ok(())
+        });
+    }
+
     /// Releases the dispatcher so the process may exit once the server is closed.
     pub(crate) fn release(&self) {
         self.dispatcher.lock().take();
         self.pending.lock().clear();
+        self.sockets.clear();
     }
 
     /// Takes the responder of a pending request (the request stays known for body reads).

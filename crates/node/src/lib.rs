@@ -6,7 +6,9 @@
 mod dispatch;
 mod server;
 mod stream;
+mod topics;
 mod types;
+mod ws;
 
 pub use server::NativeServer;
 pub use stream::NativeStream;

@@ -3,11 +3,13 @@
 use catzilla_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use catzilla_core::{
     ring, Bytes, Reply, ReplyBody, RingConfig, Router, ServerConfig, ServerHandle, Stats, StreamBudget,
+    TopicConfig, Topics, WsConfig,
 };
 use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::Status;
 use napi_derive::napi;
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +21,16 @@ use crate::types::{ListenInfo, NativeStats, ReplyCode, ServerOptions};
 /// A Catzilla server owned by one JS `Catzilla` app.
 #[napi]
 pub struct NativeServer {
-    config: ServerConfig,
+    pub(crate) config: ServerConfig,
     router: Mutex<Router<u32>>,
-    stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
     budget: Arc<StreamBudget>,
     handler: Mutex<Option<Arc<JsHandler>>>,
     handle: Mutex<Option<Arc<ServerHandle>>>,
+    /// Topics for `publish`, WebSocket subscriptions and SSE topic streams.
+    pub(crate) topics: Arc<Topics>,
+    /// WebSocket settings by route id.
+    pub(crate) ws_configs: Mutex<HashMap<u32, WsConfig>>,
 }
 
 fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
@@ -35,7 +41,7 @@ fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
     }
 }
 
-fn code_error(code: &str, msg: impl Into<String>) -> napi::Error {
+pub(crate) fn code_error(code: &str, msg: impl Into<String>) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("{code}: {}", msg.into()))
 }
 
@@ -51,7 +57,7 @@ fn known_value(value: &str) -> Option<HeaderValue> {
 }
 
 /// Parses `name\0value\0...` into a header map; `None` if any name or value is invalid.
-fn parse_headers(packed: &str) -> Option<HeaderMap> {
+pub(crate) fn parse_headers(packed: &str) -> Option<HeaderMap> {
     let mut map = HeaderMap::new();
     if packed.is_empty() {
         return Some(map);
@@ -97,10 +103,17 @@ impl NativeServer {
         c.timeouts.headers = ms(o.headers_timeout, c.timeouts.headers);
         c.timeouts.keep_alive = ms(o.keep_alive_timeout, c.timeouts.keep_alive);
         c.timeouts.body = ms(o.body_timeout, c.timeouts.body);
+        let stats = Arc::new(Stats::default());
+        let mut topic_config = TopicConfig::default();
+        if let Some(n) = o.topic_history {
+            topic_config.history = n as usize;
+        }
         Self {
             config: c,
             router: Mutex::new(Router::new()),
-            stats: Arc::new(Stats::default()),
+            topics: Topics::new(topic_config, stats.clone()),
+            ws_configs: Mutex::new(HashMap::new()),
+            stats,
             budget: StreamBudget::new(o.max_stream_memory.unwrap_or(0.0).max(0.0) as usize),
             handler: Mutex::new(None),
             handle: Mutex::new(None),
@@ -181,7 +194,7 @@ impl NativeServer {
         Ok(())
     }
 
-    fn handler(&self) -> Option<Arc<JsHandler>> {
+    pub(crate) fn handler(&self) -> Option<Arc<JsHandler>> {
         self.handler.lock().clone()
     }
 

@@ -27,6 +27,8 @@ pub struct ServerOptions {
     pub body_timeout: Option<u32>,
     /// Bodies with a Content-Length up to this many bytes arrive with the request.
     pub prebuffer_body: Option<u32>,
+    /// Messages each topic keeps for SSE replay (0 disables history).
+    pub topic_history: Option<u32>,
 }
 
 /// Where the server listens.
@@ -81,6 +83,26 @@ pub struct NativeStats {
     pub unavailable: f64,
     /// 500 answers caused by handlers.
     pub handler_errors: f64,
+    /// WebSockets opened since start.
+    pub ws_total: f64,
+    /// WebSockets open now.
+    pub ws_active: f64,
+    /// WebSocket messages received.
+    pub ws_messages_in: f64,
+    /// WebSocket messages written.
+    pub ws_messages_out: f64,
+    /// WebSocket messages dropped by backpressure limits.
+    pub ws_dropped: f64,
+    /// Upgrade requests refused (400 bad handshake, 426 not an upgrade).
+    pub ws_rejected: f64,
+    /// `publish` calls.
+    pub publishes: f64,
+    /// Messages handed to topic subscribers.
+    pub deliveries: f64,
+    /// SSE topic subscribers now.
+    pub subscribers_active: f64,
+    /// SSE topic subscribers cut for falling too far behind.
+    pub subscribers_dropped: f64,
 }
 
 impl From<StatsSnapshot> for NativeStats {
@@ -106,6 +128,16 @@ impl From<StatsSnapshot> for NativeStats {
             bad_requests: s.bad_requests as f64,
             unavailable: s.unavailable as f64,
             handler_errors: s.handler_errors as f64,
+            ws_total: s.ws_total as f64,
+            ws_active: s.ws_active as f64,
+            ws_messages_in: s.ws_messages_in as f64,
+            ws_messages_out: s.ws_messages_out as f64,
+            ws_dropped: s.ws_dropped as f64,
+            ws_rejected: s.ws_rejected as f64,
+            publishes: s.publishes as f64,
+            deliveries: s.deliveries as f64,
+            subscribers_active: s.subscribers_active as f64,
+            subscribers_dropped: s.subscribers_dropped as f64,
         }
     }
 }
@@ -127,6 +159,28 @@ pub enum EventKind {
     BodyEnd = 5,
     /// The request body failed: `(kind, id, status, message)`.
     BodyError = 6,
+    /// A WebSocket is open: `(kind, wsId)`.
+    WsOpen = 7,
+    /// A WebSocket message: `(kind, wsId, 0, text)` or `(kind, wsId, 1, null, data)`.
+    WsMessage = 8,
+    /// A WebSocket's queue fell under half its limit: `(kind, wsId)`.
+    WsDrain = 9,
+    /// A WebSocket closed: `(kind, wsId, code, reason)`.
+    WsClose = 10,
+}
+
+/// Options of one WebSocket route (`app.ws(path, behaviour)`).
+#[napi(object)]
+#[derive(Default)]
+pub struct WsOptions {
+    /// Largest accepted message in bytes (1009 beyond).
+    pub max_payload: Option<f64>,
+    /// Idle time in ms before the socket is closed (a ping goes out half-way); 0 disables.
+    pub idle_timeout: Option<u32>,
+    /// Outbound bytes a socket may queue before sends are dropped.
+    pub max_backpressure: Option<f64>,
+    /// Close (1008) instead of dropping once over `maxBackpressure`.
+    pub close_on_backpressure_limit: Option<bool>,
 }
 
 /// Outcome codes of the synchronous reply calls.

@@ -1,0 +1,76 @@
+//! `NativeServer` methods for topics: publish (fan-out in Rust) and SSE topic subscriptions.
+
+use catzilla_core::http::StatusCode;
+use catzilla_core::{Bytes, Message, Reply, ReplyBody, SseSubscribe};
+use napi::bindgen_prelude::BufferSlice;
+use napi_derive::napi;
+use std::time::Duration;
+
+use crate::server::{code_error, parse_headers, NativeServer};
+
+fn exclude(ws: u32) -> Option<u64> {
+    (ws != 0).then_some(u64::from(ws))
+}
+
+#[napi]
+impl NativeServer {
+    /// Publishes a text message to `topic` (WebSocket text frame; SSE event with optional
+    /// `event`), skipping socket `excludeWs` (0: none). Returns the number of subscribers reached.
+    #[napi]
+    pub fn publish_text(&self, topic: String, text: String, event: Option<String>, exclude_ws: u32) -> u32 {
+        self.topics.publish(&topic, Message::text(text), event.as_deref(), exclude(exclude_ws)) as u32
+    }
+
+    /// Publishes a binary message to `topic` (WebSocket binary frame; SSE gets it as UTF-8 text).
+    #[napi]
+    pub fn publish_binary(
+        &self,
+        topic: String,
+        data: BufferSlice,
+        event: Option<String>,
+        exclude_ws: u32,
+    ) -> u32 {
+        let message = Message::Binary(Bytes::copy_from_slice(&data));
+        self.topics.publish(&topic, message, event.as_deref(), exclude(exclude_ws)) as u32
+    }
+
+    /// Subscribers (WebSocket and SSE) of `topic` now.
+    #[napi]
+    pub fn subscribers(&self, topic: String) -> u32 {
+        self.topics.subscribers(&topic) as u32
+    }
+
+    /// Answers request `id` with an SSE stream fed by `topic`: first `preamble`, then the replay
+    /// (after `lastEventId`, or the `recent` last messages), then live events. A subscriber more
+    /// than `maxBackpressure` bytes behind is cut (it reconnects and replays). Returns `false`
+    /// when the client is gone; throws `CZ_BAD_HEADER` for invalid headers.
+    #[napi]
+    #[allow(clippy::too_many_arguments, reason = "one flat call per subscription keeps it one crossing")]
+    pub fn subscribe_sse(
+        &self,
+        id: u32,
+        headers: String,
+        topic: String,
+        last_event_id: Option<String>,
+        recent: u32,
+        max_backpressure: f64,
+        heartbeat_ms: u32,
+        preamble: Option<String>,
+    ) -> napi::Result<bool> {
+        let Some(h) = self.handler() else { return Ok(false) };
+        let Some(headers) = parse_headers(&headers) else {
+            return Err(code_error("CZ_BAD_HEADER", "invalid header"));
+        };
+        let Some(responder) = h.take_final(id) else { return Ok(false) };
+        let opts = SseSubscribe {
+            last_event_id,
+            recent: recent as usize,
+            max_backpressure: max_backpressure.max(1.0) as usize,
+            heartbeat: (heartbeat_ms > 0)
+                .then(|| (Duration::from_millis(u64::from(heartbeat_ms)), Bytes::from_static(b":\n\n"))),
+            preamble: preamble.map(Bytes::from),
+        };
+        let body = self.topics.subscribe_sse(&topic, opts);
+        Ok(responder.send(Reply { status: StatusCode::OK, headers, body: ReplyBody::Topic(body) }))
+    }
+}

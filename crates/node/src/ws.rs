@@ -1,0 +1,189 @@
+//! WebSocket callbacks that become dispatcher events, and the table of sockets JS addresses by id.
+
+use catzilla_core::{Message, WsEvents, WsSocket};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use crate::dispatch::{Event, JsHandler};
+
+/// Sockets by id (the id JS holds), from accept until their close event.
+#[derive(Default)]
+pub(crate) struct SocketTable {
+    sockets: Mutex<HashMap<u32, WsSocket>>,
+    next_id: AtomicU32,
+}
+
+impl SocketTable {
+    /// A fresh socket id (never 0, which JS reads as "gone").
+    pub(crate) fn next_id(&self) -> u32 {
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    pub(crate) fn insert(&self, socket: WsSocket) {
+        self.sockets.lock().insert(socket.id() as u32, socket);
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<WsSocket> {
+        self.sockets.lock().get(&id).cloned()
+    }
+
+    pub(crate) fn remove(&self, id: u32) {
+        self.sockets.lock().remove(&id);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.sockets.lock().clear();
+    }
+}
+
+/// The callbacks of every WebSocket route of one server: each becomes one dispatcher event.
+pub(crate) struct JsWsEvents(pub(crate) Arc<JsHandler>);
+
+impl WsEvents for JsWsEvents {
+    fn open(&self, socket: &WsSocket) {
+        self.0.emit(Event::WsOpen { id: socket.id() as u32 });
+    }
+
+    fn message(&self, socket: &WsSocket, message: Message) {
+        let len = message.len();
+        let s = socket.clone();
+        // The reader pauses while too many bytes wait for JS; they count as consumed once the
+        // dispatcher has returned from this message.
+        self.0.emit_then(Event::WsMessage { id: socket.id() as u32, message }, move || s.consumed(len));
+    }
+
+    fn drain(&self, socket: &WsSocket) {
+        self.0.emit(Event::WsDrain { id: socket.id() as u32 });
+    }
+
+    fn close(&self, socket: &WsSocket, code: u16, reason: &str) {
+        let id = socket.id() as u32;
+        self.0.sockets.remove(id);
+        self.0.emit(Event::WsClose { id, code, reason: reason.to_owned() });
+    }
+}
+
+/// `NativeServer` methods for WebSocket routes and sockets.
+mod methods {
+    use catzilla_core::http::StatusCode;
+    use catzilla_core::{Bytes, Message, Reply, ReplyBody, WsAccept, WsConfig, WsSocket};
+    use napi::bindgen_prelude::BufferSlice;
+    use napi_derive::napi;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::JsWsEvents;
+    use crate::server::{code_error, parse_headers, NativeServer};
+    use crate::types::WsOptions;
+
+    /// `SendStatus::Dropped`, for sockets JS no longer knows.
+    const DROPPED: u32 = 2;
+
+    #[napi]
+    impl NativeServer {
+        /// Declares route `routeId` a WebSocket route with these settings.
+        #[napi]
+        pub fn ws_route(&self, route_id: u32, options: Option<WsOptions>) {
+            let o = options.unwrap_or_default();
+            let mut c = WsConfig::default();
+            if let Some(v) = o.max_payload {
+                c.max_payload = v.max(1.0) as usize;
+            }
+            match o.idle_timeout {
+                Some(0) => c.idle_timeout = None,
+                Some(ms) => c.idle_timeout = Some(Duration::from_millis(u64::from(ms))),
+                None => {}
+            }
+            if let Some(v) = o.max_backpressure {
+                c.max_backpressure = v.max(0.0) as usize;
+            }
+            if let Some(v) = o.close_on_backpressure_limit {
+                c.close_on_backpressure_limit = v;
+            }
+            self.ws_configs.lock().insert(route_id, c);
+        }
+
+        /// Accepts the upgrade of request `id` (on WebSocket route `routeId`) with extra response
+        /// headers (e.g. `sec-websocket-protocol`). Returns the socket id, or 0 when the client
+        /// is gone. Throws `CZ_BAD_HEADER` for invalid headers.
+        #[napi]
+        pub fn accept_ws(&self, id: u32, route_id: u32, headers: String) -> napi::Result<u32> {
+            let Some(h) = self.handler() else { return Ok(0) };
+            let Some(headers) = parse_headers(&headers) else {
+                return Err(code_error("CZ_BAD_HEADER", "invalid header"));
+            };
+            let Some(responder) = h.take_final(id) else { return Ok(0) };
+            let config = self.ws_configs.lock().get(&route_id).cloned().unwrap_or_default();
+            let ws_id = h.sockets.next_id();
+            let socket = WsSocket::new(u64::from(ws_id), config, self.stats.clone());
+            h.sockets.insert(socket.clone());
+            let accept = WsAccept { socket, events: Arc::new(JsWsEvents(h.clone())) };
+            let reply = Reply {
+                status: StatusCode::SWITCHING_PROTOCOLS,
+                headers,
+                body: ReplyBody::WebSocket(accept),
+            };
+            if responder.send(reply) {
+                Ok(ws_id)
+            } else {
+                h.sockets.remove(ws_id);
+                Ok(0)
+            }
+        }
+
+        /// Queues a text message. Returns 0 sent, 1 queued over the limit, 2 dropped.
+        #[napi]
+        pub fn ws_send_text(&self, ws: u32, text: String) -> u32 {
+            self.socket(ws).map_or(DROPPED, |s| s.send(Message::text(text)) as u32)
+        }
+
+        /// Queues a binary message. Returns 0 sent, 1 queued over the limit, 2 dropped.
+        #[napi]
+        pub fn ws_send_binary(&self, ws: u32, data: BufferSlice) -> u32 {
+            self.socket(ws).map_or(DROPPED, |s| s.send(Message::Binary(Bytes::copy_from_slice(&data))) as u32)
+        }
+
+        /// Starts the close handshake after the queued messages.
+        #[napi]
+        pub fn ws_close(&self, ws: u32, code: u32, reason: String) {
+            if let Some(s) = self.socket(ws) {
+                s.close(u16::try_from(code).unwrap_or(1000), &reason);
+            }
+        }
+
+        /// Outbound bytes not yet written.
+        #[napi]
+        pub fn ws_buffered(&self, ws: u32) -> f64 {
+            self.socket(ws).map_or(0.0, |s| s.buffered_amount() as f64)
+        }
+
+        /// Subscribes socket `ws` to `topic`; `false` if it already was (or is closed).
+        #[napi]
+        pub fn ws_subscribe(&self, ws: u32, topic: String) -> bool {
+            self.socket(ws).is_some_and(|s| self.topics.subscribe_ws(&topic, &s))
+        }
+
+        /// Unsubscribes socket `ws` from `topic`; `false` if it was not subscribed.
+        #[napi]
+        pub fn ws_unsubscribe(&self, ws: u32, topic: String) -> bool {
+            self.socket(ws).is_some_and(|s| self.topics.unsubscribe_ws(&topic, &s))
+        }
+
+        /// The topics socket `ws` is subscribed to.
+        #[napi]
+        pub fn ws_topics(&self, ws: u32) -> Vec<String> {
+            self.socket(ws).map_or_else(Vec::new, |s| s.topics())
+        }
+
+        fn socket(&self, ws: u32) -> Option<WsSocket> {
+            self.handler().and_then(|h| h.sockets.get(ws))
+        }
+    }
+}

@@ -1,0 +1,145 @@
+/** WebSockets: the `app.ws(path, behaviour)` behaviour type and the `WebSocket` handle JS code holds. */
+import type { NativeServer } from './native.js'
+import type { CatzillaRequest } from './request.js'
+
+/** What `ws.send` did: `sent` (queued under the limit), `queued` (over `maxBackpressure`: wait for `drain`), `dropped`. */
+export type SendResult = 'sent' | 'queued' | 'dropped'
+
+const SEND_RESULTS: readonly SendResult[] = ['sent', 'queued', 'dropped']
+
+/** Data accepted by `send` and `publish`: strings go as text frames, bytes as binary, anything else as JSON text. */
+export type WebSocketData = string | Uint8Array | ArrayBuffer | object
+
+/**
+ * Options and hooks of a WebSocket route.
+ *
+ * @example
+ * app.ws('/chat/:room', {
+ *   upgrade: (req) => ({ user: auth(req.header('sec-websocket-protocol')) }),
+ *   open: (ws) => ws.subscribe(ws.params.room),
+ *   message: (ws, data) => ws.publish(ws.params.room, data),
+ * })
+ */
+export interface WebSocketBehaviour<T = unknown> {
+  /** Largest message accepted from a client, in bytes; bigger ones close the socket with 1009. Default 1 MiB. */
+  maxPayload?: number
+  /**
+   * Milliseconds without any frame from the client before the socket is closed with 1001; a
+   * ping is sent half-way, so a live client never hits it. Default 120 000; `0` disables.
+   */
+  idleTimeout?: number
+  /**
+   * Outbound bytes a socket may have queued. A `send` that crosses it answers `queued` (wait for
+   * `drain`); sends while over it answer `dropped`. Default 1 MiB: one slow client costs at most
+   * that much memory.
+   */
+  maxBackpressure?: number
+  /** Close the socket (1008) instead of dropping messages once it is over `maxBackpressure`. Default `false`. */
+  closeOnBackpressureLimit?: boolean
+  /**
+   * Runs before the handshake is accepted. Throw an `HTTPError` to refuse with its status;
+   * whatever it returns becomes `ws.data`. `req.setHeader()` adds handshake response headers; if
+   * the client offered `Sec-WebSocket-Protocol` values and none was set here, the first is echoed
+   * (browsers fail the connection otherwise, and auth tokens are commonly sent that way).
+   */
+  upgrade?: (req: CatzillaRequest) => T | Promise<T>
+  /** The socket is open. */
+  open?: (ws: WebSocket<T>) => void
+  /** A message arrived: a `string` for text frames, a `Buffer` for binary frames. */
+  message?: (ws: WebSocket<T>, data: string | Buffer, isBinary: boolean) => void
+  /** The outbound queue fell under half of `maxBackpressure` after a `queued` send. */
+  drain?: (ws: WebSocket<T>) => void
+  /** The socket closed (1005: no code sent, 1006: connection lost). Fires exactly once. */
+  close?: (ws: WebSocket<T>, code: number, reason: string) => void
+}
+
+/** Hands data to the native side as text or bytes. @internal */
+export function toWire(data: WebSocketData): string | Buffer {
+  if (typeof data === 'string') return data
+  if (Buffer.isBuffer(data)) return data
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
+  return JSON.stringify(data)
+}
+
+/** One WebSocket connection. Methods are synchronous: messages are queued in Rust, bounded per socket. */
+export class WebSocket<T = unknown> {
+  /** Per-server unique id of this socket. */
+  readonly id: number
+  /** What the route's `upgrade` hook returned. */
+  readonly data: T
+  /** Path parameters of the route. */
+  readonly params: Record<string, string>
+  /**
+   * `true` when a resumed session's missed messages were replayed. Session resume (`resume`) is
+   * not implemented yet, so this is always `false`.
+   */
+  readonly recovered = false
+  /** @internal */ readonly _behaviour: WebSocketBehaviour<T>
+  #native: NativeServer
+  #closed = false
+
+  /** @internal */
+  constructor(native: NativeServer, id: number, data: T, params: Record<string, string>, behaviour: WebSocketBehaviour<T>) {
+    this.#native = native
+    this.id = id
+    this.data = data
+    this.params = params
+    this._behaviour = behaviour
+  }
+
+  /** Queues a message. Returns `dropped` once the socket is closed or over its backpressure limit. */
+  send(data: WebSocketData): SendResult {
+    if (this.#closed) return 'dropped'
+    const wire = toWire(data)
+    const r = typeof wire === 'string' ? this.#native.wsSendText(this.id, wire) : this.#native.wsSendBinary(this.id, wire)
+    return SEND_RESULTS[r] ?? 'dropped'
+  }
+
+  /** Starts the close handshake after the queued messages (code default 1000). */
+  close(code = 1000, reason = ''): void {
+    if (this.#closed) return
+    if (!Number.isInteger(code) || code < 1000 || code > 4999 || code === 1005 || code === 1006) {
+      throw new RangeError(`invalid WebSocket close code ${code}`)
+    }
+    this.#native.wsClose(this.id, code, reason)
+  }
+
+  /** Subscribes this socket to `topic`; `app.publish(topic)` then reaches it from Rust. Returns `false` if it already was. */
+  subscribe(topic: string): boolean {
+    return !this.#closed && this.#native.wsSubscribe(this.id, topic)
+  }
+
+  /** Leaves `topic`; returns `false` if it was not subscribed. */
+  unsubscribe(topic: string): boolean {
+    return !this.#closed && this.#native.wsUnsubscribe(this.id, topic)
+  }
+
+  /** Topics this socket is subscribed to. */
+  get topics(): string[] {
+    return this.#closed ? [] : this.#native.wsTopics(this.id)
+  }
+
+  /** Publishes to every subscriber of `topic` except this socket; returns how many it reached. */
+  publish(topic: string, data: WebSocketData, options: { event?: string } = {}): number {
+    const wire = toWire(data)
+    return typeof wire === 'string'
+      ? this.#native.publishText(topic, wire, options.event ?? null, this.id)
+      : this.#native.publishBinary(topic, wire, options.event ?? null, this.id)
+  }
+
+  /** Outbound bytes queued and not yet written to the socket. */
+  get bufferedAmount(): number {
+    return this.#closed ? 0 : this.#native.wsBuffered(this.id)
+  }
+
+  /** `true` once the socket has closed. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** @internal */
+  _markClosed(): void {
+    this.#closed = true
+  }
+}
