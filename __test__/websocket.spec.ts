@@ -66,12 +66,12 @@ test('hooks run in order with data from upgrade and params from the path', async
   const done = deferred()
   const { app, port } = await serve((app) =>
     app.ws('/rooms/:room', {
-      upgrade: (req) => ({ user: req.query.get('user') }),
+      upgrade: (req) => ({ user: req.query.get('user') ?? 'nobody' }),
       open: (ws: CzSocket<{ user: string }>) => {
         events.push(`open ${ws.data.user} ${ws.params.room}`)
         ws.send(`welcome ${ws.data.user}`)
       },
-      message: (ws, data, isBinary) => void events.push(`message ${String(data)} ${isBinary}`),
+      message: (_ws, data, isBinary) => void events.push(`message ${String(data)} ${isBinary}`),
       close: (ws, code, reason) => {
         events.push(`close ${code} ${reason} ${ws.closed}`)
         done.resolve()

@@ -1,6 +1,8 @@
-// Bun.serve serving the benchmark scenarios (run with Bun from its npm package).
+// Bun.serve serving the benchmark scenarios (run with Bun from its npm package); WebSockets via Bun's own.
 const EVENT = 'the quick brown fox jumps over the lazy dog'
 const enc = new TextEncoder()
+const message = (i, size) => `${i} `.padEnd(size, 'x')
+const sseSubs = new Set() // topic "bench": stream controllers of SSE responses
 function fromGen(gen) {
   return new ReadableStream({
     async pull(ctl) {
@@ -11,12 +13,51 @@ function fromGen(gen) {
     cancel() { gen.return() },
   })
 }
-Bun.serve({
+const server = Bun.serve({
   port: Number(process.env.PORT ?? 3000),
   hostname: '127.0.0.1',
   idleTimeout: 120,
-  fetch(req) {
+  websocket: {
+    open(ws) {
+      if (ws.data.path !== '/ws-sub') return
+      ws.subscribe('bench')
+      ws.send('ready')
+    },
+    message(ws, data) {
+      if (ws.data.path === '/ws-echo') ws.send(data)
+    },
+  },
+  fetch(req, server) {
     const url = new URL(req.url)
+    if (url.pathname === '/ws-echo' || url.pathname === '/ws-sub') {
+      if (server.upgrade(req, { data: { path: url.pathname } })) return undefined
+      return new Response('Upgrade Required', { status: 426 })
+    }
+    if (url.pathname === '/sse-sub') {
+      let ctl
+      const body = new ReadableStream({
+        start(c) {
+          ctl = c
+          sseSubs.add(c)
+          c.enqueue(enc.encode(': subscribed\n\n')) // Bun holds the head back until the first chunk
+        },
+        cancel() {
+          sseSubs.delete(ctl)
+        },
+      })
+      return new Response(body, { headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } })
+    }
+    if (url.pathname === '/publish') {
+      const n = Number(url.searchParams.get('n') ?? 1)
+      const size = Number(url.searchParams.get('size') ?? 64)
+      for (let i = 0; i < n; i++) {
+        const m = message(i, size)
+        const frame = enc.encode(`data: ${m}\n\n`)
+        for (const c of sseSubs) c.enqueue(frame)
+        server.publish('bench', m)
+      }
+      return new Response(String(sseSubs.size + server.subscriberCount('bench')))
+    }
     if (url.pathname === '/hello') return new Response('Hello, World!', { headers: { 'content-type': 'text/plain; charset=utf-8' } })
     const m = /^\/users\/([^/]+)$/.exec(url.pathname)
     if (m) return Response.json({ id: m[1], q: url.searchParams.get('q') })

@@ -2,6 +2,7 @@
 import { Catzilla, ndjson, sse } from '../../index.js'
 
 const app = new Catzilla({ bufferSize: Number(process.env.CZ_BUFFER_SIZE ?? 65536), timeouts: { keepAlive: 120_000, headers: 120_000 }, limits: { maxConnections: 20_000 } })
+const message = (i: number, size: number) => `${i} `.padEnd(size, 'x')
 app.get('/hello', () => 'Hello, World!')
 app.get('/users/:id', (req) => ({ id: req.params.id, q: req.query.get('q') }))
 app.get('/stream', async function* (req) {
@@ -25,6 +26,25 @@ app.get('/ndjson', (req) => {
       for (let i = 0; i < n; i++) yield { id: i, name: `row ${i}`, ok: true }
     })(),
   )
+})
+app.ws('/ws-echo', {
+  message(ws, data) {
+    ws.send(data) // a string for text frames, a Buffer for binary: echoed with the same type
+  },
+})
+app.ws('/ws-sub', {
+  open(ws) {
+    ws.subscribe('bench')
+    ws.send('ready')
+  },
+})
+app.get('/sse-sub', () => sse.topic('bench'))
+app.get('/publish', (req) => {
+  const n = Number(req.query.get('n') ?? 1)
+  const size = Number(req.query.get('size') ?? 64)
+  let reached = 0
+  for (let i = 0; i < n; i++) reached = app.publish('bench', message(i, size))
+  return String(reached)
 })
 const { url } = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 console.log(`ready ${url}`)

@@ -1,11 +1,17 @@
-"""FastAPI on uvicorn serving the benchmark scenarios."""
+"""FastAPI on uvicorn serving the benchmark scenarios (WebSockets through uvicorn's `websockets`)."""
+import asyncio
 import json
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 EVENT = "the quick brown fox jumps over the lazy dog"
 app = FastAPI()
+subscribers: set[asyncio.Queue] = set()  # topic "bench": one queue per SSE or WebSocket client
+
+
+def message(i: int, size: int) -> str:
+    return f"{i} ".ljust(size, "x")
 
 
 @app.get("/hello", response_class=PlainTextResponse)
@@ -47,3 +53,60 @@ async def nd(n: int = 1000):
             yield json.dumps({"id": i, "name": f"row {i}", "ok": True}) + "\n"
 
     return StreamingResponse(gen(), media_type="application/x-ndjson")
+
+
+@app.get("/sse-sub")
+async def sse_sub():
+    queue: asyncio.Queue = asyncio.Queue()
+    subscribers.add(queue)
+
+    async def gen():
+        try:
+            while True:
+                yield f"data: {await queue.get()}\n\n"
+        finally:
+            subscribers.discard(queue)
+
+    return StreamingResponse(gen(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+@app.get("/publish", response_class=PlainTextResponse)
+async def publish(n: int = 1, size: int = 64):
+    for i in range(n):
+        m = message(i, size)
+        for queue in subscribers:
+            queue.put_nowait(m)
+    return str(len(subscribers))
+
+
+@app.websocket("/ws-echo")
+async def ws_echo(ws: WebSocket):
+    await ws.accept()
+    while True:
+        msg = await ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        if msg.get("text") is not None:
+            await ws.send_text(msg["text"])
+        else:
+            await ws.send_bytes(msg["bytes"])
+
+
+@app.websocket("/ws-sub")
+async def ws_sub(ws: WebSocket):
+    await ws.accept()
+    queue: asyncio.Queue = asyncio.Queue()
+    subscribers.add(queue)
+
+    async def pump():
+        while True:
+            await ws.send_text(await queue.get())
+
+    writer = asyncio.create_task(pump())
+    try:
+        await ws.send_text("ready")
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+    finally:
+        subscribers.discard(queue)
+        writer.cancel()

@@ -1,8 +1,10 @@
 // Fastify 5 serving the benchmark scenarios (streams via Readable.from, its documented way).
 import Fastify from 'fastify'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 
 const EVENT = 'the quick brown fox jumps over the lazy dog'
+const message = (i, size) => `${i} `.padEnd(size, 'x')
+const sseSubs = new Set() // topic "bench": one PassThrough per SSE response
 const app = Fastify({ keepAliveTimeout: 120_000 })
 app.get('/hello', async (req, reply) => reply.type('text/plain; charset=utf-8').send('Hello, World!'))
 app.get('/users/:id', async (req) => ({ id: req.params.id, q: req.query.q ?? null }))
@@ -19,6 +21,22 @@ app.get('/sse', (req, reply) => {
 app.get('/ndjson', (req, reply) => {
   const n = Number(req.query.n ?? 1000)
   reply.type('application/x-ndjson').send(Readable.from((async function* () { for (let i = 0; i < n; i++) yield JSON.stringify({ id: i, name: `row ${i}`, ok: true }) + '\n' })()))
+})
+app.get('/sse-sub', (req, reply) => {
+  const out = new PassThrough()
+  sseSubs.add(out)
+  req.raw.on('close', () => sseSubs.delete(out))
+  out.write(': subscribed\n\n') // a stream reply's head leaves with its first chunk
+  reply.headers({ 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }).send(out)
+})
+app.get('/publish', async (req, reply) => {
+  const n = Number(req.query.n ?? 1)
+  const size = Number(req.query.size ?? 64)
+  for (let i = 0; i < n; i++) {
+    const frame = `data: ${message(i, size)}\n\n`
+    for (const out of sseSubs) out.write(frame)
+  }
+  return reply.type('text/plain').send(String(sseSubs.size))
 })
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 console.log('ready')

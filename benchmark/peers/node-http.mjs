@@ -1,8 +1,12 @@
-// node:http serving the benchmark scenarios (the baseline every Node framework builds on).
+// node:http serving the benchmark scenarios (the baseline every Node framework builds on); WebSockets via `ws`.
 import http from 'node:http'
 import { once } from 'node:events'
+import { WebSocketServer } from 'ws'
 
 const EVENT = 'the quick brown fox jumps over the lazy dog'
+const message = (i, size) => `${i} `.padEnd(size, 'x')
+const sseSubs = new Set() // topic "bench": SSE responses
+const wsSubs = new Set() // topic "bench": WebSockets
 async function pipeGen(res, gen) {
   for await (const chunk of gen) if (!res.write(chunk)) await once(res, 'drain')
   res.end()
@@ -34,7 +38,38 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/x-ndjson' })
     return pipeGen(res, (async function* () { for (let i = 0; i < n; i++) yield JSON.stringify({ id: i, name: `row ${i}`, ok: true }) + '\n' })())
   }
+  if (url.pathname === '/sse-sub') {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+    res.flushHeaders()
+    sseSubs.add(res)
+    return res.on('close', () => sseSubs.delete(res))
+  }
+  if (url.pathname === '/publish') {
+    const n = Number(url.searchParams.get('n') ?? 1)
+    const size = Number(url.searchParams.get('size') ?? 64)
+    let reached = 0
+    for (let i = 0; i < n; i++) {
+      const m = message(i, size)
+      const frame = `data: ${m}\n\n`
+      for (const r of sseSubs) r.write(frame)
+      for (const ws of wsSubs) ws.send(m)
+      reached = sseSubs.size + wsSubs.size
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    return res.end(String(reached))
+  }
   res.writeHead(404).end()
+})
+const wss = new WebSocketServer({ noServer: true })
+server.on('upgrade', (req, socket, head) => {
+  const path = req.url.split('?')[0]
+  if (path !== '/ws-echo' && path !== '/ws-sub') return socket.destroy()
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    if (path === '/ws-echo') return ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+    wsSubs.add(ws)
+    ws.on('close', () => wsSubs.delete(ws))
+    ws.send('ready')
+  })
 })
 server.keepAliveTimeout = 120_000
 server.headersTimeout = 121_000

@@ -134,6 +134,7 @@ async fn finish<T: Send + 'static>(
     if status != 200 {
         return Err(format!("GET /publish: status {status} {:?}", &body[..body.len().min(80)]));
     }
+    eprintln!("publish answered {:?} after {} ms", body.trim(), start.elapsed().as_millis());
     let deadline = start + a.timeout;
     let (mut times, mut keep, mut errors) =
         (Vec::with_capacity(a.clients), Vec::with_capacity(a.clients), Vec::new());

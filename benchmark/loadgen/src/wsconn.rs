@@ -3,8 +3,9 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::{client_async, WebSocketStream};
+use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 /// A connected client.
 pub struct Conn {
@@ -57,7 +58,11 @@ impl Conn {
         } else {
             format!("ws://127.0.0.1:{port}{path}")
         };
-        let (ws, _) = client_async(url, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+        // tungstenite zeroes its whole read buffer on every read: 128 KiB by default, far more than
+        // small messages need, and that memset dominated the client's CPU time.
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        let (ws, _) =
+            client_async_with_config(url, tcp, Some(config)).await.map_err(|e| format!("handshake: {e}"))?;
         let mut conn = Conn { ws, sio };
         if sio {
             let open = conn.frame().await?;
