@@ -400,3 +400,83 @@ impl Body for TopicBody {
         SizeHint::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::WsConfig;
+
+    fn topics(history: usize) -> Arc<Topics> {
+        Topics::new(TopicConfig { history, history_bytes: 1 << 20 }, Arc::new(Stats::default()))
+    }
+
+    /// Everything a topic body has ready now, as text.
+    fn drain(body: &mut TopicBody) -> String {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = String::new();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *body).poll_frame(&mut cx) {
+            out.push_str(std::str::from_utf8(&frame.into_data().unwrap_or_default()).unwrap_or("?"));
+        }
+        out
+    }
+
+    #[test]
+    fn sse_frames_split_lines_and_carry_the_event_name() {
+        let f = sse_frame(7, Some("up"), &Message::text("a\r\nb\nc"));
+        assert_eq!(&f[..], b"id: 7\nevent: up\ndata: a\ndata: b\ndata: c\n\n");
+    }
+
+    #[test]
+    fn publish_counts_subscribers_and_skips_the_excluded_socket() {
+        let t = topics(0);
+        let stats = Arc::new(Stats::default());
+        let a = WsSocket::new(1, WsConfig::default(), stats.clone());
+        let b = WsSocket::new(2, WsConfig::default(), stats);
+        assert!(t.subscribe_ws("room", &a));
+        assert!(!t.subscribe_ws("room", &a), "a second subscribe is a no-op");
+        assert!(t.subscribe_ws("room", &b));
+        assert_eq!(t.publish("room", Message::text("hi"), None, None), 2);
+        assert_eq!(t.publish("room", Message::text("hi"), None, Some(1)), 1);
+        assert!(t.unsubscribe_ws("room", &a));
+        assert_eq!(t.publish("room", Message::text("hi"), None, None), 1);
+        assert_eq!(t.publish("nobody", Message::text("hi"), None, None), 0);
+    }
+
+    #[test]
+    fn history_is_bounded_and_replays_after_the_last_event_id() {
+        let t = topics(3);
+        for i in 1..=5 {
+            t.publish("feed", Message::text(format!("m{i}")), None, None);
+        }
+        let opts =
+            SseSubscribe { last_event_id: Some("3".into()), max_backpressure: 1 << 20, ..Default::default() };
+        let mut body = t.subscribe_sse("feed", opts);
+        assert_eq!(drain(&mut body), "id: 4\ndata: m4\n\nid: 5\ndata: m5\n\n");
+        let opts = SseSubscribe { recent: 2, max_backpressure: 1 << 20, ..Default::default() };
+        let mut body = t.subscribe_sse("feed", opts);
+        assert_eq!(drain(&mut body), "id: 4\ndata: m4\n\nid: 5\ndata: m5\n\n");
+        // Event 2 fell out of the 3-message history: the client is told before the rest.
+        let opts =
+            SseSubscribe { last_event_id: Some("1".into()), max_backpressure: 1 << 20, ..Default::default() };
+        let mut body = t.subscribe_sse("feed", opts);
+        let text = drain(&mut body);
+        assert!(
+            text.starts_with("event: cz-gap\ndata: {\"lastEventId\":\"1\",\"oldest\":3}\n\nid: 3\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_subscriber_past_its_limit_is_cut_and_forgotten() {
+        let t = topics(0);
+        let opts = SseSubscribe { max_backpressure: 100, ..Default::default() };
+        let mut body = t.subscribe_sse("x", opts);
+        assert_eq!(t.publish("x", Message::text("a".repeat(60)), None, None), 1);
+        assert_eq!(t.publish("x", Message::text("a".repeat(60)), None, None), 0);
+        assert_eq!(t.subscribers("x"), 0);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(Pin::new(&mut body).poll_frame(&mut cx), Poll::Ready(Some(Err(_)))));
+        drop(body);
+        assert_eq!(t.stats.snapshot().subscribers_dropped, 1);
+    }
+}

@@ -495,3 +495,57 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket(max_backpressure: usize, close_on_limit: bool) -> WsSocket {
+        let config =
+            WsConfig { max_backpressure, close_on_backpressure_limit: close_on_limit, ..WsConfig::default() };
+        WsSocket::new(1, config, Arc::new(Stats::default()))
+    }
+
+    #[test]
+    fn send_answers_sent_then_queued_past_the_limit_then_dropped() {
+        let s = socket(100, false);
+        assert_eq!(s.send(Message::text("x".repeat(60))), SendStatus::Sent);
+        assert_eq!(s.send(Message::text("x".repeat(60))), SendStatus::Queued);
+        assert_eq!(s.send(Message::text("x")), SendStatus::Dropped);
+        assert_eq!(s.buffered_amount(), 120);
+        assert!(!s.is_closed());
+    }
+
+    #[test]
+    fn close_on_backpressure_limit_closes_instead_of_dropping_forever() {
+        let s = socket(10, true);
+        assert_eq!(s.send(Message::text("x".repeat(20))), SendStatus::Queued);
+        assert_eq!(s.send(Message::text("x")), SendStatus::Dropped);
+        assert!(s.is_closed());
+        assert_eq!(s.0.out.lock().closing.as_ref().map(|c| c.0), Some(1008));
+    }
+
+    #[test]
+    fn close_reasons_are_cut_to_123_bytes_on_a_char_boundary() {
+        let s = socket(10, false);
+        s.close(4000, &"é".repeat(100));
+        let reason = s.0.out.lock().closing.clone().map(|c| c.1).unwrap_or_default();
+        assert_eq!(reason.len(), 122);
+        assert_eq!(s.send(Message::text("late")), SendStatus::Dropped);
+    }
+
+    #[test]
+    fn handshakes_need_version_13_and_a_24_character_key() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONNECTION, http::HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(http::header::UPGRADE, http::HeaderValue::from_static("WebSocket"));
+        assert!(is_upgrade_request(&h));
+        assert!(accept_key(&h).is_err());
+        h.insert(http::header::SEC_WEBSOCKET_VERSION, http::HeaderValue::from_static("13"));
+        h.insert(http::header::SEC_WEBSOCKET_KEY, http::HeaderValue::from_static("short"));
+        assert!(accept_key(&h).is_err());
+        // The RFC 6455 §1.3 example.
+        h.insert(http::header::SEC_WEBSOCKET_KEY, http::HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert_eq!(accept_key(&h).as_deref(), Ok("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    }
+}

@@ -58,7 +58,7 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
             (EventKind::WsMessage as u32, id, 0.0, Some(t.as_str().to_owned()), None)
         }
         Event::WsMessage { id, message } => {
-            (EventKind::WsMessage as u32, id, 1.0, None, buf(Bytes::from(message.into_data())))
+            (EventKind::WsMessage as u32, id, 1.0, None, buf(message.into_data()))
         }
         Event::WsDrain { id } => (EventKind::WsDrain as u32, id, 0.0, None, None),
         Event::WsClose { id, code, reason } => {
