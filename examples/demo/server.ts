@@ -1,5 +1,5 @@
-/** The README's demo: JSON, path params, a text stream, a generator stream and a StreamingWriter stream. */
-import { Catzilla, HTTPError, StreamingResponse } from '../../index.js'
+/** The README's demo: JSON, path params, streams, and a chat over WebSockets with an SSE topic feed. */
+import { Catzilla, HTTPError, sse, StreamingResponse } from '../../index.js'
 
 const app = new Catzilla()
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -11,7 +11,8 @@ app.get('/', () =>
 <li><a href="/hello/world">/hello/:name</a> path parameter</li>
 <li><a href="/count?to=5">/count?to=5</a> text stream, one line every 200 ms</li>
 <li><a href="/numbers">/numbers</a> async generator of bytes-on-demand</li>
-<li><a href="/clock">/clock</a> StreamingWriter, 10 ticks</li></ul>`,
+<li><a href="/clock">/clock</a> StreamingWriter, 10 ticks</li>
+<li><a href="/chat">/chat</a> WebSocket chat; <a href="/chat/feed">/chat/feed</a> the same room as SSE</li></ul>`,
     { headers: { 'content-type': 'text/html; charset=utf-8' } },
   ),
 )
@@ -55,6 +56,33 @@ app.get('/clock', (req) =>
     { contentType: 'text/plain; charset=utf-8' },
   ),
 )
+
+// A chat room: WebSockets in, fan-out in Rust to every WebSocket and SSE subscriber of 'chat'.
+app.get('/chat', () =>
+  new Response(
+    `<!doctype html><title>Catzilla chat</title><h1>Chat</h1>
+<form id="f"><input id="m" autocomplete="off" placeholder="say something"><button>send</button></form><pre id="log"></pre>
+<script>
+  const ws = new WebSocket('ws://' + location.host + '/chat/ws')
+  ws.onmessage = (e) => { log.textContent += e.data + '\\n' }
+  f.onsubmit = (e) => { e.preventDefault(); ws.send(m.value); m.value = '' }
+</script>`,
+    { headers: { 'content-type': 'text/html; charset=utf-8' } },
+  ),
+)
+let guests = 0
+app.ws('/chat/ws', {
+  maxPayload: 4096,
+  upgrade: () => ({ name: `guest${++guests}` }),
+  open: (ws) => {
+    ws.subscribe('chat')
+    app.publish('chat', `* ${ws.data.name} joined`)
+  },
+  message: (ws, data) => void app.publish('chat', `${ws.data.name}: ${String(data).slice(0, 500)}`),
+  close: (ws) => void app.publish('chat', `* ${ws.data.name} left`),
+})
+// The same room as Server-Sent Events: the last 20 lines, then live; resumes after reconnects.
+app.get('/chat/feed', () => sse.topic('chat', { replay: 20 }))
 
 const port = Number(process.env.PORT ?? 3000)
 const { url } = await app.listen({ port, host: process.env.HOST ?? '127.0.0.1' })
