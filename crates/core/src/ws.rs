@@ -296,8 +296,10 @@ where
     let mut wcfg = WebSocketConfig::default();
     wcfg.max_message_size = Some(cfg.max_payload);
     wcfg.max_frame_size = Some(cfg.max_payload);
-    // Our own queue is the bounded buffer; tungstenite's only holds the batch being written.
-    wcfg.write_buffer_size = 0;
+    // Our queue is the bounded buffer. tungstenite gathers the frames of one batch in its write
+    // buffer and writes them together; `max_write_buffer_size` stays at its default because the
+    // batch is already bounded by `max_backpressure`.
+    wcfg.write_buffer_size = 64 * 1024;
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(wcfg)).await;
     let (sink, stream) = ws.split();
     events.open(&socket);
