@@ -13,10 +13,13 @@ const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split('
 /** `--servers=catzilla,node:http` limits the run to some servers (for quick checks; RESULTS.md is not written). */
 const SERVERS = process.argv.find((a) => a.startsWith('--servers='))?.slice(10).split(',')
 
-/** Run sizes: quick (~3 min) or full (bounded to ~20 min). */
+/** Run sizes: quick (~4 min) or full (bounded to ~25 min; the three WebSocket/broadcast scenarios take ~3 of them). */
 const SIZE = QUICK
-  ? { rounds: 1, seconds: 2, streamBytes: 64 << 20, sseEvents: 200_000, ndjsonRows: 100_000, idleConns: 1000, slowClients: 200 }
-  : { rounds: 3, seconds: 5, streamBytes: 256 << 20, sseEvents: 1_000_000, ndjsonRows: 100_000, idleConns: 10_000, slowClients: 1000 }
+  ? { rounds: 1, seconds: 2, streamBytes: 64 << 20, sseEvents: 200_000, ndjsonRows: 100_000, idleConns: 1000, slowClients: 200, fanoutClients: 200, fanoutMessages: 200 }
+  : { rounds: 3, seconds: 5, streamBytes: 256 << 20, sseEvents: 1_000_000, ndjsonRows: 100_000, idleConns: 10_000, slowClients: 1000, fanoutClients: 1000, fanoutMessages: 500 }
+/** WebSocket echo connections and the size of every echoed or broadcast message. */
+const WS_CONNS = 64
+const MESSAGE_BYTES = 64
 
 const SERVER_CPU = '0'
 const CLIENT_CPU = '1'
@@ -48,6 +51,7 @@ function setup() {
   }
   sh('npm', ['run', 'build'])
   sh('cargo', ['build', '--release', '-p', 'catzilla-server'])
+  sh('cargo', ['build', '--release', '-p', 'catzilla-loadgen'])
 }
 
 interface Server {
@@ -78,6 +82,7 @@ function servers(): Server[] {
     s('bun', 'peer', () => [join(here, 'node_modules', '.bin', 'bun'), join(here, 'peers', 'bun.mjs')]),
     s('fastapi', 'peer', (p) => [py('uvicorn'), 'fastapi_app:app', '--port', String(p), '--log-level', 'warning', '--no-access-log'], join(here, 'peers')),
     s('flask', 'peer', (p) => [py('gunicorn'), '-w', '1', '-b', `127.0.0.1:${p}`, '--log-level', 'warning', 'flask_app:app'], join(here, 'peers')),
+    s('socket.io', 'peer', () => [node, join(here, 'peers', 'socketio.mjs')]),
   ]
 }
 
@@ -163,6 +168,23 @@ function streamCount(port: number, path: string, mode: string, expect: { bytes?:
   return { value: ok ? value : NaN, note: ok ? undefined : `incomplete: ${r.bytes} bytes, ${r.events} messages` }
 }
 
+/** Runs benchmark/loadgen (`catzilla-loadgen`) against a server; socket.io gets its own framing. */
+function loadgen(s: Server, args: string[]): Sample {
+  const bin = join(root, 'target', 'release', 'catzilla-loadgen')
+  const all = [...args, '--port', String(s.port), ...(s.name === 'socket.io' ? ['--socketio'] : [])]
+  const raise = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true'
+  const r = spawnSync('bash', ['-c', `${raise}; exec taskset -c ${CLIENT_CPU} "$0" "$@"`, bin, ...all], { encoding: 'utf8', timeout: 240_000, maxBuffer: 1 << 20 })
+  if (r.error) throw r.error
+  let out: { value: number | null; p50: number | null; p99: number | null; complete: boolean; note: string }
+  try {
+    out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '')
+  } catch {
+    return { value: NaN, note: `loadgen exited ${r.status}: ${(r.stderr ?? '').trim().split('\n').pop()?.slice(0, 120)}` }
+  }
+  const value = out.complete && out.value !== null ? out.value : NaN
+  return { value, p50: out.p50 ?? undefined, p99: out.p99 ?? undefined, note: out.note || undefined }
+}
+
 async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Promise<Sample> {
   const base = treeRss(s.proc!.pid!)
   const holder = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || true; exec taskset -c ${CLIENT_CPU} "${process.execPath}" "${join(here, 'clients', 'hold-connections.mjs')}" ${s.port} ${n} ${mode}`], {
@@ -191,12 +213,25 @@ interface Scenario {
   unit: string
   higherIsBetter: boolean
   rounds: number
+  /** The servers that take part; default: all but the WebSocket-only socket.io. */
+  servers?: string[]
+  /** Header of a p50 / p99 column (values in µs, shown in ms). */
+  latency?: string
+  /** A line under the table: who is not measured and why, what bounds the figures. */
+  comment?: string
   run: (s: Server) => Sample | Promise<Sample>
 }
 
+const SSE_FANOUT = ['catzilla', 'rust ceiling', 'node:http', 'express', 'fastify', 'hono', 'bun', 'fastapi']
+const WEBSOCKETS = ['catzilla', 'rust ceiling', 'node:http', 'bun', 'socket.io', 'fastapi']
+const takesPart = (sc: Scenario, s: Server) => (sc.servers ? sc.servers.includes(s.name) : s.name !== 'socket.io')
+const fanout = `${SIZE.fanoutMessages.toLocaleString('en')} messages of ${MESSAGE_BYTES} B to each of ${SIZE.fanoutClients.toLocaleString('en')} clients`
+const fanoutArgs = ['--clients', String(SIZE.fanoutClients), '--n', String(SIZE.fanoutMessages), '--size', String(MESSAGE_BYTES)]
+const noWebSocket = 'Express, Fastify and Hono have no WebSocket server of their own (they would measure the `ws` package again, as node:http does); Flask on a sync gunicorn worker has none.'
+
 const scenarios: Scenario[] = [
-  { id: 'hello', title: 'Plaintext hello', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, run: (s) => wrk(s.port, '/hello') },
-  { id: 'json', title: 'JSON with a path and a query parameter', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, run: (s) => wrk(s.port, '/users/42?q=catzilla') },
+  { id: 'hello', title: 'Plaintext hello', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, latency: 'p50 / p99 latency', run: (s) => wrk(s.port, '/hello') },
+  { id: 'json', title: 'JSON with a path and a query parameter', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, latency: 'p50 / p99 latency', run: (s) => wrk(s.port, '/users/42?q=catzilla') },
   {
     id: 'stream',
     title: `${SIZE.streamBytes >> 20} MiB stream in 16 KiB chunks from an async generator`,
@@ -220,6 +255,39 @@ const scenarios: Scenario[] = [
     higherIsBetter: true,
     rounds: SIZE.rounds,
     run: (s) => streamCount(s.port, `/ndjson?n=${SIZE.ndjsonRows}`, 'line', { events: SIZE.ndjsonRows }, 'events'),
+  },
+  {
+    id: 'sse-broadcast',
+    title: `SSE broadcast: ${fanout}`,
+    unit: 'deliveries/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    servers: SSE_FANOUT,
+    latency: 'p50 / p99 time until a client has all',
+    comment: `Not measured: Flask (one sync gunicorn worker serves one stream at a time, so it cannot hold ${SIZE.fanoutClients.toLocaleString('en')} subscribers); socket.io (WebSocket scenarios only).`,
+    run: (s) => loadgen(s, ['sse-broadcast', ...fanoutArgs]),
+  },
+  {
+    id: 'ws-echo',
+    title: `WebSocket echo, ${WS_CONNS} connections, ${MESSAGE_BYTES} B messages, one in flight per connection`,
+    unit: 'messages/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    servers: WEBSOCKETS,
+    latency: 'p50 / p99 round trip',
+    comment: `Not measured: ${noWebSocket} The load client has one core: figures near the Rust ceiling's are bounded by the client, not the server.`,
+    run: (s) => loadgen(s, ['ws-echo', '--conns', String(WS_CONNS), '--seconds', String(SIZE.seconds), '--size', String(MESSAGE_BYTES)]),
+  },
+  {
+    id: 'ws-broadcast',
+    title: `WebSocket broadcast: ${fanout}`,
+    unit: 'deliveries/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    servers: WEBSOCKETS,
+    latency: 'p50 / p99 time until a client has all',
+    comment: `Not measured: ${noWebSocket}`,
+    run: (s) => loadgen(s, ['ws-broadcast', ...fanoutArgs]),
   },
   {
     id: 'mem-idle',
@@ -318,7 +386,8 @@ async function main() {
       const per = new Map<string, Sample[]>()
       samples.set(sc.id, per)
       for (let round = 0; round < sc.rounds; round++) {
-        const order = round % 2 === 0 ? live : [...live].reverse()
+        const present = live.filter((s) => takesPart(sc, s))
+        const order = round % 2 === 0 ? present : [...present].reverse()
         for (const s of order) {
           if (sc.id === 'hello' || sc.id === 'json') wrk(s.port, sc.id === 'hello' ? '/hello' : '/users/1') // warm-up
           let sample: Sample
@@ -351,7 +420,7 @@ async function main() {
     `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '-v']).replace(/ \[.*/, '')}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`.`,
     '',
   )
-  out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS.', '')
+  out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); WebSocket echo and the broadcasts with `catzilla-loadgen` (`benchmark/loadgen`, Rust on tokio and tokio-tungstenite: checks every echo, and every broadcast message\'s order and size at every client; a broadcast is timed from the `GET /publish` that sends all messages until the last client has them all, so deliveries/s = clients × messages ÷ that time); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS.', '')
   out.push('Ratio = Catzilla ÷ peer for throughput, peer ÷ Catzilla for memory: above 1 means Catzilla is better.', '')
   for (const sc of scenarios) {
     const per = samples.get(sc.id)
@@ -361,10 +430,10 @@ async function main() {
     for (const [name, xs] of per) med.set(name, median(xs.map((x) => x.value)))
     const oursMed = med.get(ours.name) ?? NaN
     out.push(`## ${sc.title}`, '')
-    const latency = sc.id === 'hello' || sc.id === 'json'
-    out.push(`| server | ${sc.unit} (median) | min–max | ${latency ? 'p50 / p99 latency | ' : ''}ratio | notes |`)
+    const latency = sc.latency !== undefined
+    out.push(`| server | ${sc.unit} (median) | min–max | ${latency ? `${sc.latency} | ` : ''}ratio | notes |`)
     out.push(`|---|---|---|${latency ? '---|' : ''}---|---|`)
-    for (const s of live) {
+    for (const s of live.filter((x) => per.has(x.name))) {
       const xs = per.get(s.name) ?? []
       const vals = xs.map((x) => x.value).filter((v) => !Number.isNaN(v))
       const m = med.get(s.name) ?? NaN
@@ -375,9 +444,8 @@ async function main() {
       out.push(`| ${name} | ${fmt(m)} | ${vals.length ? `${fmt(Math.min(...vals))}–${fmt(Math.max(...vals))}` : 'n/a'} | ${lat}${typeof ratio === 'number' ? `${fmt(ratio, 2)}×` : ratio} | ${notes} |`)
     }
     out.push('')
+    if (sc.comment) out.push(sc.comment, '')
   }
-  out.push('## Not measured yet', '')
-  out.push('SSE broadcast to 1,000 clients, WebSocket echo and WebSocket broadcast need topics and WebSockets, which Catzilla does not have yet; they will be added with those features.', '')
   const summary = summaryTable(medians, live, ours.name)
   out.splice(out.indexOf('Ratio = Catzilla ÷ peer for throughput, peer ÷ Catzilla for memory: above 1 means Catzilla is better.') + 2, 0, '## Summary', '', summary, '')
   writeFileSync(join(here, 'RESULTS.md'), out.join('\n'))
