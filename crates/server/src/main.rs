@@ -191,12 +191,19 @@ impl Handler for Scenarios {
             PUBLISH => {
                 let n: u64 = number(query, "n", 1);
                 let size: usize = number(query, "size", 64);
-                let mut reached = 0;
-                for i in 0..n {
-                    let text = format!("{:x<size$}", format!("{i} "));
-                    reached = self.topics.publish("bench", Message::text(text), None, None);
-                }
-                Reply::full(StatusCode::OK, content_type("text/plain"), Bytes::from(reached.to_string()))
+                let topics = self.topics.clone();
+                // Publish off the worker threads (as Node does from its own thread): subscriber
+                // tasks woken from a worker wait in that worker's local queue until the loop ends.
+                tokio::task::spawn_blocking(move || {
+                    let mut reached = 0;
+                    for i in 0..n {
+                        let text = format!("{:x<size$}", format!("{i} "));
+                        reached = topics.publish("bench", Message::text(text), None, None);
+                    }
+                    let body = Bytes::from(reached.to_string());
+                    responder.send(Reply::full(StatusCode::OK, content_type("text/plain"), body));
+                });
+                return;
             }
             _ => Reply::text(StatusCode::NOT_FOUND, "Not Found"),
         };
