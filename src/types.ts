@@ -51,8 +51,8 @@ export interface AppOptions {
   limits?: LimitOptions
   /**
    * Messages each topic keeps so SSE subscribers (`sse.topic`) can resume after a reconnect
-   * (`Last-Event-ID`) or get recent history (`replay: n`); also bounded to 1 MiB per topic.
-   * Default 1000; `0` disables history.
+   * (`Last-Event-ID`) or get recent history (`replay: n`); also bounded to 1 MiB per topic and
+   * 64 MiB across all topics (oldest first). Default 1000; `0` disables history.
    */
   topicHistory?: number
   /** Use the first `X-Forwarded-For` address as `req.ip`. Default `false`: only behind a trusted proxy. */

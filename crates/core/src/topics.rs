@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::time::Sleep;
@@ -18,20 +18,27 @@ use crate::body::ring::StreamAborted;
 use crate::stats::Stats;
 use crate::ws::{Message, SendStatus, WsSocket};
 
-/// Bounds of each topic's replay history (used by SSE `Last-Event-ID` and `replay: n`).
+/// Bounds of the replay history (used by SSE `Last-Event-ID` and `replay: n`).
 #[derive(Debug, Clone)]
 pub struct TopicConfig {
     /// Messages kept per topic (0 disables history and replay).
     pub history: usize,
     /// Bytes of encoded SSE frames kept per topic, whichever bound is hit first.
     pub history_bytes: usize,
+    /// Bytes of history kept across all topics; past it the oldest messages of any topic go
+    /// first. With per-user or per-document topics the number of topics is unbounded, so the
+    /// per-topic bounds alone would not bound memory.
+    pub total_history_bytes: usize,
 }
 
 impl Default for TopicConfig {
     fn default() -> Self {
-        Self { history: 1000, history_bytes: 1 << 20 }
+        Self { history: 1000, history_bytes: 1 << 20, total_history_bytes: 64 << 20 }
     }
 }
+
+/// Topics created between two sweeps of unused ones.
+const SWEEP_EVERY: usize = 1024;
 
 /// The topics of one server.
 pub struct Topics {
@@ -39,6 +46,22 @@ pub struct Topics {
     config: TopicConfig,
     stats: Arc<Stats>,
     next_sse: AtomicU64,
+    /// Event ids: one sequence for all topics, so an id is never reused, even by a topic that
+    /// was forgotten and created again.
+    seq: AtomicU64,
+    /// History entries of all topics in publish order, for global oldest-first eviction.
+    ledger: Mutex<Ledger>,
+    /// Bytes of history held by all topics.
+    total_history: AtomicUsize,
+    /// Topics created since the last sweep.
+    created: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Ledger {
+    entries: VecDeque<(Weak<Topic>, u64, usize)>,
+    /// Ledger length after the last compaction (stale entries are dropped when it doubles).
+    compacted_len: usize,
 }
 
 /// One topic: its subscribers and its recent history.
@@ -50,8 +73,10 @@ pub struct Topic {
 struct TopicState {
     ws: Vec<WsSocket>,
     sse: Vec<(u64, Arc<SseQueue>)>,
-    /// Sequence number of the last publish (SSE event ids).
-    seq: u64,
+    /// The global sequence number when the topic was created: earlier ids are not its own.
+    created_at: u64,
+    /// Id of the newest message evicted from history (0: none).
+    evicted_upto: u64,
     history: VecDeque<(u64, Bytes)>,
     history_bytes: usize,
 }
@@ -95,7 +120,16 @@ pub struct SseSubscribe {
 impl Topics {
     /// An empty set of topics.
     pub fn new(config: TopicConfig, stats: Arc<Stats>) -> Arc<Self> {
-        Arc::new(Self { map: Mutex::new(HashMap::new()), config, stats, next_sse: AtomicU64::new(1) })
+        Arc::new(Self {
+            map: Mutex::new(HashMap::new()),
+            config,
+            stats,
+            next_sse: AtomicU64::new(1),
+            seq: AtomicU64::new(0),
+            ledger: Mutex::new(Ledger::default()),
+            total_history: AtomicUsize::new(0),
+            created: AtomicUsize::new(0),
+        })
     }
 
     fn topic(&self, name: &str) -> Arc<Topic> {
@@ -103,18 +137,71 @@ impl Topics {
         if let Some(t) = map.get(name) {
             return t.clone();
         }
+        if self.created.fetch_add(1, Ordering::Relaxed) + 1 >= SWEEP_EVERY {
+            self.created.store(0, Ordering::Relaxed);
+            sweep(&mut map);
+        }
         let t = Arc::new(Topic {
             name: name.to_owned(),
             state: Mutex::new(TopicState {
                 ws: Vec::new(),
                 sse: Vec::new(),
-                seq: 0,
+                created_at: self.seq.load(Ordering::Acquire),
+                evicted_upto: 0,
                 history: VecDeque::new(),
                 history_bytes: 0,
             }),
         });
         map.insert(name.to_owned(), t.clone());
         t
+    }
+
+    /// Number of topics known now (subscribed, or holding history).
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// `true` when no topic is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of history held across all topics.
+    pub fn history_bytes(&self) -> usize {
+        self.total_history.load(Ordering::Acquire)
+    }
+
+    /// Records a history entry and evicts the oldest entries of any topic while the total is
+    /// over budget. Called without any topic lock held.
+    fn record(&self, topic: &Arc<Topic>, seq: u64, len: usize) {
+        {
+            let mut ledger = self.ledger.lock();
+            ledger.entries.push_back((Arc::downgrade(topic), seq, len));
+            if ledger.entries.len() > 2 * ledger.compacted_len.max(1024) {
+                // Entries already gone from their topic (per-topic bounds) are dropped here, so
+                // the ledger stays within twice the live history.
+                ledger.entries.retain(|(w, seq, _)| {
+                    w.upgrade().is_some_and(|t| t.state.lock().history.front().is_some_and(|(s, _)| s <= seq))
+                });
+                ledger.compacted_len = ledger.entries.len();
+            }
+        }
+        while self.total_history.load(Ordering::Acquire) > self.config.total_history_bytes {
+            let Some((w, seq, _)) = self.ledger.lock().entries.pop_front() else { break };
+            let Some(t) = w.upgrade() else { continue };
+            let mut st = t.state.lock();
+            if st.history.front().is_some_and(|(s, _)| *s == seq) {
+                self.evict_front(&mut st);
+            }
+        }
+    }
+
+    fn evict_front(&self, st: &mut TopicState) {
+        if let Some((seq, f)) = st.history.pop_front() {
+            st.history_bytes -= f.len();
+            st.evicted_upto = seq;
+            self.total_history.fetch_sub(f.len(), Ordering::AcqRel);
+        }
     }
 
     /// Subscribes a WebSocket; `false` if it already was.
@@ -158,9 +245,9 @@ impl Topics {
             return 0;
         };
         let mut st = topic.state.lock();
-        st.seq += 1;
-        let seq = st.seq;
+        let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let mut reached = 0;
+        let mut recorded = None;
         for s in &st.ws {
             if Some(s.id()) != exclude && s.send(message.clone()) != SendStatus::Dropped {
                 reached += 1;
@@ -180,16 +267,24 @@ impl Topics {
                 st.sse.retain(|(id, _)| !cut.contains(id));
             }
             if self.config.history > 0 {
-                st.history_bytes += frame.len();
+                let len = frame.len();
+                st.history_bytes += len;
                 st.history.push_back((seq, frame));
+                self.total_history.fetch_add(len, Ordering::AcqRel);
                 while st.history.len() > self.config.history || st.history_bytes > self.config.history_bytes {
-                    if let Some((_, f)) = st.history.pop_front() {
-                        st.history_bytes -= f.len();
-                    }
+                    self.evict_front(&mut st);
                 }
+                recorded = Some(len);
             }
         }
+        if self.config.history == 0 {
+            // Without history every message is gone at once: a resume after it reports a gap.
+            st.evicted_upto = seq;
+        }
         drop(st);
+        if let Some(len) = recorded {
+            self.record(&topic, seq, len);
+        }
         self.stats.published(reached as u64);
         reached
     }
@@ -210,23 +305,28 @@ impl Topics {
                 q.bytes += p.len();
                 q.frames.push_back(p.clone());
             }
-            let oldest = st.history.front().map_or(st.seq + 1, |(s, _)| *s);
+            let now = self.seq.load(Ordering::Acquire);
+            let oldest = st.history.front().map_or(now + 1, |(s, _)| *s);
             let replay_from = match opts.last_event_id.as_deref().map(str::trim) {
                 Some(last) => match last.parse::<u64>() {
-                    // Everything after `last` is still in history: resume exactly.
-                    Ok(n) if n <= st.seq && n + 1 >= oldest => Some(n + 1),
-                    // Older than the history, or from another server run: say so honestly.
+                    // Nothing this topic published after `last` was evicted: resume exactly.
+                    Ok(n) if n <= now && n >= st.evicted_upto.max(st.created_at) => Some(n + 1),
+                    // Messages after `last` are gone (evicted, before this topic existed, or an
+                    // id from another server run): say so before sending what is left.
                     _ => {
                         let gap = format!(
-                            "event: cz-gap\ndata: {{\"lastEventId\":{:?},\"oldest\":{oldest}}}\n\n",
-                            last
+                            "event: cz-gap\ndata: {{\"lastEventId\":{},\"oldest\":{oldest}}}\n\n",
+                            json_string(last)
                         );
                         q.bytes += gap.len();
                         q.frames.push_back(Bytes::from(gap));
                         Some(oldest)
                     }
                 },
-                None if opts.recent > 0 => Some(st.seq.saturating_sub(opts.recent as u64 - 1).max(oldest)),
+                None if opts.recent > 0 => {
+                    let skip = st.history.len().saturating_sub(opts.recent);
+                    Some(st.history.get(skip).map_or(now + 1, |(s, _)| *s))
+                }
                 None => None,
             };
             if let Some(from) = replay_from {
@@ -249,6 +349,29 @@ impl Topics {
             ended: false,
         }
     }
+}
+
+/// Drops topics nobody holds (no subscriber, no body, no socket) whose history is empty.
+fn sweep(map: &mut HashMap<String, Arc<Topic>>) {
+    map.retain(|_, t| Arc::strong_count(t) > 1 || !t.state.lock().history.is_empty());
+}
+
+/// A JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Encodes one SSE event: `id`, optional `event`, and the data split into `data:` lines.
@@ -407,7 +530,7 @@ mod tests {
     use crate::ws::WsConfig;
 
     fn topics(history: usize) -> Arc<Topics> {
-        Topics::new(TopicConfig { history, history_bytes: 1 << 20 }, Arc::new(Stats::default()))
+        Topics::new(TopicConfig { history, ..TopicConfig::default() }, Arc::new(Stats::default()))
     }
 
     /// Everything a topic body has ready now, as text.
@@ -464,6 +587,47 @@ mod tests {
             text.starts_with("event: cz-gap\ndata: {\"lastEventId\":\"1\",\"oldest\":3}\n\nid: 3\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_total_history_is_bounded_across_topics_and_unused_topics_are_forgotten() {
+        let config = TopicConfig { history: 1000, history_bytes: 1 << 20, total_history_bytes: 64 * 1024 };
+        let t = Topics::new(config, Arc::new(Stats::default()));
+        // 5,000 per-user topics of 1 KiB messages: 5 MiB if nothing were evicted.
+        for user in 0..5000 {
+            t.publish(&format!("user:{user}"), Message::text("u".repeat(1000)), None, None);
+            assert!(t.history_bytes() <= 64 * 1024 + 1100, "history grew to {}", t.history_bytes());
+        }
+        assert!(t.len() < 5000 - SWEEP_EVERY, "{} topics kept", t.len());
+        // The newest topics still replay; an old one reports the gap honestly.
+        let opts = SseSubscribe {
+            last_event_id: Some("4999".into()),
+            max_backpressure: 1 << 20,
+            ..Default::default()
+        };
+        let mut body = t.subscribe_sse("user:4999", opts);
+        assert!(drain(&mut body).starts_with("id: 5000\n"));
+        let opts =
+            SseSubscribe { last_event_id: Some("0".into()), max_backpressure: 1 << 20, ..Default::default() };
+        let mut body = t.subscribe_sse("user:0", opts);
+        assert!(drain(&mut body).starts_with("event: cz-gap\n"));
+    }
+
+    #[test]
+    fn without_history_a_resume_after_missed_messages_reports_a_gap() {
+        let t = topics(0);
+        let opts = SseSubscribe { max_backpressure: 1 << 20, ..Default::default() };
+        let live = t.subscribe_sse("x", opts);
+        t.publish("x", Message::text("a"), None, None);
+        let opts =
+            SseSubscribe { last_event_id: Some("0".into()), max_backpressure: 1 << 20, ..Default::default() };
+        let mut body = t.subscribe_sse("x", opts);
+        assert!(drain(&mut body).starts_with("event: cz-gap\n"));
+        let opts =
+            SseSubscribe { last_event_id: Some("1".into()), max_backpressure: 1 << 20, ..Default::default() };
+        let mut body = t.subscribe_sse("x", opts);
+        assert_eq!(drain(&mut body), "");
+        drop(live);
     }
 
     #[test]
