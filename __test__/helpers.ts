@@ -1,6 +1,7 @@
 /** Test helpers: start apps on 127.0.0.1:0, raw-socket HTTP exchanges, bounded waits. */
 import net from 'node:net'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import type { ExecutionContext } from 'ava'
 import { Catzilla } from '../index.js'
 import type { AppOptions } from '../index.js'
 
@@ -106,4 +107,27 @@ export function dechunk(body: Buffer): { chunks: Buffer[]; terminated: boolean }
     pos = eol + 2 + size + 2
   }
   return { chunks, terminated: false }
+}
+
+const chromiumPath = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p))
+
+/**
+ * Launches headless Chromium (Debian's package, driven by playwright-core) and closes it at the
+ * end of the test. Returns `undefined` (test passed with a log line) when Chromium is missing,
+ * except in CI, where `.ci/run` installs it and its absence fails the test.
+ */
+export async function launchChromium(t: ExecutionContext) {
+  if (!chromiumPath) {
+    if (process.env.CI) t.fail('Chromium is required in CI (.ci/run installs the chromium package)')
+    else t.log('chromium not installed; skipped (install the Debian chromium package to run it)')
+    t.pass()
+    return undefined
+  }
+  const { chromium } = await import('playwright-core')
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  t.teardown(() => browser.close())
+  return browser
 }

@@ -1,11 +1,10 @@
 /** WebSockets against real clients: the `ws` package, raw sockets and headless Chromium. */
 import test from 'ava'
-import { existsSync } from 'node:fs'
 import net from 'node:net'
 import WebSocket from 'ws'
 import { HTTPError } from '../index.js'
 import type { WebSocket as CzSocket } from '../index.js'
-import { deferred, rawExchange, serve, sleep, within } from './helpers.js'
+import { deferred, launchChromium, rawExchange, serve, sleep, within } from './helpers.js'
 
 /** Opens a `ws` client and waits for the handshake. */
 async function connect(url: string, protocols?: string | string[], options?: WebSocket.ClientOptions): Promise<WebSocket> {
@@ -272,16 +271,9 @@ test('a handler that lags behind a fast sender still receives every message', as
   c.close()
 })
 
-const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p))
-
 test('headless Chromium talks to a WebSocket route that authenticates with a subprotocol token', async (t) => {
-  if (!chromium) {
-    if (process.env.CI) t.fail('Chromium is required in CI (.ci/run installs the chromium package)')
-    else t.log('chromium not installed; skipped (install the Debian chromium package to run it)')
-    t.pass()
-    return
-  }
-  const { chromium: pw } = await import('playwright-core')
+  const browser = await launchChromium(t)
+  if (!browser) return
   const { app, url } = await serve((app) => {
     app.get('/', () =>
       new Response(
@@ -305,11 +297,6 @@ test('headless Chromium talks to a WebSocket route that authenticates with a sub
     })
   })
   t.teardown(() => app.close({ timeout: 100 }))
-  const browser = await pw.launch({
-    executablePath: chromium,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
-  t.teardown(() => browser.close())
   const page = await browser.newPage()
   await page.goto(url + '/')
   await page.waitForFunction(() => (globalThis as unknown as { log: string[] }).log.length === 3, undefined, { timeout: 15_000 })
