@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::body::incoming::RequestBody;
 use crate::body::ring::RingBody;
+use crate::files::FileBody;
 use crate::topics::TopicBody;
 use crate::ws::WsAccept;
 
@@ -39,6 +40,8 @@ pub enum ReplyBody {
     Full(Bytes),
     /// A streamed body fed through a bounded ring.
     Stream(RingBody),
+    /// A large file streamed from disk in bounded chunks (see [`crate::files::file_reply`]).
+    File(FileBody),
     /// An SSE stream fed by a topic (see [`crate::Topics::subscribe_sse`]).
     Topic(TopicBody),
     /// Accept a WebSocket upgrade: the core answers `101` and runs the socket. If the request was

@@ -1,9 +1,10 @@
 //! Catzilla's core: a tokio + hyper HTTP/1.1 server with a Rust router, bounded streaming rings,
-//! WebSockets, topic fan-out, limits, timeouts and stats. It never depends on napi; the Node binding and the standalone
+//! WebSockets, topic fan-out, files, limits, timeouts and stats. It never depends on napi; the Node binding and the standalone
 //! binary both plug in through [`Handler`].
 
 pub mod body;
 pub mod config;
+pub mod files;
 pub mod handler;
 pub mod response;
 pub mod router;
@@ -16,6 +17,7 @@ pub use body::budget::StreamBudget;
 pub use body::incoming::{BodyError, RequestBody, StreamingBody};
 pub use body::ring::{ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, WriteStatus};
 pub use config::{Limits, ServerConfig, Timeouts};
+pub use files::{file_reply, static_reply, Conditions, FileOptions, StaticOptions};
 pub use handler::{Handler, Reply, ReplyBody, Request, Responder};
 pub use router::{RouteError, RouteMatch, Router};
 pub use server::{serve, ServerHandle};

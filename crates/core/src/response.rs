@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::body::ring::{RingBody, StreamAborted};
+use crate::files::FileBody;
 use crate::handler::{Reply, ReplyBody};
 use crate::topics::TopicBody;
 
@@ -23,6 +24,7 @@ enum Kind {
     Full(Option<Bytes>),
     Ring(RingBody),
     Topic(TopicBody),
+    File(FileBody),
 }
 
 impl ResponseBody {
@@ -31,6 +33,7 @@ impl ResponseBody {
             ReplyBody::Full(b) => Kind::Full(Some(b)),
             ReplyBody::Stream(r) => Kind::Ring(r),
             ReplyBody::Topic(t) => Kind::Topic(t),
+            ReplyBody::File(f) => Kind::File(f),
             // The server handles upgrades before building a response; never reached with one.
             ReplyBody::WebSocket(_) => Kind::Full(None),
         };
@@ -65,6 +68,7 @@ impl Body for ResponseBody {
             Kind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             Kind::Ring(r) => Pin::new(r).poll_frame(cx),
             Kind::Topic(t) => Pin::new(t).poll_frame(cx),
+            Kind::File(f) => Pin::new(f).poll_frame(cx),
         }
     }
 
@@ -73,6 +77,7 @@ impl Body for ResponseBody {
             Kind::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
             Kind::Ring(r) => r.is_end_stream(),
             Kind::Topic(t) => t.is_end_stream(),
+            Kind::File(f) => f.is_end_stream(),
         }
     }
 
@@ -81,6 +86,7 @@ impl Body for ResponseBody {
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Ring(r) => r.size_hint(),
             Kind::Topic(t) => t.size_hint(),
+            Kind::File(f) => f.size_hint(),
         }
     }
 }

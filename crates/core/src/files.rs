@@ -1,0 +1,392 @@
+//! Files served from Rust: content type, ETag/Last-Modified, 304, single byte ranges (206/416),
+//! small files in one read and large ones streamed in bounded chunks; plus static directories.
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use std::fs::File;
+use std::future::Future as _;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+
+use crate::body::ring::StreamAborted;
+use crate::handler::{Reply, ReplyBody};
+
+/// Files up to this size are read whole (one blocking read, sent with the reply); larger ones
+/// are streamed in chunks of this size, one read in flight, so a slow client holds one chunk.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The request headers that decide a file response.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    /// `Range`.
+    pub range: Option<String>,
+    /// `If-Range`.
+    pub if_range: Option<String>,
+    /// `If-None-Match`.
+    pub if_none_match: Option<String>,
+    /// `If-Modified-Since`.
+    pub if_modified_since: Option<String>,
+}
+
+impl Conditions {
+    /// Reads the conditional headers of a request.
+    pub fn from_headers(h: &HeaderMap) -> Self {
+        let get = |n: header::HeaderName| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Self {
+            range: get(header::RANGE),
+            if_range: get(header::IF_RANGE),
+            if_none_match: get(header::IF_NONE_MATCH),
+            if_modified_since: get(header::IF_MODIFIED_SINCE),
+        }
+    }
+}
+
+/// How a file is sent.
+#[derive(Debug, Clone, Default)]
+pub struct FileOptions {
+    /// `Content-Type`; guessed from the extension when `None`.
+    pub content_type: Option<HeaderValue>,
+    /// `Cache-Control`; none when `None`.
+    pub cache_control: Option<HeaderValue>,
+    /// Extra headers (e.g. `Content-Disposition`).
+    pub headers: HeaderMap,
+}
+
+/// What went wrong opening a file, mapped to a status.
+fn open_error(e: &io::Error) -> Reply {
+    match e.kind() {
+        io::ErrorKind::NotFound => Reply::text(StatusCode::NOT_FOUND, "Not Found"),
+        io::ErrorKind::PermissionDenied => Reply::text(StatusCode::FORBIDDEN, "Forbidden"),
+        _ => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    }
+}
+
+/// A strong validator from size and modification time (as nginx does).
+fn etag(len: u64, mtime: u64) -> String {
+    format!("\"{len:x}-{mtime:x}\"")
+}
+
+/// `true` when an `If-None-Match` list matches `tag` (weak comparison, RFC 9110 §13.1.2).
+fn none_match(list: &str, tag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    list.split(',').any(|t| t.trim() == "*" || bare(t) == bare(tag))
+}
+
+/// A satisfiable single range, `Err(())` for an unsatisfiable one, `None` to send everything
+/// (no range, a malformed one, or several: RFC 9110 lets a server ignore Range).
+fn parse_range(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = spec.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.trim().split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 || len == 0 {
+            return Some(Err(()));
+        }
+        return Some(Ok((len.saturating_sub(n), len - 1)));
+    }
+    let start: u64 = a.parse().ok()?;
+    let end: u64 = if b.is_empty() { u64::MAX } else { b.parse().ok()? };
+    if end < start {
+        return None;
+    }
+    if start >= len {
+        return Some(Err(()));
+    }
+    Some(Ok((start, end.min(len - 1))))
+}
+
+fn value(s: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(s).ok()
+}
+
+/// Answers with the file at `path`: 200, 206, 304, 404, 403 or 416. Blocking work (open, stat,
+/// small reads) runs on tokio's blocking pool.
+pub async fn file_reply(path: PathBuf, cond: Conditions, opts: FileOptions) -> Reply {
+    let opened = tokio::task::spawn_blocking(move || -> io::Result<(File, std::fs::Metadata, PathBuf)> {
+        let file = File::open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        Ok((file, meta, path))
+    })
+    .await;
+    let (file, meta, path) = match opened {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return open_error(&e),
+        Err(_) => return Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+    };
+    let len = meta.len();
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let mtime = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let tag = etag(len, mtime);
+    let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+
+    let mut headers = opts.headers;
+    let content_type = opts.content_type.or_else(|| {
+        let mime = mime_guess::from_path(&path).first_or_octet_stream();
+        let text = mime.type_() == mime_guess::mime::TEXT || mime.essence_str() == "application/javascript";
+        value(&if text { format!("{mime}; charset=utf-8") } else { mime.to_string() })
+    });
+    if let Some(v) = value(&tag) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Some(v) = value(&last_modified) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(cc) = opts.cache_control {
+        headers.insert(header::CACHE_CONTROL, cc);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+
+    // 304 comes before Range (RFC 9110 §13.2.2).
+    let not_modified = match (&cond.if_none_match, &cond.if_modified_since) {
+        (Some(list), _) => none_match(list, &tag),
+        (None, Some(since)) => httpdate::parse_http_date(since).is_ok_and(|t| modified_secs(modified) <= t),
+        (None, None) => false,
+    };
+    if not_modified {
+        return Reply { status: StatusCode::NOT_MODIFIED, headers, body: ReplyBody::Full(Bytes::new()) };
+    }
+    if let Some(ct) = content_type {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+
+    // If-Range: only a strong ETag or the exact date lets the range through; a weak tag never does.
+    let range_allowed = cond.if_range.as_deref().is_none_or(|v| {
+        let v = v.trim();
+        if v.starts_with("W/") {
+            false
+        } else if v.starts_with('"') {
+            v == tag
+        } else {
+            v == last_modified
+        }
+    });
+    let (status, start, end) =
+        match cond.range.as_deref().filter(|_| range_allowed).and_then(|r| parse_range(r, len)) {
+            Some(Ok((s, e))) => {
+                if let Some(v) = value(&format!("bytes {s}-{e}/{len}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+                (StatusCode::PARTIAL_CONTENT, s, e + 1)
+            }
+            Some(Err(())) => {
+                if let Some(v) = value(&format!("bytes */{len}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+                headers.remove(header::CONTENT_TYPE);
+                let mut reply = Reply::text(StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable");
+                for (k, v) in &headers {
+                    reply.headers.insert(k, v.clone());
+                }
+                return reply;
+            }
+            None => (StatusCode::OK, 0, len),
+        };
+
+    let file = Arc::new(file);
+    let body = if end - start <= CHUNK as u64 {
+        let f = file.clone();
+        match tokio::task::spawn_blocking(move || read_chunk(&f, start, (end - start) as usize)).await {
+            Ok(Ok(b)) => ReplyBody::Full(b),
+            _ => return Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        }
+    } else {
+        ReplyBody::File(FileBody { file, pos: start, end, pending: None })
+    };
+    Reply { status, headers, body }
+}
+
+/// Whole seconds, as HTTP dates carry.
+fn modified_secs(t: SystemTime) -> SystemTime {
+    UNIX_EPOCH + std::time::Duration::from_secs(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+fn read_chunk(file: &File, at: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break, // the file shrank: send what is there, the length check fails the body
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(done);
+    Ok(Bytes::from(buf))
+}
+
+/// A large file streamed in [`CHUNK`]-sized reads, one in flight.
+pub struct FileBody {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+    pending: Option<JoinHandle<io::Result<Bytes>>>,
+}
+
+impl Body for FileBody {
+    type Data = Bytes;
+    type Error = StreamAborted;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        let this = self.get_mut();
+        if this.pos >= this.end {
+            return Poll::Ready(None);
+        }
+        let pending = this.pending.get_or_insert_with(|| {
+            let (f, at, len) =
+                (this.file.clone(), this.pos, (this.end - this.pos).min(CHUNK as u64) as usize);
+            tokio::task::spawn_blocking(move || read_chunk(&f, at, len))
+        });
+        match Pin::new(pending).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                this.pending = None;
+                match result {
+                    // A file that shrank while being sent ends the response as an error, so the
+                    // client sees a short body instead of a wrong one.
+                    Ok(Ok(b)) if !b.is_empty() => {
+                        this.pos += b.len() as u64;
+                        Poll::Ready(Some(Ok(Frame::data(b))))
+                    }
+                    _ => {
+                        this.pos = this.end;
+                        Poll::Ready(Some(Err(StreamAborted)))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.end - self.pos)
+    }
+}
+
+/// Options of a static directory.
+#[derive(Debug, Clone)]
+pub struct StaticOptions {
+    /// File served for a directory (`None`: directories are 404).
+    pub index: Option<String>,
+    /// Serve names starting with `.` (default: no, they are 404).
+    pub dotfiles: bool,
+    /// `Cache-Control` for every file.
+    pub cache_control: Option<HeaderValue>,
+}
+
+impl Default for StaticOptions {
+    fn default() -> Self {
+        Self { index: Some("index.html".into()), dotfiles: false, cache_control: None }
+    }
+}
+
+/// Resolves the percent-encoded `rel` path under `root`, refusing anything that could leave it
+/// (`..`, absolute parts, NUL, backslashes, and symlinks pointing outside), and dotfiles unless
+/// allowed. `None` means 404.
+pub fn resolve(root: &Path, rel: &str, opts: &StaticOptions) -> Option<PathBuf> {
+    let decoded = percent_encoding::percent_decode_str(rel).decode_utf8().ok()?;
+    if decoded.contains('\0') || decoded.contains('\\') {
+        return None;
+    }
+    let mut path = root.to_path_buf();
+    for c in Path::new(decoded.as_ref()).components() {
+        match c {
+            Component::Normal(part) => {
+                if !opts.dotfiles && part.to_str().is_some_and(|s| s.starts_with('.')) {
+                    return None;
+                }
+                path.push(part);
+            }
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    let canonical_root = root.canonicalize().ok()?;
+    let mut real = path.canonicalize().ok()?;
+    if !real.starts_with(&canonical_root) {
+        return None;
+    }
+    if real.is_dir() {
+        real.push(opts.index.as_deref()?);
+    }
+    Some(real)
+}
+
+/// Serves `rel` from the directory `root`.
+pub async fn static_reply(
+    root: Arc<PathBuf>,
+    rel: String,
+    cond: Conditions,
+    opts: Arc<StaticOptions>,
+) -> Reply {
+    let resolved = {
+        let (root, opts) = (root.clone(), opts.clone());
+        tokio::task::spawn_blocking(move || resolve(&root, &rel, &opts)).await.ok().flatten()
+    };
+    let Some(path) = resolved else { return Reply::text(StatusCode::NOT_FOUND, "Not Found") };
+    let fo = FileOptions { cache_control: opts.cache_control.clone(), ..FileOptions::default() };
+    file_reply(path, cond, fo).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=-1000", 100), Some(Ok((0, 99))));
+        assert_eq!(parse_range("bytes=95-200", 100), Some(Ok((95, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=-0", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None, "several ranges: send the whole file");
+        assert_eq!(parse_range("items=0-1", 100), None);
+        assert_eq!(parse_range("bytes=5-1", 100), None);
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        assert!(none_match("\"a\", W/\"b\"", "\"b\""));
+        assert!(none_match("*", "\"x\""));
+        assert!(!none_match("\"c\"", "\"b\""));
+    }
+
+    #[test]
+    fn resolve_refuses_to_leave_the_root() {
+        let dir = std::env::temp_dir().join(format!("cz-static-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).expect("dir");
+        std::fs::write(dir.join("sub/a.txt"), "a").expect("file");
+        std::fs::write(dir.join(".secret"), "s").expect("file");
+        std::fs::write(dir.join("index.html"), "i").expect("file");
+        let o = StaticOptions::default();
+        assert_eq!(resolve(&dir, "sub/a.txt", &o), dir.join("sub/a.txt").canonicalize().ok());
+        assert_eq!(resolve(&dir, "sub%2Fa.txt", &o), dir.join("sub/a.txt").canonicalize().ok());
+        assert_eq!(resolve(&dir, "", &o), dir.join("index.html").canonicalize().ok());
+        for bad in ["../etc/passwd", "sub/../../x", "%2e%2e/x", ".secret", "sub\\a.txt", "a%00b", "missing"] {
+            assert_eq!(resolve(&dir, bad, &o), None, "{bad}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
