@@ -5,6 +5,8 @@ export { CatzillaRequest } from './src/request.js'
 export type { FinishInfo } from './src/request.js'
 export { sse, encodeSSE } from './src/sse.js'
 export type { SSEEvent, SSEOptions, SSESource } from './src/sse.js'
+export { file, FileResponse } from './src/file.js'
+export type { FileOptions } from './src/file.js'
 export { SSETopic } from './src/topic.js'
 export type { SSETopicOptions } from './src/topic.js'
 export { WebSocket } from './src/websocket.js'
@@ -26,5 +28,6 @@ export type {
   ListenResult,
   Middleware,
   Next,
+  StaticOptions,
   TimeoutOptions,
 } from './src/types.js'

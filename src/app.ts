@@ -8,7 +8,7 @@ import type { ReplyHost } from './reply.js'
 import { packHeaders, TEXT, sendText } from './reply.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
-import type { AppOptions, CloseOptions, Handler, ListenOptions, ListenResult, Middleware } from './types.js'
+import type { AppOptions, CloseOptions, Handler, ListenOptions, ListenResult, Middleware, StaticOptions } from './types.js'
 import { toWire, WebSocket } from './websocket.js'
 import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
 
@@ -183,6 +183,41 @@ export class Catzilla implements ReplyHost {
   /** Number of WebSocket and SSE subscribers of `topic` now. */
   subscribers(topic: string): number {
     return this.native.subscribers(topic)
+  }
+
+  /**
+   * Serves the files under `dir` at `prefix/*` from Rust: requests never enter JS (no
+   * middleware), with the same ETag/304/Range handling as `file()`. Paths are percent-decoded;
+   * `..`, backslashes, NUL and symlinks leaving `dir` are 404, as are dotfiles unless
+   * `dotfiles: true`. A directory serves its `index` file (default `index.html`; `false`: 404).
+   *
+   * @example
+   * app.static('/assets', './public', { maxAge: 3600 })
+   */
+  static(prefix: string, dir: string, options: StaticOptions = {}): this {
+    const base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
+    const maxAge = options.maxAge
+    if (maxAge !== undefined && !(Number.isInteger(maxAge) && maxAge >= 0)) throw new RangeError('static maxAge must be a non-negative integer (seconds)')
+    // `prefix/` (the directory's index) and `prefix/*` (everything below it).
+    for (const pattern of [`${base}/`, `${base}/*`]) {
+      const id = this.#routes.length
+      // Rust answers these routes; the JS handler only runs if the directory could not be registered.
+      this.route('GET', pattern, () => {
+        throw new HTTPError(404, 'Not Found')
+      })
+      try {
+        this.native.staticRoute(
+          id,
+          dir,
+          options.index === false ? null : (options.index ?? 'index.html'),
+          options.dotfiles ?? false,
+          options.cacheControl ?? (maxAge === undefined ? null : `public, max-age=${maxAge}`),
+        )
+      } catch (err) {
+        throw fromNative(err)
+      }
+    }
+    return this
   }
 
   /** Adds middleware that wraps every route, in registration order (onion). */

@@ -11,6 +11,16 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** A Catzilla server owned by one JS `Catzilla` app. */
 export declare class NativeServer {
+  /**
+   * Makes route `routeId` (a `prefix/*` pattern) serve files from `dir` in Rust. Throws
+   * `CZ_STATIC` when `dir` is not a readable directory.
+   */
+  staticRoute(routeId: number, dir: string, index: string | undefined | null, dotfiles: boolean, cacheControl?: string | undefined | null): void
+  /**
+   * Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), with the
+   * request's conditional headers. Resolves to the status sent (0 if the client is gone).
+   */
+  sendFile(id: number, path: string, headers: string, contentType?: string | undefined | null, range?: string | undefined | null, ifRange?: string | undefined | null, ifNoneMatch?: string | undefined | null, ifModifiedSince?: string | undefined | null): Promise<number>
   /** Creates a server; nothing is bound until `listen`. */
   constructor(options?: ServerOptions | undefined | null)
   /** Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern. */

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'CZ_BODY_USED'
   | 'CZ_BAD_CHUNK'
   | 'CZ_SSE_FIELD'
+  | 'CZ_STATIC'
 
 /** Base class of Catzilla's own errors. */
 export class CatzillaError extends Error {

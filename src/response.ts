@@ -6,6 +6,7 @@ import type { ReplyHost } from './reply.js'
 import type { CatzillaRequest } from './request.js'
 import { StreamingResponse } from './streaming.js'
 import { SSETopic, subscribeTopic } from './topic.js'
+import { FileResponse, sendFile } from './file.js'
 
 const JSON_TYPE = 'application/json'
 
@@ -28,6 +29,7 @@ function respondUnsafe(host: ReplyHost, req: CatzillaRequest, value: unknown): v
   if (value instanceof Uint8Array) return sendBytes(host, req, 200, packHeaders(req, undefined, OCTET), value)
   if (value instanceof HTTPError) return fail(host, req, value)
   if (value instanceof SSETopic) return subscribeTopic(host, req, value)
+  if (value instanceof FileResponse) return void sendFile(host, req, value).catch((e) => fail(host, req, e))
   if (value instanceof StreamingResponse) return void streamResponse(host, req, value).catch((e) => fail(host, req, e))
   if (value instanceof Response) return void webResponse(host, req, value).catch((e) => fail(host, req, e))
   if (Array.isArray(value)) return sendText(host, req, 200, JSON_TYPE, JSON.stringify(value))

@@ -64,6 +64,18 @@ export interface AppOptions {
   onError?: (err: unknown, req: CatzillaRequest) => void
 }
 
+/** Options of `app.static(prefix, dir, options)`. */
+export interface StaticOptions {
+  /** File served for a directory. Default `index.html`; `false`: directories are 404. */
+  index?: string | false
+  /** Serve names starting with `.`. Default `false` (they are 404: `.env`, `.git`). */
+  dotfiles?: boolean
+  /** `Cache-Control: public, max-age=<seconds>` on every file. Default: no `Cache-Control`. */
+  maxAge?: number
+  /** A full `Cache-Control` value (wins over `maxAge`). */
+  cacheControl?: string
+}
+
 /** Options of `app.listen()`. */
 export interface ListenOptions {
   /** TCP port; `0` picks a free one. Default 3000. */

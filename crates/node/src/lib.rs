@@ -4,6 +4,7 @@
 //! chunks); JS answers with synchronous calls (`reply`, `startStream`, `NativeStream.write`).
 
 mod dispatch;
+mod files;
 mod server;
 mod stream;
 mod topics;

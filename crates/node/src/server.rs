@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dispatch::{to_js, CoreHandler, JsArgs, JsHandler};
+use crate::files::StaticRoute;
 use crate::stream::{NativeStream, StreamEvents};
 use crate::types::{ListenInfo, NativeStats, ReplyCode, ServerOptions};
 
@@ -31,6 +32,8 @@ pub struct NativeServer {
     pub(crate) topics: Arc<Topics>,
     /// WebSocket settings by route id.
     pub(crate) ws_configs: Mutex<HashMap<u32, WsConfig>>,
+    /// Static directories by route id.
+    pub(crate) statics: Mutex<HashMap<u32, StaticRoute>>,
 }
 
 fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
@@ -113,6 +116,7 @@ impl NativeServer {
             router: Mutex::new(Router::new()),
             topics: Topics::new(topic_config, stats.clone()),
             ws_configs: Mutex::new(HashMap::new()),
+            statics: Mutex::new(HashMap::new()),
             stats,
             budget: StreamBudget::new(o.max_stream_memory.unwrap_or(0.0).max(0.0) as usize),
             handler: Mutex::new(None),
@@ -167,11 +171,12 @@ impl NativeServer {
             u16::try_from(port).map_err(|_| code_error("CZ_LISTEN", format!("invalid port {port}")))?;
         let addr = SocketAddr::new(ip, port);
         let router = self.router.lock().clone();
+        let statics = Arc::new(self.statics.lock().clone());
         let handle = catzilla_core::serve(
             addr,
             self.config.clone(),
             router,
-            Arc::new(CoreHandler(handler)),
+            Arc::new(CoreHandler { js: handler, statics }),
             self.stats.clone(),
         )
         .await

@@ -1,0 +1,82 @@
+/** `file(path)`: a file sent by Rust (Range, ETag, 304), never copied through JS. */
+import { fromNative } from './errors.js'
+import { packHeaders } from './reply.js'
+import type { HeaderInput, ReplyHost } from './reply.js'
+import type { CatzillaRequest } from './request.js'
+
+/** Options of {@link file}. */
+export interface FileOptions {
+  /** `Content-Type`; default: guessed from the extension (`application/octet-stream` if unknown). */
+  contentType?: string
+  /** Offer the file as a download with this name (`Content-Disposition: attachment`). */
+  filename?: string
+  /** Extra response headers, e.g. `Cache-Control`. */
+  headers?: HeaderInput
+}
+
+/** The value a handler returns to send a file. */
+export class FileResponse {
+  /** @internal */
+  constructor(
+    readonly path: string,
+    readonly options: FileOptions,
+  ) {}
+}
+
+/**
+ * Sends the file at `path` from Rust: `ETag` and `Last-Modified`, `304` for `If-None-Match` /
+ * `If-Modified-Since`, single byte ranges (`206`, `416` with `Content-Range: bytes *\/size`,
+ * `If-Range`), `404`/`403` when it cannot be opened. Small files are read in one go; large ones
+ * are streamed in 64 KiB reads, so a slow client holds one chunk.
+ *
+ * @example
+ * app.get('/report', () => file('./data/report.pdf', { filename: 'report.pdf' }))
+ */
+export function file(path: string, options: FileOptions = {}): FileResponse {
+  if (typeof path !== 'string' || path === '' || path.includes('\0')) throw new TypeError('file() needs a path')
+  return new FileResponse(path, options)
+}
+
+/** RFC 6266 `Content-Disposition` for a download name. */
+function disposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_')
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`
+}
+
+/** Answers `req` with the file (one native call; the status arrives when Rust has decided it). @internal */
+export function sendFile(host: ReplyHost, req: CatzillaRequest, f: FileResponse): Promise<void> {
+  const o = f.options
+  const extra: Array<[string, string]> = []
+  if (o.headers !== undefined) {
+    if (Symbol.iterator in o.headers) for (const [k, v] of o.headers as Iterable<[string, string]>) extra.push([k, v])
+    else {
+      for (const [k, v] of Object.entries(o.headers)) {
+        for (const item of Array.isArray(v) ? v : [v]) extra.push([k, String(item)])
+      }
+    }
+  }
+  if (o.filename !== undefined) extra.push(['content-disposition', disposition(o.filename)])
+  const headers = packHeaders(req, extra.length ? extra : undefined)
+  let pending: Promise<number>
+  try {
+    pending = host.native.sendFile(
+      req._id,
+      f.path,
+      headers,
+      o.contentType ?? null,
+      req.header('range') ?? null,
+      req.header('if-range') ?? null,
+      req.header('if-none-match') ?? null,
+      req.header('if-modified-since') ?? null,
+    )
+  } catch (err) {
+    throw fromNative(err)
+  }
+  host.finish(req)
+  return pending.then(
+    (status) => req._finished(status, 0, status === 0),
+    (err) => {
+      throw fromNative(err)
+    },
+  )
+}
