@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub timeouts: Timeouts,
     /// Limits.
     pub limits: Limits,
+    /// Response compression; `None` leaves responses as they are (streams may still opt in).
+    pub compression: Option<crate::compression::CompressionConfig>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +71,7 @@ impl Default for ServerConfig {
             prebuffer_body: 64 * 1024,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            compression: None,
         }
     }
 }

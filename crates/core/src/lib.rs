@@ -3,6 +3,7 @@
 //! binary both plug in through [`Handler`].
 
 pub mod body;
+pub mod compression;
 pub mod config;
 pub mod files;
 pub mod handler;
@@ -16,6 +17,7 @@ pub mod ws;
 pub use body::budget::StreamBudget;
 pub use body::incoming::{BodyError, RequestBody, StreamingBody};
 pub use body::ring::{ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, WriteStatus};
+pub use compression::{CompressionConfig, Encoding};
 pub use config::{Limits, ServerConfig, Timeouts};
 pub use files::{file_reply, static_reply, Conditions, FileOptions, StaticOptions};
 pub use handler::{Handler, Reply, ReplyBody, Request, Responder};

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::body::ring::{RingBody, StreamAborted};
+use crate::compression::{self, CompressionConfig, Encoder, Encoding};
 use crate::files::FileBody;
 use crate::handler::{Reply, ReplyBody};
 use crate::topics::TopicBody;
@@ -25,6 +26,8 @@ enum Kind {
     Ring(RingBody),
     Topic(TopicBody),
     File(FileBody),
+    /// A stream compressed frame by frame (sync flush after each).
+    Encoded(Box<ResponseBody>, Encoder, bool),
 }
 
 impl ResponseBody {
@@ -69,6 +72,29 @@ impl Body for ResponseBody {
             Kind::Ring(r) => Pin::new(r).poll_frame(cx),
             Kind::Topic(t) => Pin::new(t).poll_frame(cx),
             Kind::File(f) => Pin::new(f).poll_frame(cx),
+            Kind::Encoded(inner, encoder, finished) => loop {
+                match Pin::new(&mut **inner).poll_frame(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                    Poll::Ready(Some(Ok(frame))) => {
+                        let Ok(data) = frame.into_data() else { continue };
+                        match encoder.write(&data) {
+                            Ok(out) if out.is_empty() => continue,
+                            Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                            Err(_) => return Poll::Ready(Some(Err(StreamAborted))),
+                        }
+                    }
+                    Poll::Ready(None) if *finished => return Poll::Ready(None),
+                    Poll::Ready(None) => {
+                        *finished = true;
+                        return match encoder.finish() {
+                            Ok(out) if out.is_empty() => Poll::Ready(None),
+                            Ok(out) => Poll::Ready(Some(Ok(Frame::data(out)))),
+                            Err(_) => Poll::Ready(Some(Err(StreamAborted))),
+                        };
+                    }
+                }
+            },
         }
     }
 
@@ -78,6 +104,7 @@ impl Body for ResponseBody {
             Kind::Ring(r) => r.is_end_stream(),
             Kind::Topic(t) => t.is_end_stream(),
             Kind::File(f) => f.is_end_stream(),
+            Kind::Encoded(_, _, finished) => *finished,
         }
     }
 
@@ -87,8 +114,57 @@ impl Body for ResponseBody {
             Kind::Ring(r) => r.size_hint(),
             Kind::Topic(t) => t.size_hint(),
             Kind::File(f) => f.size_hint(),
+            Kind::Encoded(..) => SizeHint::default(),
         }
     }
+}
+
+/// Compresses `res` for a client that accepts `accept`, when the server setting (or the
+/// stream's own override) allows it and the response is eligible. Whole bodies under the
+/// threshold are left alone; streams are compressed frame by frame; topic streams never are
+/// (each subscriber would need its own compressor state, defeating the shared frame).
+pub(crate) fn compress(
+    res: &mut http::Response<ResponseBody>,
+    accept: Option<&HeaderValue>,
+    config: Option<&CompressionConfig>,
+    head: bool,
+) {
+    let body = res.body_mut();
+    let wanted = match &body.kind {
+        Kind::Ring(r) => r.compress().unwrap_or(config.is_some()),
+        Kind::Topic(_) | Kind::Encoded(..) => false,
+        Kind::Full(_) | Kind::File(_) => config.is_some(),
+    };
+    if !wanted || !compression::eligible(res.status(), res.headers()) {
+        return;
+    }
+    compression::add_vary(res.headers_mut());
+    let defaults = CompressionConfig::default();
+    let config = config.unwrap_or(&defaults);
+    let Some(encoding) = compression::negotiate(accept, config) else { return };
+    let body = res.body_mut();
+    match &mut body.kind {
+        Kind::Full(Some(b)) if b.len() < config.threshold => return,
+        Kind::Full(None) => return,
+        Kind::Full(Some(b)) => {
+            if !head {
+                match compression::compress_all(encoding, config.level, b) {
+                    Ok(c) => *b = c,
+                    Err(_) => return,
+                }
+            }
+        }
+        _ => {
+            let inner =
+                ResponseBody { kind: std::mem::replace(&mut body.kind, Kind::Full(None)), on_done: None };
+            body.kind = Kind::Encoded(Box::new(inner), Encoder::new(encoding, config.level), false);
+        }
+    }
+    let token = match encoding {
+        Encoding::Brotli => "br",
+        Encoding::Gzip => "gzip",
+    };
+    res.headers_mut().insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(token));
 }
 
 /// Headers a handler may not set: hyper owns the framing and the connection.

@@ -368,6 +368,8 @@ async fn respond<H: Handler>(
     };
 
     let websocket = upgrade.is_some() && parts.method == http::Method::GET;
+    let accept_encoding = parts.headers.get(http::header::ACCEPT_ENCODING).cloned();
+    let head = parts.method == http::Method::HEAD;
     let request = Request {
         route,
         params,
@@ -392,7 +394,10 @@ async fn respond<H: Handler>(
                 }
                 body => {
                     reply.body = body;
-                    response::build(reply, Some(on_done))
+                    let mut res = response::build(reply, Some(on_done));
+                    let config = shared.config.compression.as_ref();
+                    response::compress(&mut res, accept_encoding.as_ref(), config, head);
+                    res
                 }
             }
         }

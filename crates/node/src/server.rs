@@ -257,7 +257,7 @@ impl NativeServer {
             (0, _) | (_, None) => None,
             (ms, Some(text)) => Some((Duration::from_millis(u64::from(ms)), Bytes::from(text))),
         };
-        let config = RingConfig { capacity: size, heartbeat };
+        let config = RingConfig { capacity: size, heartbeat, compress: None };
         let (writer, body) = ring(config, Box::new(events), self.stats.clone(), self.budget.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
             Ok(Some(NativeStream { writer, info }))

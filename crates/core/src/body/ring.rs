@@ -90,12 +90,15 @@ pub struct RingConfig {
     /// Bytes to send after this much idle time (e.g. an SSE `:` comment), so quiet streams are
     /// not cut by idle timeouts on the path. Sent only between frames, never inside one.
     pub heartbeat: Option<(Duration, Bytes)>,
+    /// Compression of this stream: `None` follows the server setting, `Some(false)` never
+    /// compresses, `Some(true)` compresses even when the server setting is off.
+    pub compress: Option<bool>,
 }
 
 impl RingConfig {
     /// A ring of `capacity` bytes without heartbeat.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, heartbeat: None }
+        Self { capacity, heartbeat: None, compress: None }
     }
 }
 
@@ -115,6 +118,14 @@ pub struct RingWriter {
 pub struct RingBody {
     shared: Arc<Shared>,
     heartbeat: Option<Heartbeat>,
+    compress: Option<bool>,
+}
+
+impl RingBody {
+    /// The stream's compression override (see [`RingConfig::compress`]).
+    pub fn compress(&self) -> Option<bool> {
+        self.compress
+    }
 }
 
 /// Error yielded by [`RingBody`] when the producer aborts: hyper then cuts the connection without
@@ -160,7 +171,7 @@ pub fn ring(
         budget,
     });
     let heartbeat = config.heartbeat.map(|(every, bytes)| Heartbeat { every, bytes, sleep: None });
-    (RingWriter { shared: shared.clone() }, RingBody { shared, heartbeat })
+    (RingWriter { shared: shared.clone() }, RingBody { shared, heartbeat, compress: config.compress })
 }
 
 /// Called by the budget when bytes were released: unblocks this ring's writer if it has room.
@@ -511,6 +522,7 @@ mod tests {
         let config = RingConfig {
             capacity: 100,
             heartbeat: Some((Duration::from_secs(15), Bytes::from_static(b":\n\n"))),
+            compress: None,
         };
         let (w, mut b) =
             ring(config, Box::new(Ev(Arc::default())), Arc::new(Stats::default()), StreamBudget::new(0));

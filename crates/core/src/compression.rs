@@ -1,0 +1,236 @@
+//! Response compression in Rust: `Accept-Encoding` negotiation (br, gzip), whole bodies over a
+//! threshold, and streams compressed with a sync flush per frame so no event is ever held back.
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use std::io::Write;
+
+/// A content coding Catzilla can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `br` (brotli).
+    Brotli,
+    /// `gzip`.
+    Gzip,
+}
+
+impl Encoding {
+    /// The token used in `Accept-Encoding` and `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+}
+
+/// Compression settings of a server.
+#[derive(Debug, Clone)]
+pub struct CompressionConfig {
+    /// Whole bodies smaller than this are sent as they are (streams are always compressed).
+    pub threshold: usize,
+    /// Codings in order of preference; the first one the client accepts is used.
+    pub encodings: Vec<Encoding>,
+    /// Quality: gzip level 0–9 (default 6), brotli quality 0–11 (default 4). `None`: defaults.
+    pub level: Option<u32>,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        Self { threshold: 1024, encodings: vec![Encoding::Brotli, Encoding::Gzip], level: None }
+    }
+}
+
+/// Picks the coding for a request: the server's most preferred one the client accepts with a
+/// non-zero q-value (`*` covers codings not named).
+pub fn negotiate(accept: Option<&HeaderValue>, config: &CompressionConfig) -> Option<Encoding> {
+    let accept = accept?.to_str().ok()?;
+    let mut named: Vec<(&str, bool)> = Vec::new();
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let token = parts.next().unwrap_or("").trim();
+        let ok = parts.all(|p| {
+            let p = p.trim();
+            match p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                Some(q) => q.trim().parse::<f32>().is_ok_and(|q| q > 0.0),
+                None => true,
+            }
+        });
+        if !token.is_empty() {
+            named.push((token, ok));
+        }
+    }
+    config.encodings.iter().copied().find(|e| {
+        match named.iter().find(|(t, _)| t.eq_ignore_ascii_case(e.token())) {
+            Some((_, ok)) => *ok,
+            None => named.iter().any(|(t, ok)| *t == "*" && *ok),
+        }
+    })
+}
+
+/// Media types worth compressing (text, JSON, JS, XML, SVG, NDJSON, SSE).
+pub fn compressible(content_type: Option<&HeaderValue>) -> bool {
+    let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else { return false };
+    let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct.starts_with("text/")
+        || ct == "application/json"
+        || ct.ends_with("+json")
+        || ct == "application/javascript"
+        || ct == "application/x-ndjson"
+        || ct == "application/xml"
+        || ct.ends_with("+xml")
+        || ct == "application/wasm"
+}
+
+/// `true` when a response may be compressed at all: it has a body, no coding yet, no range,
+/// no validator of its own (a compressed variant would need its own ETag) and a compressible type.
+pub(crate) fn eligible(status: StatusCode, headers: &HeaderMap) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::PARTIAL_CONTENT
+        || headers.contains_key(header::CONTENT_ENCODING)
+        || headers.contains_key(header::CONTENT_RANGE)
+        || headers.contains_key(header::ETAG))
+        && compressible(headers.get(header::CONTENT_TYPE))
+}
+
+/// Adds `Accept-Encoding` to `Vary` (responses that could be compressed differ by it).
+pub(crate) fn add_vary(headers: &mut HeaderMap) {
+    let present = headers.get_all(header::VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("accept-encoding"))
+        })
+    });
+    if !present {
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+}
+
+/// A streaming compressor: every `write` returns what can be sent now (sync-flushed).
+pub struct Encoder {
+    inner: Inner,
+}
+
+enum Inner {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Done,
+}
+
+impl Encoder {
+    /// A compressor for `encoding` at `level` (see [`CompressionConfig::level`]).
+    pub fn new(encoding: Encoding, level: Option<u32>) -> Self {
+        let inner = match encoding {
+            Encoding::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.unwrap_or(6).min(9)),
+            )),
+            // A 64 KiB window (lgwin 16) keeps the per-stream state small; 4 KiB input buffer.
+            Encoding::Brotli => Inner::Brotli(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                4096,
+                level.unwrap_or(4).min(11),
+                16,
+            ))),
+        };
+        Self { inner }
+    }
+
+    /// Compresses `data` and flushes, so the output decodes to everything written so far.
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<Bytes> {
+        match &mut self.inner {
+            Inner::Gzip(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(Bytes::from(std::mem::take(e.get_mut())))
+            }
+            Inner::Brotli(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(Bytes::from(std::mem::take(e.get_mut())))
+            }
+            Inner::Done => Ok(Bytes::new()),
+        }
+    }
+
+    /// Ends the stream and returns the trailer.
+    pub fn finish(&mut self) -> std::io::Result<Bytes> {
+        match std::mem::replace(&mut self.inner, Inner::Done) {
+            Inner::Gzip(e) => Ok(Bytes::from(e.finish()?)),
+            Inner::Brotli(e) => Ok(Bytes::from(e.into_inner())),
+            Inner::Done => Ok(Bytes::new()),
+        }
+    }
+}
+
+/// Compresses a whole body in one go.
+pub fn compress_all(encoding: Encoding, level: Option<u32>, data: &[u8]) -> std::io::Result<Bytes> {
+    let mut e = Encoder::new(encoding, level);
+    let mut out = e.write(data)?.to_vec();
+    out.extend_from_slice(&e.finish()?);
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn hv(s: &'static str) -> HeaderValue {
+        HeaderValue::from_static(s)
+    }
+
+    #[test]
+    fn negotiation_prefers_the_server_order_and_respects_q_zero() {
+        let c = CompressionConfig::default();
+        assert_eq!(negotiate(Some(&hv("gzip, deflate, br")), &c), Some(Encoding::Brotli));
+        assert_eq!(negotiate(Some(&hv("gzip")), &c), Some(Encoding::Gzip));
+        assert_eq!(negotiate(Some(&hv("br;q=0, gzip;q=0.5")), &c), Some(Encoding::Gzip));
+        assert_eq!(negotiate(Some(&hv("*")), &c), Some(Encoding::Brotli));
+        assert_eq!(negotiate(Some(&hv("*;q=0")), &c), None);
+        assert_eq!(negotiate(Some(&hv("identity")), &c), None);
+        assert_eq!(negotiate(None, &c), None);
+    }
+
+    #[test]
+    fn every_flushed_write_decodes_on_its_own() {
+        for enc in [Encoding::Gzip, Encoding::Brotli] {
+            let mut e = Encoder::new(enc, None);
+            let mut wire = e.write(b"data: first\n\n").expect("write").to_vec();
+            // What was sent so far must decode to the first event, before any more input.
+            let partial = decode(enc, &wire, true);
+            assert_eq!(partial, b"data: first\n\n", "{enc:?}");
+            wire.extend_from_slice(&e.write(b"data: second\n\n").expect("write"));
+            wire.extend_from_slice(&e.finish().expect("finish"));
+            assert_eq!(decode(enc, &wire, false), b"data: first\n\ndata: second\n\n", "{enc:?}");
+        }
+    }
+
+    /// Decodes `wire`; `partial` tolerates a stream that has not ended yet.
+    fn decode(enc: Encoding, wire: &[u8], partial: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let r = match enc {
+            Encoding::Gzip => flate2::read::GzDecoder::new(wire).read_to_end(&mut out),
+            Encoding::Brotli => brotli::Decompressor::new(wire, 4096).read_to_end(&mut out),
+        };
+        if !partial {
+            r.expect("complete stream");
+        }
+        out
+    }
+
+    #[test]
+    fn only_bodies_without_coding_range_or_validator_are_eligible() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, hv("application/json"));
+        assert!(eligible(StatusCode::OK, &h));
+        assert!(!eligible(StatusCode::NO_CONTENT, &h));
+        assert!(!eligible(StatusCode::PARTIAL_CONTENT, &h));
+        h.insert(header::ETAG, hv("\"x\""));
+        assert!(!eligible(StatusCode::OK, &h));
+        let mut img = HeaderMap::new();
+        img.insert(header::CONTENT_TYPE, hv("image/png"));
+        assert!(!eligible(StatusCode::OK, &img));
+    }
+}
