@@ -21,6 +21,7 @@ export type { ErrorCode, HTTPErrorOptions } from './src/errors.js'
 export type {
   AppOptions,
   CloseOptions,
+  CompressionOptions,
   Handler,
   HandlerResult,
   LimitOptions,

@@ -26,6 +26,15 @@ interface Route {
 
 type RouteArgs = [...Middleware[], Handler]
 
+/** Maps `AppOptions.compression` to the native options. */
+function compressionOptions(c: AppOptions['compression']) {
+  if (c === undefined || c === false) return { compression: false }
+  const o = c === true ? {} : c
+  for (const e of o.encodings ?? []) if (e !== 'br' && e !== 'gzip') throw new RangeError(`unknown compression encoding ${String(e)}`)
+  if (o.level !== undefined && !(Number.isInteger(o.level) && o.level >= 0 && o.level <= 11)) throw new RangeError('compression level must be an integer 0–11')
+  return { compression: true, compressionThreshold: o.threshold, compressionEncodings: o.encodings, compressionLevel: o.level }
+}
+
 /** Runs middleware in onion order around `handler`. */
 function compose(middleware: Middleware[], handler: Handler): Handler {
   if (middleware.length === 0) return handler
@@ -85,6 +94,7 @@ export class Catzilla implements ReplyHost {
       maxHeaderSize: l.maxHeaderSize,
       maxUrlLength: l.maxUrlLength,
       topicHistory: options.topicHistory,
+      ...compressionOptions(options.compression),
     })
     this.trustProxy = options.trustProxy ?? false
     this.#onError =
@@ -264,9 +274,10 @@ export class Catzilla implements ReplyHost {
     bufferSize: number,
     heartbeatMs: number,
     heartbeat: string | null,
+    compress: boolean | null,
   ): NativeStream | null {
     try {
-      return this.native.startStream(id, status, headers, bufferSize, heartbeatMs, heartbeat)
+      return this.native.startStream(id, status, headers, bufferSize, heartbeatMs, heartbeat, compress)
     } catch (err) {
       throw fromNative(err)
     }

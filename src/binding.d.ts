@@ -37,11 +37,12 @@ export declare class NativeServer {
   replyText(id: number, status: number, headers: string, body: string): number
   /**
    * Starts a streamed response for request `id` with a ring of `bufferSize` bytes (0: the
-   * server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never). Returns
+   * server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never); `compress`
+   * overrides the server's compression for this stream (`null`: follow it). Returns
    * `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
    * stays pending).
    */
-  startStream(id: number, status: number, headers: string, bufferSize: number, heartbeatMs: number, heartbeat?: string | undefined | null): NativeStream | null
+  startStream(id: number, status: number, headers: string, bufferSize: number, heartbeatMs: number, heartbeat?: string | undefined | null, compress?: boolean | undefined | null): NativeStream | null
   /** Requests the next chunk of request `id`'s body; it arrives as a Body/BodyEnd/BodyError event. */
   readBody(id: number): void
   /** Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`. */
@@ -243,6 +244,14 @@ export interface ServerOptions {
   prebufferBody?: number
   /** Messages each topic keeps for SSE replay (0 disables history). */
   topicHistory?: number
+  /** Compress responses when the client accepts it. */
+  compression?: boolean
+  /** Whole bodies below this many bytes stay uncompressed. */
+  compressionThreshold?: number
+  /** Codings in order of preference (`br`, `gzip`). */
+  compressionEncodings?: Array<string>
+  /** gzip level / brotli quality. */
+  compressionLevel?: number
 }
 
 /** How a stream ended, as JS sees it. */

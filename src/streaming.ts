@@ -55,6 +55,12 @@ export interface StreamingOptions {
   headers?: Record<string, string>
   /** Ring size for this response in bytes. Default: the app's `bufferSize` (64 KiB). */
   bufferSize?: number
+  /**
+   * Compress this stream when the client accepts it: `false` never, `true` even when the app's
+   * `compression` is off. Default: the app setting. Every chunk is flushed through the
+   * compressor as it is sent, so nothing waits for more data.
+   */
+  compress?: boolean
   /** Called once when the stream is over, with bytes, chunks, duration and whether it was aborted. */
   onClose?: (info: CloseInfo) => void
   /** Called when the producer fails after the first byte (the connection is then cut). */
@@ -93,6 +99,7 @@ export interface SinkHost {
     bufferSize: number,
     heartbeatMs: number,
     heartbeat: string | null,
+    compress: boolean | null,
   ): NativeStream | null
   registerSink(id: number, sink: StreamSink): void
   reportError(err: unknown): void
@@ -151,6 +158,7 @@ export class StreamSink {
       this.options.bufferSize ?? 0,
       heartbeat?.ms ?? 0,
       heartbeat?.text ?? null,
+      this.options.compress ?? null,
     )
     if (native === null) {
       this.closed = true

@@ -55,6 +55,13 @@ export interface AppOptions {
    * 64 MiB across all topics (oldest first). Default 1000; `0` disables history.
    */
   topicHistory?: number
+  /**
+   * Response compression in Rust (`br`, `gzip`), negotiated with `Accept-Encoding`. Default
+   * `false`: a compressed stream keeps a compressor per connection (hundreds of KiB with gzip),
+   * which would break the small, fixed memory per slow client that streams otherwise have; turn
+   * it on when responses are large text and clients are few or fast. `true` uses the defaults.
+   */
+  compression?: boolean | CompressionOptions
   /** Use the first `X-Forwarded-For` address as `req.ip`. Default `false`: only behind a trusted proxy. */
   trustProxy?: boolean
   /**
@@ -62,6 +69,16 @@ export interface AppOptions {
    * `HTTPError`s are answers, not failures, and are not reported.
    */
   onError?: (err: unknown, req: CatzillaRequest) => void
+}
+
+/** Options of `compression`. */
+export interface CompressionOptions {
+  /** Whole bodies smaller than this many bytes are sent uncompressed (streams always are compressed). Default 1024: below it the headers cost more than the saving. */
+  threshold?: number
+  /** Codings in order of preference. Default `['br', 'gzip']`: brotli is smaller at similar speed at its default quality. */
+  encodings?: Array<'br' | 'gzip'>
+  /** gzip level 0–9 (default 6) and brotli quality 0–11 (default 4): the usual balance for dynamic responses. */
+  level?: number
 }
 
 /** Options of `app.static(prefix, dir, options)`. */

@@ -2,8 +2,8 @@
 
 use catzilla_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use catzilla_core::{
-    ring, Bytes, Reply, ReplyBody, RingConfig, Router, ServerConfig, ServerHandle, Stats, StreamBudget,
-    TopicConfig, Topics, WsConfig,
+    ring, Bytes, CompressionConfig, Encoding, Reply, ReplyBody, RingConfig, Router, ServerConfig,
+    ServerHandle, Stats, StreamBudget, TopicConfig, Topics, WsConfig,
 };
 use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::Status;
@@ -106,6 +106,24 @@ impl NativeServer {
         c.timeouts.headers = ms(o.headers_timeout, c.timeouts.headers);
         c.timeouts.keep_alive = ms(o.keep_alive_timeout, c.timeouts.keep_alive);
         c.timeouts.body = ms(o.body_timeout, c.timeouts.body);
+        if o.compression == Some(true) {
+            let mut cc = CompressionConfig::default();
+            if let Some(t) = o.compression_threshold {
+                cc.threshold = t as usize;
+            }
+            if let Some(list) = &o.compression_encodings {
+                cc.encodings = list
+                    .iter()
+                    .filter_map(|e| match e.as_str() {
+                        "br" => Some(Encoding::Brotli),
+                        "gzip" => Some(Encoding::Gzip),
+                        _ => None,
+                    })
+                    .collect();
+            }
+            cc.level = o.compression_level;
+            c.compression = Some(cc);
+        }
         let stats = Arc::new(Stats::default());
         let mut topic_config = TopicConfig::default();
         if let Some(n) = o.topic_history {
@@ -231,10 +249,12 @@ impl NativeServer {
     }
 
     /// Starts a streamed response for request `id` with a ring of `bufferSize` bytes (0: the
-    /// server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never). Returns
+    /// server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never); `compress`
+    /// overrides the server's compression for this stream (`null`: follow it). Returns
     /// `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
     /// stays pending).
     #[napi]
+    #[allow(clippy::too_many_arguments, reason = "one flat call per stream keeps it one crossing")]
     pub fn start_stream(
         &self,
         id: u32,
@@ -243,6 +263,7 @@ impl NativeServer {
         buffer_size: u32,
         heartbeat_ms: u32,
         heartbeat: Option<String>,
+        compress: Option<bool>,
     ) -> napi::Result<Option<NativeStream>> {
         let Some(h) = self.handler() else { return Ok(None) };
         let (Some(headers), Ok(status)) = (parse_headers(&headers), StatusCode::from_u16(status as u16))
@@ -257,7 +278,7 @@ impl NativeServer {
             (0, _) | (_, None) => None,
             (ms, Some(text)) => Some((Duration::from_millis(u64::from(ms)), Bytes::from(text))),
         };
-        let config = RingConfig { capacity: size, heartbeat, compress: None };
+        let config = RingConfig { capacity: size, heartbeat, compress };
         let (writer, body) = ring(config, Box::new(events), self.stats.clone(), self.budget.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
             Ok(Some(NativeStream { writer, info }))

@@ -29,6 +29,14 @@ pub struct ServerOptions {
     pub prebuffer_body: Option<u32>,
     /// Messages each topic keeps for SSE replay (0 disables history).
     pub topic_history: Option<u32>,
+    /// Compress responses when the client accepts it.
+    pub compression: Option<bool>,
+    /// Whole bodies below this many bytes stay uncompressed.
+    pub compression_threshold: Option<u32>,
+    /// Codings in order of preference (`br`, `gzip`).
+    pub compression_encodings: Option<Vec<String>>,
+    /// gzip level / brotli quality.
+    pub compression_level: Option<u32>,
 }
 
 /// Where the server listens.
