@@ -299,6 +299,21 @@ export class Catzilla implements ReplyHost {
   }
 
   /** @internal */
+  multipartStart(id: number, boundary: string, prebuffered: Uint8Array | null): boolean {
+    return this.native.multipartStart(id, boundary, prebuffered === null ? null : Buffer.from(prebuffered.buffer, prebuffered.byteOffset, prebuffered.byteLength))
+  }
+
+  /** @internal */
+  multipartNext(id: number): void {
+    this.native.multipartNext(id)
+  }
+
+  /** @internal */
+  multipartRead(id: number): void {
+    this.native.multipartRead(id)
+  }
+
+  /** @internal */
   reportError(err: unknown, req?: CatzillaRequest): void {
     this.native.countHandlerError()
     if (req === undefined) return
@@ -338,6 +353,10 @@ export class Catzilla implements ReplyHost {
         const req = this.#requests.get(id)
         return req?._bodyEvent(undefined, new HTTPError(num, text ?? 'Bad Request'))
       }
+      case Ev.PartStart:
+        return this.#requests.get(id)?._parts?._event(text!)
+      case Ev.PartsEnd:
+        return this.#requests.get(id)?._parts?._event(null)
       case Ev.WsMessage: {
         const ws = this.#sockets.get(id)
         if (ws?._behaviour.message === undefined) return

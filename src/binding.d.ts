@@ -21,6 +21,15 @@ export declare class NativeServer {
    * request's conditional headers. Resolves to the status sent (0 if the client is gone).
    */
   sendFile(id: number, path: string, headers: string, contentType?: string | undefined | null, range?: string | undefined | null, ifRange?: string | undefined | null, ifNoneMatch?: string | undefined | null, ifModifiedSince?: string | undefined | null): Promise<number>
+  /**
+   * Starts reading request `id`'s body as multipart with `boundary`; `prebuffered` is the
+   * body JS already received with the request, if any. `false` when the request is gone.
+   */
+  multipartStart(id: number, boundary: string, prebuffered?: Buffer | undefined | null): boolean
+  /** Moves to the next part: a PartStart, PartsEnd or BodyError event follows. */
+  multipartNext(id: number): void
+  /** Reads the current part: a Body, BodyEnd or BodyError event follows. */
+  multipartRead(id: number): void
   /** Creates a server; nothing is bound until `listen`. */
   constructor(options?: ServerOptions | undefined | null)
   /** Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern. */
@@ -136,6 +145,10 @@ export declare const enum EventKind {
   WsDrain = 9,
   /** A WebSocket closed: `(kind, wsId, code, reason)`. */
   WsClose = 10,
+  /** A multipart part begins: `(kind, id, 0, packedHead)`. */
+  PartStart = 11,
+  /** No more multipart parts: `(kind, id)`. */
+  PartsEnd = 12,
 }
 
 /** Where the server listens. */

@@ -18,6 +18,8 @@ export const Ev = {
   WsMessage: 8,
   WsDrain: 9,
   WsClose: 10,
+  PartStart: 11,
+  PartsEnd: 12,
 } as const
 
 /** Results of `NativeStream.write*` (mirrors `WriteStatus` in crates/core/src/body/ring.rs). */

@@ -1,8 +1,10 @@
 /** The request object handlers receive: head parsed lazily, body streamed from Rust on demand. */
 import { CatzillaError, HTTPError } from './errors.js'
+import { boundaryOf, iterateParts, MultipartReader, notMultipart } from './multipart.js'
+import type { Part, PartsHost } from './multipart.js'
 
 /** What a request needs from its app: body reads through the native server. */
-export interface RequestHost {
+export interface RequestHost extends PartsHost {
   readBody(id: number): void
   trustProxy: boolean
 }
@@ -197,6 +199,36 @@ export class CatzillaRequest {
     this._bodyEvent(undefined, new CatzillaError('CZ_BODY', 'client disconnected'))
   }
 
+  /** @internal The multipart reader, once `parts()` started. */
+  _parts: MultipartReader | undefined
+
+  /**
+   * The parts of a `multipart/form-data` body, one at a time, parsed in Rust as they arrive
+   * (an upload is never buffered whole). Read a part's body before moving on; parts you skip
+   * are drained. A malformed body answers 400, more than 1000 parts 413, another content type
+   * 415.
+   *
+   * @example
+   * for await (const part of req.parts()) {
+   *   if (part.filename) await pipeline(Readable.from(part.body), createWriteStream(dest(part.filename)))
+   *   else fields[part.name] = await part.text()
+   * }
+   */
+  parts(): AsyncIterable<Part> {
+    const boundary = boundaryOf(this.header('content-type'))
+    if (boundary === undefined) throw notMultipart()
+    if (this.#bodyUsed) throw new CatzillaError('CZ_BODY_USED', 'the request body was already read')
+    this.#bodyUsed = true
+    const pre = this.#prebuffered
+    this.#prebuffered = undefined
+    const reader = new MultipartReader(this.#host, this._id)
+    if (!this.#host.multipartStart(this._id, boundary, pre ?? null)) {
+      throw new CatzillaError('CZ_BODY', 'the client is gone')
+    }
+    this._parts = reader
+    return iterateParts(reader)
+  }
+
   /** The body as a stream of chunks, pulled from Rust one chunk at a time (backpressure). */
   get body(): AsyncIterable<Uint8Array> {
     return { [Symbol.asyncIterator]: () => this.#iterator() }
@@ -289,6 +321,7 @@ export class CatzillaRequest {
 
   /** @internal A body event from Rust: a chunk, the end (`chunk` undefined), or an error. */
   _bodyEvent(chunk: Uint8Array | undefined, error?: unknown): void {
+    if (this._parts !== undefined) return this._parts._event(chunk ?? null, error)
     const w = this.#bodyWaiter
     this.#bodyWaiter = undefined
     if (error !== undefined) {

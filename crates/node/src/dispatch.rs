@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::files::StaticRoute;
+use crate::multipart::PartsTable;
 use crate::types::EventKind;
 use crate::ws::SocketTable;
 
@@ -25,6 +26,9 @@ pub(crate) enum Event {
     Body { id: u32, chunk: Bytes },
     BodyEnd { id: u32 },
     BodyError { id: u32, status: u16, message: &'static str },
+    PartStart { id: u32, head: String },
+    PartsEnd { id: u32 },
+    PartError { id: u32, status: u16, message: String },
     WsOpen { id: u32 },
     WsMessage { id: u32, message: Message },
     WsDrain { id: u32 },
@@ -53,6 +57,11 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
         Event::BodyEnd { id } => (EventKind::BodyEnd as u32, id, 0.0, None, None),
         Event::BodyError { id, status, message } => {
             (EventKind::BodyError as u32, id, f64::from(status), Some(message.to_owned()), None)
+        }
+        Event::PartStart { id, head } => (EventKind::PartStart as u32, id, 0.0, Some(head), None),
+        Event::PartsEnd { id } => (EventKind::PartsEnd as u32, id, 0.0, None, None),
+        Event::PartError { id, status, message } => {
+            (EventKind::BodyError as u32, id, f64::from(status), Some(message), None)
         }
         Event::WsOpen { id } => (EventKind::WsOpen as u32, id, 0.0, None, None),
         Event::WsMessage { id, message: Message::Text(t) } => {
@@ -83,6 +92,8 @@ pub(crate) struct JsHandler {
     next_id: AtomicU32,
     /// Open WebSockets by id.
     pub(crate) sockets: SocketTable,
+    /// Multipart readers by request id.
+    pub(crate) parts: PartsTable,
 }
 
 impl JsHandler {
@@ -92,6 +103,7 @@ impl JsHandler {
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
             sockets: SocketTable::default(),
+            parts: PartsTable::default(),
         }
     }
 
@@ -120,6 +132,7 @@ impl JsHandler {
         self.dispatcher.lock().take();
         self.pending.lock().clear();
         self.sockets.clear();
+        self.parts.clear();
     }
 
     /// Takes the responder of a pending request (the request stays known for body reads).
@@ -129,12 +142,25 @@ impl JsHandler {
 
     /// Takes the responder and forgets the request in one step (a whole-body reply).
     pub(crate) fn take_final(&self, id: u32) -> Option<Responder> {
+        self.parts.remove(id);
         self.pending.lock().remove(&id).and_then(|p| p.responder)
     }
 
     /// Forgets a request: its unread body is discarded.
     pub(crate) fn finish(&self, id: u32) {
+        self.parts.remove(id);
         self.pending.lock().remove(&id);
+    }
+
+    /// Takes the streamed body of a pending request: `Some(None)` when it had none left to
+    /// stream (prebuffered or already read), `None` when the request is unknown or being read.
+    pub(crate) fn take_body(&self, id: u32) -> Option<Option<StreamingBody>> {
+        let mut table = self.pending.lock();
+        let p = table.get_mut(&id)?;
+        if p.reading {
+            return None;
+        }
+        Some(p.body.take())
     }
 
     /// Reads the next body chunk of request `id` and reports it as a `Body`, `BodyEnd` or

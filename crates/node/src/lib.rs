@@ -5,6 +5,7 @@
 
 mod dispatch;
 mod files;
+mod multipart;
 mod server;
 mod stream;
 mod topics;

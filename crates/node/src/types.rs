@@ -175,6 +175,10 @@ pub enum EventKind {
     WsDrain = 9,
     /// A WebSocket closed: `(kind, wsId, code, reason)`.
     WsClose = 10,
+    /// A multipart part begins: `(kind, id, 0, packedHead)`.
+    PartStart = 11,
+    /// No more multipart parts: `(kind, id)`.
+    PartsEnd = 12,
 }
 
 /// Options of one WebSocket route (`app.ws(path, behaviour)`).
