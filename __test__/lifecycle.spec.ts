@@ -1,7 +1,7 @@
 /** Server lifecycle and protection: graceful close, cut after timeout, connection limit, timeouts, stats. */
 import test from 'ava'
 import net from 'node:net'
-import { Catzilla } from '../index.js'
+import { Catzilla, sse } from '../index.js'
 import { deferred, openRaw, parseRaw, rawExchange, serve, sleep, within } from './helpers.js'
 
 function closedWithin(sock: net.Socket, ms: number): Promise<Buffer> {
@@ -144,4 +144,50 @@ test('stats count requests and streams and settle to zero active', async (t) => 
   t.is(s.streamsActive, 0)
   t.is(s.requestsActive, 0)
   t.true(s.streamBytes >= 1)
+})
+
+test('a client that stops reading is cut after streamIdle and its generator finishes', async (t) => {
+  const finished = deferred()
+  const { app, port } = await serve(
+    (app) =>
+      app.get('/firehose', async function* () {
+        try {
+          const chunk = Buffer.alloc(64 * 1024, 120)
+          for (;;) yield chunk // far more than the kernel buffers hold
+        } finally {
+          finished.resolve()
+        }
+      }),
+    { timeouts: { streamIdle: 500 } },
+  )
+  t.teardown(() => app.close({ timeout: 100 }))
+  const sock = openRaw(port, '/firehose')
+  sock.pause() // never read: the server's writes block once the kernel buffers are full
+  sock.on('error', () => {})
+  const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()))
+  await within(finished.promise, 10_000, 'generator finally')
+  t.is(app.stats().stalledCut, 1)
+  sock.destroy()
+  await closed
+})
+
+test('a quiet stream with nothing to send is not cut by streamIdle', async (t) => {
+  const { app, url } = await serve(
+    (app) =>
+      app.get('/quiet', () =>
+        sse(
+          (async function* () {
+            yield { data: 'first' }
+            await sleep(1500) // silence three times longer than streamIdle
+            yield { data: 'second' }
+          })(),
+          { heartbeat: 0 },
+        ),
+      ),
+    { timeouts: { streamIdle: 500 } },
+  )
+  t.teardown(() => app.close({ timeout: 100 }))
+  const text = await within((await fetch(`${url}/quiet`)).text(), 10_000, 'whole stream')
+  t.is(text, 'data: first\n\ndata: second\n\n')
+  t.is(app.stats().stalledCut, 0)
 })

@@ -89,6 +89,7 @@ export class Catzilla implements ReplyHost {
       headersTimeout: t.headers,
       keepAliveTimeout: t.keepAlive,
       bodyTimeout: t.body,
+      streamIdleTimeout: t.streamIdle,
       maxConnections: l.maxConnections,
       maxBodySize: l.maxBodySize,
       maxHeaderSize: l.maxHeaderSize,

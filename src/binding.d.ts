@@ -221,6 +221,8 @@ export interface NativeStats {
   subscribersActive: number
   /** SSE topic subscribers cut for falling too far behind. */
   subscribersDropped: number
+  /** Connections cut because the client stopped reading for `timeouts.streamIdle`. */
+  stalledCut: number
 }
 
 /** Outcome codes of the synchronous reply calls. */
@@ -253,6 +255,8 @@ export interface ServerOptions {
   keepAliveTimeout?: number
   /** Per-chunk request body timeout in ms (0 disables). */
   bodyTimeout?: number
+  /** Time in ms a response write may stay blocked by a client that stopped reading (0 disables). */
+  streamIdleTimeout?: number
   /** Bodies with a Content-Length up to this many bytes arrive with the request. */
   prebufferBody?: number
   /** Messages each topic keeps for SSE replay (0 disables history). */

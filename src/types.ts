@@ -21,6 +21,13 @@ export interface TimeoutOptions {
   keepAlive?: number
   /** Time allowed between two chunks of a request body. Default 30 000. */
   body?: number
+  /**
+   * Time a response may stay blocked because the client stopped reading; past it the connection
+   * is cut, the stream's generator gets `return()` and `req.signal` fires. Quiet streams (an SSE
+   * stream waiting for events) are not affected: only data the client does not take counts.
+   * Default 60 000, as nginx's `send_timeout`.
+   */
+  streamIdle?: number
 }
 
 /** Limits that protect the server; exceeding one answers with a real status. */

@@ -12,6 +12,10 @@ pub struct Timeouts {
     pub keep_alive: Option<Duration>,
     /// Time allowed between two chunks of a request body before the request fails with 408.
     pub body: Option<Duration>,
+    /// Time a response write may stay blocked because the client stopped reading; past it the
+    /// connection is cut (its stream's producer sees the close). Quiet streams are not affected:
+    /// only a write the client does not take counts.
+    pub stream_idle: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -20,6 +24,7 @@ impl Default for Timeouts {
             headers: Some(Duration::from_secs(10)),
             keep_alive: Some(Duration::from_secs(5)),
             body: Some(Duration::from_secs(30)),
+            stream_idle: Some(Duration::from_secs(60)),
         }
     }
 }

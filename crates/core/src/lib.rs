@@ -11,6 +11,7 @@ pub mod multipart;
 pub mod response;
 pub mod router;
 pub mod server;
+mod stall;
 pub mod stats;
 pub mod topics;
 pub mod ws;

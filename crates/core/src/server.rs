@@ -183,7 +183,12 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
         .keep_alive(true)
         .max_buf_size(cfg.limits.max_header_size.max(8192))
         .writev(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let clock = crate::stall::WriteClock::new(shared.started);
+    let io = crate::stall::ClockedIo::new(stream, clock.clone());
+    let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
+    let stream_idle = cfg.timeouts.stream_idle;
+    let stall_check = tokio::time::sleep(stream_idle.unwrap_or(Duration::from_secs(3600)));
+    tokio::pin!(stall_check);
     tokio::pin!(conn);
     let mut phase = shared.phase.subscribe();
     let keep_alive = cfg.timeouts.keep_alive;
@@ -216,6 +221,17 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
                     }
                     _ => {}
                 }
+            }
+            _ = &mut stall_check, if stream_idle.is_some() => {
+                let limit = stream_idle.unwrap_or_default();
+                let blocked = Duration::from_millis(clock.blocked_for_ms());
+                if blocked >= limit {
+                    // The client stopped reading: free its buffers and tell the producer.
+                    shared.stats.stalled();
+                    break;
+                }
+                let wait = if blocked.is_zero() { limit } else { limit - blocked };
+                stall_check.as_mut().reset(tokio::time::Instant::now() + wait.max(Duration::from_millis(50)));
             }
             _ = &mut idle_check, if keep_alive.is_some() && !draining => {
                 let ka = keep_alive.unwrap_or_default();

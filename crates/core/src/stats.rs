@@ -33,6 +33,7 @@ pub struct Stats {
     deliveries: AtomicU64,
     subscribers_active: AtomicU64,
     subscribers_dropped: AtomicU64,
+    stalled_cut: AtomicU64,
 }
 
 /// A consistent-enough copy of [`Stats`] for reporting.
@@ -94,6 +95,8 @@ pub struct StatsSnapshot {
     pub subscribers_active: u64,
     /// SSE topic subscribers cut because they fell more than their limit behind.
     pub subscribers_dropped: u64,
+    /// Connections cut because the client stopped reading a response for `stream_idle`.
+    pub stalled_cut: u64,
 }
 
 /// Status counters that [`Stats::count_status`] knows.
@@ -185,6 +188,10 @@ impl Stats {
         }
     }
 
+    pub(crate) fn stalled(&self) {
+        self.stalled_cut.fetch_add(1, Relaxed);
+    }
+
     /// Counts one rejected or failed request.
     pub fn count(&self, what: Rejection) {
         let c = match what {
@@ -232,6 +239,7 @@ impl Stats {
             deliveries: self.deliveries.load(Relaxed),
             subscribers_active: self.subscribers_active.load(Relaxed),
             subscribers_dropped: self.subscribers_dropped.load(Relaxed),
+            stalled_cut: self.stalled_cut.load(Relaxed),
         }
     }
 }

@@ -106,6 +106,7 @@ impl NativeServer {
         c.timeouts.headers = ms(o.headers_timeout, c.timeouts.headers);
         c.timeouts.keep_alive = ms(o.keep_alive_timeout, c.timeouts.keep_alive);
         c.timeouts.body = ms(o.body_timeout, c.timeouts.body);
+        c.timeouts.stream_idle = ms(o.stream_idle_timeout, c.timeouts.stream_idle);
         if o.compression == Some(true) {
             let mut cc = CompressionConfig::default();
             if let Some(t) = o.compression_threshold {

@@ -25,6 +25,8 @@ pub struct ServerOptions {
     pub keep_alive_timeout: Option<u32>,
     /// Per-chunk request body timeout in ms (0 disables).
     pub body_timeout: Option<u32>,
+    /// Time in ms a response write may stay blocked by a client that stopped reading (0 disables).
+    pub stream_idle_timeout: Option<u32>,
     /// Bodies with a Content-Length up to this many bytes arrive with the request.
     pub prebuffer_body: Option<u32>,
     /// Messages each topic keeps for SSE replay (0 disables history).
@@ -111,6 +113,8 @@ pub struct NativeStats {
     pub subscribers_active: f64,
     /// SSE topic subscribers cut for falling too far behind.
     pub subscribers_dropped: f64,
+    /// Connections cut because the client stopped reading for `timeouts.streamIdle`.
+    pub stalled_cut: f64,
 }
 
 impl From<StatsSnapshot> for NativeStats {
@@ -146,6 +150,7 @@ impl From<StatsSnapshot> for NativeStats {
             deliveries: s.deliveries as f64,
             subscribers_active: s.subscribers_active as f64,
             subscribers_dropped: s.subscribers_dropped as f64,
+            stalled_cut: s.stalled_cut as f64,
         }
     }
 }
