@@ -1,5 +1,7 @@
-/** The README's demo: JSON, path params, streams, and a chat over WebSockets with an SSE topic feed. */
-import { Catzilla, HTTPError, sse, StreamingResponse } from '../../index.js'
+/** The README's demo: JSON, path params, streams, a WebSocket chat with an SSE topic feed, uploads and files. */
+import { createHash } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { Catzilla, file, HTTPError, sse, StreamingResponse } from '../../index.js'
 
 const app = new Catzilla()
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -12,7 +14,9 @@ app.get('/', () =>
 <li><a href="/count?to=5">/count?to=5</a> text stream, one line every 200 ms</li>
 <li><a href="/numbers">/numbers</a> async generator of bytes-on-demand</li>
 <li><a href="/clock">/clock</a> StreamingWriter, 10 ticks</li>
-<li><a href="/chat">/chat</a> WebSocket chat; <a href="/chat/feed">/chat/feed</a> the same room as SSE</li></ul>`,
+<li><a href="/chat">/chat</a> WebSocket chat; <a href="/chat/feed">/chat/feed</a> the same room as SSE</li>
+<li><a href="/upload">/upload</a> multipart upload, streamed part by part</li>
+<li><a href="/source">/source</a> this file, sent by Rust (try <code>curl -r 0-99</code>)</li></ul>`,
     { headers: { 'content-type': 'text/html; charset=utf-8' } },
   ),
 )
@@ -83,6 +87,35 @@ app.ws('/chat/ws', {
 })
 // The same room as Server-Sent Events: the last 20 lines, then live; resumes after reconnects.
 app.get('/chat/feed', () => sse.topic('chat', { replay: 20 }))
+
+// Uploads: each part is streamed from Rust; files are hashed without being held in memory.
+app.get('/upload', () =>
+  new Response(
+    `<!doctype html><title>Upload</title><form method="post" enctype="multipart/form-data">
+<input name="note" placeholder="a note"> <input type="file" name="files" multiple> <button>upload</button></form>`,
+    { headers: { 'content-type': 'text/html; charset=utf-8' } },
+  ),
+)
+app.post('/upload', async (req) => {
+  const received: Array<Record<string, unknown>> = []
+  for await (const part of req.parts()) {
+    if (part.filename === undefined) {
+      received.push({ field: part.name, value: (await part.text()).slice(0, 200) })
+      continue
+    }
+    const hash = createHash('sha256')
+    let size = 0
+    for await (const chunk of part.body) {
+      hash.update(chunk)
+      size += chunk.byteLength
+    }
+    received.push({ field: part.name, filename: part.filename, size, sha256: hash.digest('hex') })
+  }
+  return { received }
+})
+
+// A file sent by Rust: ETag, Last-Modified, 304 and Range come for free.
+app.get('/source', () => file(fileURLToPath(import.meta.url), { contentType: 'text/plain; charset=utf-8' }))
 
 const port = Number(process.env.PORT ?? 3000)
 const { url } = await app.listen({ port, host: process.env.HOST ?? '127.0.0.1' })
