@@ -46,17 +46,9 @@ function disposition(name: string): string {
 /** Answers `req` with the file (one native call; the status arrives when Rust has decided it). @internal */
 export function sendFile(host: ReplyHost, req: CatzillaRequest, f: FileResponse): Promise<void> {
   const o = f.options
-  const extra: Array<[string, string]> = []
-  if (o.headers !== undefined) {
-    if (Symbol.iterator in o.headers) for (const [k, v] of o.headers as Iterable<[string, string]>) extra.push([k, v])
-    else {
-      for (const [k, v] of Object.entries(o.headers)) {
-        for (const item of Array.isArray(v) ? v : [v]) extra.push([k, String(item)])
-      }
-    }
-  }
-  if (o.filename !== undefined) extra.push(['content-disposition', disposition(o.filename)])
-  const headers = packHeaders(req, extra.length ? extra : undefined)
+  let headers = packHeaders(req, o.headers)
+  // The disposition is pure printable ASCII (see `disposition`), so it needs no NUL check.
+  if (o.filename !== undefined) headers += `${headers === '' ? '' : '\0'}content-disposition\0${disposition(o.filename)}`
   let pending: Promise<number>
   try {
     pending = host.native.sendFile(

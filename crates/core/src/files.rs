@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 use tokio::task::JoinHandle;
 
 use crate::body::ring::StreamAborted;
@@ -128,10 +128,11 @@ pub async fn file_reply(path: PathBuf, cond: Conditions, opts: FileOptions) -> R
         Err(_) => return Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
     };
     let len = meta.len();
-    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-    let mtime = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // Whole seconds, as HTTP dates carry them.
+    let mtime = meta.modified().unwrap_or(UNIX_EPOCH).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let modified = UNIX_EPOCH + std::time::Duration::from_secs(mtime);
     let tag = etag(len, mtime);
-    let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+    let last_modified = httpdate::fmt_http_date(modified);
 
     let mut headers = opts.headers;
     let content_type = opts.content_type.or_else(|| {
@@ -153,7 +154,7 @@ pub async fn file_reply(path: PathBuf, cond: Conditions, opts: FileOptions) -> R
     // 304 comes before Range (RFC 9110 §13.2.2).
     let not_modified = match (&cond.if_none_match, &cond.if_modified_since) {
         (Some(list), _) => none_match(list, &tag),
-        (None, Some(since)) => httpdate::parse_http_date(since).is_ok_and(|t| modified_secs(modified) <= t),
+        (None, Some(since)) => httpdate::parse_http_date(since).is_ok_and(|t| modified <= t),
         (None, None) => false,
     };
     if not_modified {
@@ -207,11 +208,6 @@ pub async fn file_reply(path: PathBuf, cond: Conditions, opts: FileOptions) -> R
         ReplyBody::File(FileBody { file, pos: start, end, pending: None })
     };
     Reply { status, headers, body }
-}
-
-/// Whole seconds, as HTTP dates carry.
-fn modified_secs(t: SystemTime) -> SystemTime {
-    UNIX_EPOCH + std::time::Duration::from_secs(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
 fn read_chunk(file: &File, at: u64, len: usize) -> io::Result<Bytes> {

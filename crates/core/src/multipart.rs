@@ -28,14 +28,6 @@ pub struct PartError {
     pub message: String,
 }
 
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message())
-    }
-}
-
-impl std::error::Error for BodyError {}
-
 impl From<multer::Error> for PartError {
     fn from(e: multer::Error) -> Self {
         use multer::Error as E;

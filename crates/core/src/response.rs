@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::body::ring::{RingBody, StreamAborted};
-use crate::compression::{self, CompressionConfig, Encoder, Encoding};
+use crate::compression::{self, CompressionConfig, Encoder};
 use crate::files::FileBody;
 use crate::handler::{Reply, ReplyBody};
 use crate::topics::TopicBody;
@@ -160,11 +160,7 @@ pub(crate) fn compress(
             body.kind = Kind::Encoded(Box::new(inner), Encoder::new(encoding, config.level), false);
         }
     }
-    let token = match encoding {
-        Encoding::Brotli => "br",
-        Encoding::Gzip => "gzip",
-    };
-    res.headers_mut().insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(token));
+    res.headers_mut().insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(encoding.token()));
 }
 
 /// Headers a handler may not set: hyper owns the framing and the connection.

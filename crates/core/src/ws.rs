@@ -155,8 +155,6 @@ impl WsSocket {
             }
             return SendStatus::Dropped;
         }
-        let was_empty = out.queue.is_empty();
-        out.queue.push_back(message);
         out.bytes += len;
         let status = if out.bytes > cfg.max_backpressure {
             out.over = true;
@@ -164,11 +162,18 @@ impl WsSocket {
         } else {
             SendStatus::Sent
         };
+        self.enqueue(out, message);
+        status
+    }
+
+    /// Appends to the queue and wakes the writer if it was idle.
+    fn enqueue(&self, mut out: parking_lot::MutexGuard<'_, Outbox>, message: Message) {
+        let was_empty = out.queue.is_empty();
+        out.queue.push_back(message);
         drop(out);
         if was_empty {
             self.0.wake_writer.notify_one();
         }
-        status
     }
 
     /// Asks for a close handshake with `code` after the queued messages are written.
@@ -426,15 +431,9 @@ where
 
 /// Queues a control frame regardless of the backpressure limit.
 fn push_control(socket: &WsSocket, m: Message) {
-    let mut out = socket.0.out.lock();
-    if out.closed || out.closing.is_some() {
-        return;
-    }
-    let was_empty = out.queue.is_empty();
-    out.queue.push_back(m);
-    drop(out);
-    if was_empty {
-        socket.0.wake_writer.notify_one();
+    let out = socket.0.out.lock();
+    if !(out.closed || out.closing.is_some()) {
+        socket.enqueue(out, m);
     }
 }
 

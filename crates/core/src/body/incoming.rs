@@ -48,6 +48,14 @@ impl BodyError {
     }
 }
 
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for BodyError {}
+
 /// A request body that is streamed to the handler on demand.
 pub struct StreamingBody {
     inner: Incoming,
