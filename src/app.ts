@@ -9,7 +9,7 @@ import { packHeaders, TEXT, sendText } from './reply.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
 import type { AppOptions, CloseOptions, Handler, ListenOptions, ListenResult, Middleware, StaticOptions } from './types.js'
-import { toWire, WebSocket } from './websocket.js'
+import { publishTo, WebSocket } from './websocket.js'
 import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
 
 /** Counters reported by `app.stats()`. */
@@ -182,13 +182,11 @@ export class Catzilla implements ReplyHost {
    * Publishes to every WebSocket and SSE (`sse.topic`) subscriber of `topic`, fanned out in Rust
    * without entering JS per subscriber. Strings go to WebSockets as text frames, bytes as binary,
    * anything else as JSON text; SSE subscribers get one event (`options.event` names its type).
-   * Returns how many subscribers it reached.
+   * Returns how many subscribers it reached. Throws `CZ_SSE_FIELD` (and sends nothing) when
+   * `options.event` contains CR, LF or NUL.
    */
   publish(topic: string, data: WebSocketData, options: { event?: string } = {}): number {
-    const wire = toWire(data)
-    const event = options.event ?? null
-    if (event !== null && /[\r\n\0]/.test(event)) throw new RangeError('event must not contain CR, LF or NUL')
-    return typeof wire === 'string' ? this.native.publishText(topic, wire, event, 0) : this.native.publishBinary(topic, wire, event, 0)
+    return publishTo(this.native, topic, data, options.event, 0)
   }
 
   /** Number of WebSocket and SSE subscribers of `topic` now. */
@@ -273,12 +271,11 @@ export class Catzilla implements ReplyHost {
     status: number,
     headers: string,
     bufferSize: number,
-    heartbeatMs: number,
-    heartbeat: string | null,
+    sseHeartbeatMs: number,
     compress: boolean | null,
   ): NativeStream | null {
     try {
-      return this.native.startStream(id, status, headers, bufferSize, heartbeatMs, heartbeat, compress)
+      return this.native.startStream(id, status, headers, bufferSize, sseHeartbeatMs, compress)
     } catch (err) {
       throw fromNative(err)
     }

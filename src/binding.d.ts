@@ -18,9 +18,11 @@ export declare class NativeServer {
   staticRoute(routeId: number, dir: string, index: string | undefined | null, dotfiles: boolean, cacheControl?: string | undefined | null): void
   /**
    * Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), with the
-   * request's conditional headers. Resolves to the status sent (0 if the client is gone).
+   * request's conditional headers. With `root`, a relative `path` is resolved against it and
+   * the file actually opened must resolve inside it (dotfiles only with `dotfiles`), else 404.
+   * Resolves to the status sent (0 if the client is gone).
    */
-  sendFile(id: number, path: string, headers: string, contentType?: string | undefined | null, range?: string | undefined | null, ifRange?: string | undefined | null, ifNoneMatch?: string | undefined | null, ifModifiedSince?: string | undefined | null): Promise<number>
+  sendFile(id: number, path: string, root: string | undefined | null, dotfiles: boolean, headers: string, contentType?: string | undefined | null, range?: string | undefined | null, ifRange?: string | undefined | null, ifNoneMatch?: string | undefined | null, ifModifiedSince?: string | undefined | null): Promise<number>
   /**
    * Starts reading request `id`'s body as multipart with `boundary`; `prebuffered` is the
    * body JS already received with the request, if any. `false` when the request is gone.
@@ -51,7 +53,7 @@ export declare class NativeServer {
    * `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
    * stays pending).
    */
-  startStream(id: number, status: number, headers: string, bufferSize: number, heartbeatMs: number, heartbeat?: string | undefined | null, compress?: boolean | undefined | null): NativeStream | null
+  startStream(id: number, status: number, headers: string, bufferSize: number, sseHeartbeatMs: number, compress?: boolean | undefined | null): NativeStream | null
   /** Requests the next chunk of request `id`'s body; it arrives as a Body/BodyEnd/BodyError event. */
   readBody(id: number): void
   /** Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`. */
@@ -61,19 +63,24 @@ export declare class NativeServer {
   /**
    * Publishes a text message to `topic` (WebSocket text frame; SSE event with optional
    * `event`), skipping socket `excludeWs` (0: none). Returns the number of subscribers reached.
+   * Throws `CZ_SSE_FIELD` when `event` contains CR, LF or NUL.
    */
   publishText(topic: string, text: string, event: string | undefined | null, excludeWs: number): number
-  /** Publishes a binary message to `topic` (WebSocket binary frame; SSE gets it as UTF-8 text). */
+  /**
+   * Publishes a binary message to `topic` (WebSocket binary frame; SSE gets it as UTF-8 text).
+   * Throws `CZ_SSE_FIELD` when `event` contains CR, LF or NUL.
+   */
   publishBinary(topic: string, data: Buffer, event: string | undefined | null, excludeWs: number): number
   /** Subscribers (WebSocket and SSE) of `topic` now. */
   subscribers(topic: string): number
   /**
-   * Answers request `id` with an SSE stream fed by `topic`: first `preamble`, then the replay
-   * (after `lastEventId`, or the `recent` last messages), then live events. A subscriber more
+   * Answers request `id` with an SSE stream fed by `topic`: the replay
+   * (after `lastEventId`, or the `recent` last messages), then live events; `retryMs` is sent
+   * first as the client's reconnection delay. A subscriber more
    * than `maxBackpressure` bytes behind is cut (it reconnects and replays). Returns `false`
    * when the client is gone; throws `CZ_BAD_HEADER` for invalid headers.
    */
-  subscribeSse(id: number, headers: string, topic: string, lastEventId: string | undefined | null, recent: number, maxBackpressure: number, heartbeatMs: number, preamble?: string | undefined | null): boolean
+  subscribeSse(id: number, headers: string, topic: string, lastEventId: string | undefined | null, recent: number, maxBackpressure: number, heartbeatMs: number, retryMs?: number | undefined | null): boolean
   /** Declares route `routeId` a WebSocket route with these settings. */
   wsRoute(routeId: number, options?: WsOptions | undefined | null): void
   /**
@@ -107,6 +114,12 @@ export declare class NativeStream {
   write(chunk: Buffer): number
   /** Copies a string's UTF-8 bytes into the ring. */
   writeText(chunk: string): number
+  /**
+   * Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) with the
+   * core's one SSE encoder and copies them into the ring. Throws `CZ_SSE_FIELD` on an invalid
+   * `id`, `event` or `retry`, after the events before it were written.
+   */
+  writeSse(packed: string): number
   /** Hands buffered bytes to the socket now; JS calls it once per tick for each written stream. */
   flush(): void
   /** Ends the stream after the buffered bytes. */
@@ -120,6 +133,12 @@ export declare class NativeStream {
   /** The close report, once the stream is over. */
   closeInfo(): StreamCloseInfo | null
 }
+
+/**
+ * Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) to text with
+ * the core's one SSE encoder. Throws `CZ_SSE_FIELD` on an invalid `id`, `event` or `retry`.
+ */
+export declare function encodeSse(packed: string): string
 
 /** Kinds of events delivered to the JS dispatcher (first argument). */
 export declare const enum EventKind {

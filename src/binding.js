@@ -773,9 +773,10 @@ if (
   }
 }
 
-const { NativeServer, NativeStream, EventKind, ReplyCode } = nativeBinding
+const { NativeServer, NativeStream, encodeSse, EventKind, ReplyCode } = nativeBinding
 export { NativeServer }
 export { NativeStream }
+export { encodeSse }
 export { EventKind }
 export { ReplyCode }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -6,6 +6,16 @@ import type { CatzillaRequest } from './request.js'
 
 /** Options of {@link file}. */
 export interface FileOptions {
+  /**
+   * Confine the file to this directory: a relative `path` is resolved against `root`, and the
+   * file actually opened (after `..`, symlinks and all) must resolve inside it, or the answer is
+   * 404. Use it whenever any part of the path comes from the request: route params are
+   * percent-decoded, so `/download/..%2F..%2Fetc%2Fpasswd` gives `name = '../../etc/passwd'`.
+   * Default: none (the path is trusted as given).
+   */
+  root?: string
+  /** With `root`: serve names starting with `.` (e.g. `.env`). Default `false` (404). */
+  dotfiles?: boolean
   /** `Content-Type`; default: guessed from the extension (`application/octet-stream` if unknown). */
   contentType?: string
   /** Offer the file as a download with this name (`Content-Disposition: attachment`). */
@@ -31,9 +41,14 @@ export class FileResponse {
  *
  * @example
  * app.get('/report', () => file('./data/report.pdf', { filename: 'report.pdf' }))
+ * // A user-named file: always with `root`.
+ * app.get('/download/:name', (req) => file(req.params.name, { root: './files' }))
  */
 export function file(path: string, options: FileOptions = {}): FileResponse {
   if (typeof path !== 'string' || path === '' || path.includes('\0')) throw new TypeError('file() needs a path')
+  if (options.root !== undefined && (typeof options.root !== 'string' || options.root === '' || options.root.includes('\0'))) {
+    throw new TypeError('file() root must be a directory path')
+  }
   return new FileResponse(path, options)
 }
 
@@ -54,6 +69,8 @@ export function sendFile(host: ReplyHost, req: CatzillaRequest, f: FileResponse)
     pending = host.native.sendFile(
       req._id,
       f.path,
+      o.root ?? null,
+      o.dotfiles ?? false,
       headers,
       o.contentType ?? null,
       req.header('range') ?? null,

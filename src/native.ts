@@ -1,8 +1,16 @@
 /** The only module that loads the generated napi binding; everything else imports from here. */
-import { NativeServer, NativeStream } from './binding.js'
+import { encodeSse, NativeServer, NativeStream } from './binding.js'
 import type { NativeStats, ServerOptions, StreamCloseInfo } from './binding.js'
 
 export { NativeServer, NativeStream }
+
+/**
+ * Encodes a packed batch of SSE events to text with the core's one SSE encoder; throws
+ * `CZ_SSE_FIELD: ...` for an invalid field.
+ */
+export function encodeSsePacked(packed: string): string {
+  return encodeSse(packed)
+}
 export type { NativeStats, ServerOptions, StreamCloseInfo }
 
 /** Event kinds sent by the Rust dispatcher (mirrors `EventKind` in crates/node/src/types.rs). */

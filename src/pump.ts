@@ -44,7 +44,8 @@ function startSink(
   packed: string,
   format: StreamFormat | undefined,
 ): boolean {
-  if (!sink.start(host, status, packed, format?.heartbeat)) return false
+  sink.reportError = (err) => host.reportError(err, req)
+  if (!sink.start(host, status, packed, format)) return false
   sink.onCloseInfo = (info) => req._finished(status, info.bytes, info.aborted, info.chunks)
   if (format?.prelude) sink.write(format.prelude)
   return true
@@ -110,7 +111,7 @@ export async function streamIterable(
     safeReturn(it)
     return
   }
-  await pump(host, req, sink, it, first, format?.encode)
+  await pump(host, req, sink, it, first, format?.encode ?? format?.pack)
 }
 
 async function pump(

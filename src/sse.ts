@@ -1,5 +1,6 @@
-/** Server-Sent Events: `sse(source, options)` encodes events per the HTML spec, with heartbeat and replay. */
-import { CatzillaError } from './errors.js'
+/** Server-Sent Events: `sse(source, options)` streams events (encoded in Rust per the HTML spec), with heartbeat and replay. */
+import { CatzillaError, fromNative } from './errors.js'
+import { encodeSsePacked } from './native.js'
 import { StreamingResponse } from './streaming.js'
 import { sseTopic } from './topic.js'
 import type { StreamContent, StreamingOptions } from './streaming.js'
@@ -36,7 +37,6 @@ export interface SSEOptions extends Omit<StreamingOptions, 'contentType'> {
 }
 
 const EVENT_KEYS = new Set(['id', 'event', 'data', 'retry', 'comment'])
-const LINE_BREAK = /\r\n|\r|\n/
 
 function isEvent(v: unknown): v is SSEEvent {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return false
@@ -44,38 +44,43 @@ function isEvent(v: unknown): v is SSEEvent {
   return keys.length > 0 && keys.every((k) => EVENT_KEYS.has(k))
 }
 
-function checkField(name: string, value: string): string {
-  if (/[\r\n\0]/.test(value)) {
-    throw new CatzillaError('CZ_SSE_FIELD', `SSE ${name} must not contain CR, LF or NUL`)
-  }
-  return value
+function field(tag: string, value: string): string {
+  return tag + value.length + ':' + value
 }
 
-function dataLines(text: string): string {
+function text(data: unknown): string {
+  return typeof data === 'string' ? data : (JSON.stringify(data) ?? 'null')
+}
+
+/**
+ * Packs one event (or plain value) for the Rust SSE encoder (`catzilla_core::sse::encode_packed`),
+ * the only place SSE is encoded: fields as tag, UTF-16 length, `:`, value; `.` ends the event.
+ * Packing is not encoding: lines are split and fields validated in Rust.
+ * @internal
+ */
+export function packSSE(value: unknown): string {
+  if (!isEvent(value)) return field('d', text(value)) + '.'
   let out = ''
-  for (const line of text.split(LINE_BREAK)) out += `data: ${line}\n`
-  return out
+  if (value.comment !== undefined) out += field('c', String(value.comment))
+  if (value.id !== undefined) out += field('i', String(value.id))
+  if (value.event !== undefined) out += field('e', String(value.event))
+  if (value.retry !== undefined) out += field('r', String(value.retry))
+  if (value.data !== undefined) out += field('d', text(value.data))
+  return out + '.'
 }
 
-/** Encodes one event (or plain value) as SSE text, ending with the blank line that dispatches it. */
+/**
+ * Encodes one event (or plain value) as SSE text, ending with the blank line that dispatches it,
+ * with the same Rust encoder the server uses (data split on CRLF, CR and LF). Useful for writing
+ * SSE through a writer function. Throws `CZ_SSE_FIELD` when `id` or `event` contains CR, LF or
+ * NUL, or `retry` is not a non-negative integer.
+ */
 export function encodeSSE(value: unknown): string {
-  if (!isEvent(value)) {
-    return dataLines(typeof value === 'string' ? value : (JSON.stringify(value) ?? 'null')) + '\n'
+  try {
+    return encodeSsePacked(packSSE(value))
+  } catch (err) {
+    throw fromNative(err)
   }
-  let out = ''
-  if (value.comment !== undefined) for (const line of String(value.comment).split(LINE_BREAK)) out += `: ${line}\n`
-  if (value.id !== undefined) out += `id: ${checkField('id', String(value.id))}\n`
-  if (value.event !== undefined) out += `event: ${checkField('event', value.event)}\n`
-  if (value.retry !== undefined) {
-    if (!Number.isInteger(value.retry) || value.retry < 0) {
-      throw new CatzillaError('CZ_SSE_FIELD', 'SSE retry must be a non-negative integer')
-    }
-    out += `retry: ${value.retry}\n`
-  }
-  if (value.data !== undefined) {
-    out += dataLines(typeof value.data === 'string' ? value.data : (JSON.stringify(value.data) ?? 'null'))
-  }
-  return out + '\n'
 }
 
 async function* withReplay(replay: AsyncIterable<unknown> | Iterable<unknown>, live: AsyncIterable<unknown> | Iterable<unknown>) {
@@ -105,10 +110,10 @@ export function sse(source: SSESource, options: SSEOptions = {}): StreamingRespo
       headers: { 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no', ...headers },
     },
     {
-      encode: encodeSSE,
+      pack: packSSE,
       immediate: true,
-      prelude: retry !== undefined ? `retry: ${retry}\n\n` : undefined,
-      heartbeat: heartbeat > 0 ? { ms: heartbeat, text: ':\n\n' } : undefined,
+      prelude: retry !== undefined ? packSSE({ retry }) : undefined,
+      heartbeatMs: heartbeat > 0 ? heartbeat : 0,
       wrap:
         replay === undefined
           ? undefined

@@ -1,5 +1,5 @@
 /** Streamed responses: `StreamingResponse`, `StreamingWriter`, and the pull-based pump into the Rust ring. */
-import { CatzillaError, StreamClosedError } from './errors.js'
+import { CatzillaError, fromNative, StreamClosedError } from './errors.js'
 import { NativeStream, Write } from './native.js'
 import type { StreamCloseInfo } from './native.js'
 
@@ -35,12 +35,17 @@ export type StreamContent =
 export interface StreamFormat {
   /** Turns one source item into text. */
   encode?: (item: unknown) => string
-  /** Text sent right after the head (e.g. SSE `retry:`). */
+  /**
+   * Turns one source item into a packed SSE event; the batch is encoded in Rust by the one SSE
+   * encoder (`NativeStream.writeSse`). Exclusive with `encode`.
+   */
+  pack?: (item: unknown) => string
+  /** Item sent right after the head, in the format's own form (e.g. a packed SSE `retry:`). */
   prelude?: string
   /** Send the head before the first item is pulled (SSE: the client's `open` fires at once). */
   immediate?: boolean
-  /** Sent by Rust after this many ms without output (e.g. an SSE comment). */
-  heartbeat?: { ms: number; text: string }
+  /** SSE only: Rust sends a heartbeat comment after this many ms without output (0: never). */
+  heartbeatMs?: number
   /** Wraps the source once the request is known (e.g. SSE replay before the live source). */
   wrap?: (source: AsyncIterable<unknown> | Iterable<unknown>, req: { lastEventId: string | undefined }) => AsyncIterable<unknown> | Iterable<unknown>
 }
@@ -97,8 +102,7 @@ export interface SinkHost {
     status: number,
     headers: string,
     bufferSize: number,
-    heartbeatMs: number,
-    heartbeat: string | null,
+    sseHeartbeatMs: number,
     compress: boolean | null,
   ): NativeStream | null
   registerSink(id: number, sink: StreamSink): void
@@ -137,9 +141,15 @@ export class StreamSink {
   chunks = 0
   #dirty = false
   #blocked = false
+  /** A batch was refused by the encoder: the stream was aborted and the error reported. */
+  #failed = false
   #text = ''
+  /** `#text` holds packed SSE events (flushed with `writeSse`) instead of plain text. */
+  #sse = false
   #waiters: Waiter[] = []
   #onClosed: Array<(aborted: boolean) => void> = []
+  /** Set by the responder to send an encoder error to the app's `onError` with its request. */
+  reportError: ((err: unknown) => void) | undefined
   /** Set by the responder to report the end to `req.onFinish` listeners. */
   onCloseInfo: ((info: CloseInfo) => void) | undefined
   #closeInfo: CloseInfo | undefined
@@ -150,14 +160,14 @@ export class StreamSink {
   ) {}
 
   /** Sends the head; `false` when the client is already gone. */
-  start(host: SinkHost, status: number, headers: string, heartbeat?: { ms: number; text: string }): boolean {
+  start(host: SinkHost, status: number, headers: string, format?: StreamFormat): boolean {
+    this.#sse = format?.pack !== undefined
     const native = host.startStream(
       this.id,
       status,
       headers,
       this.options.bufferSize ?? 0,
-      heartbeat?.ms ?? 0,
-      heartbeat?.text ?? null,
+      format?.heartbeatMs ?? 0,
       this.options.compress ?? null,
     )
     if (native === null) {
@@ -175,7 +185,7 @@ export class StreamSink {
    */
   write(chunk: unknown): number {
     const n = this.native
-    if (n === null || this.closed) return Write.Closed
+    if (n === null || this.closed || this.#failed) return Write.Closed
     let status: number
     if (typeof chunk === 'string') {
       // Small text is joined in JS: one native call per batch instead of one per event.
@@ -199,7 +209,28 @@ export class StreamSink {
   #writeText(): number {
     const text = this.#text
     this.#text = ''
-    return this.#after(this.native!.writeText(text))
+    if (!this.#sse) return this.#after(this.native!.writeText(text))
+    let status: number
+    try {
+      status = this.native!.writeSse(text)
+    } catch (err) {
+      // An invalid SSE field (`CZ_SSE_FIELD`): the events before it were written; the stream is
+      // cut as for any error after the first byte, and the error goes to onError.
+      this.#fail(fromNative(err))
+      return Write.Closed
+    }
+    return this.#after(status)
+  }
+
+  #fail(err: unknown): void {
+    this.#failed = true
+    this.native?.abort()
+    this.reportError?.(err)
+    try {
+      this.options.onError?.(err)
+    } catch {
+      /* a failing onError must not break the stream's cleanup */
+    }
   }
 
   #after(status: number): number {
@@ -221,7 +252,7 @@ export class StreamSink {
   /** Hands buffered bytes (JS text batch included) to the socket now. */
   _flush(): void {
     this.#dirty = false
-    if (this.closed || this.native === null) return
+    if (this.closed || this.native === null || this.#failed) return
     if (this.#text !== '') this.#writeText()
     this.native.flush()
   }
@@ -243,14 +274,19 @@ export class StreamSink {
   }
 
   end(): void {
-    if (this.#text !== '' && !this.closed) this.#writeText()
-    this.native?.end()
+    if (this.#text !== '' && !this.closed && !this.#failed) this.#writeText()
+    if (!this.#failed) this.native?.end()
   }
 
   /** Sends what was written, then cuts the connection without the terminating chunk. */
   abort(): void {
-    if (this.#text !== '' && !this.closed) this.#writeText()
+    if (this.#text !== '' && !this.closed && !this.#failed) this.#writeText()
     this.native?.abort()
+  }
+
+  /** `true` when the encoder refused a batch (the error was already reported). */
+  get failed(): boolean {
+    return this.#failed
   }
 
   /** @internal The ring drained. */

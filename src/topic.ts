@@ -76,7 +76,7 @@ export function subscribeTopic(host: ReplyHost, req: CatzillaRequest, t: SSETopi
       recent,
       o.maxBackpressure ?? 1 << 20,
       o.heartbeat ?? 15_000,
-      o.retry === undefined ? null : `retry: ${o.retry}\n\n`,
+      o.retry ?? null,
     )
   } catch (err) {
     throw fromNative(err)

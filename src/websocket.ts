@@ -1,4 +1,5 @@
 /** WebSockets: the `app.ws(path, behaviour)` behaviour type and the `WebSocket` handle JS code holds. */
+import { fromNative } from './errors.js'
 import type { NativeServer } from './native.js'
 import type { CatzillaRequest } from './request.js'
 
@@ -51,6 +52,18 @@ export interface WebSocketBehaviour<T = unknown> {
   drain?: (ws: WebSocket<T>) => void
   /** The socket closed (1005: no code sent, 1006: connection lost). Fires exactly once. */
   close?: (ws: WebSocket<T>, code: number, reason: string) => void
+}
+
+/** Publishes through the native fan-out (which validates `event`), skipping socket `exclude` (0: none). @internal */
+export function publishTo(native: NativeServer, topic: string, data: WebSocketData, event: string | undefined, exclude: number): number {
+  const wire = toWire(data)
+  try {
+    return typeof wire === 'string'
+      ? native.publishText(topic, wire, event ?? null, exclude)
+      : native.publishBinary(topic, wire, event ?? null, exclude)
+  } catch (err) {
+    throw fromNative(err)
+  }
 }
 
 /** Hands data to the native side as text or bytes. @internal */
@@ -120,12 +133,12 @@ export class WebSocket<T = unknown> {
     return this.#closed ? [] : this.#native.wsTopics(this.id)
   }
 
-  /** Publishes to every subscriber of `topic` except this socket; returns how many it reached. */
+  /**
+   * Publishes to every subscriber of `topic` except this socket; returns how many it reached.
+   * Throws `CZ_SSE_FIELD` (and sends nothing) when `options.event` contains CR, LF or NUL.
+   */
   publish(topic: string, data: WebSocketData, options: { event?: string } = {}): number {
-    const wire = toWire(data)
-    return typeof wire === 'string'
-      ? this.#native.publishText(topic, wire, options.event ?? null, this.id)
-      : this.#native.publishBinary(topic, wire, options.event ?? null, this.id)
+    return publishTo(this.#native, topic, data, options.event, this.id)
   }
 
   /** Outbound bytes queued and not yet written to the socket. */

@@ -7,6 +7,7 @@ use http_body::{Body, Frame, SizeHint};
 use std::fs::File;
 use std::future::Future as _;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
@@ -57,6 +58,83 @@ pub struct FileOptions {
     pub cache_control: Option<HeaderValue>,
     /// Extra headers (e.g. `Content-Disposition`).
     pub headers: HeaderMap,
+    /// When set, the file actually opened must lie inside this directory (404 otherwise).
+    pub confine: Option<Confinement>,
+}
+
+/// A directory a file must stay inside, checked on the final resolved path of the file that is
+/// actually opened (symlinks, `..` and an index file joined later all included).
+#[derive(Debug, Clone)]
+pub struct Confinement {
+    root: PathBuf,
+    dotfiles: bool,
+}
+
+impl Confinement {
+    /// Confines to `root` (resolved now; `Err` when it is not an existing directory). Without
+    /// `dotfiles`, a file whose resolved path has a component starting with `.` below the root
+    /// is refused too, so a harmless-looking symlink cannot expose `.env`.
+    pub fn new(root: &Path, dotfiles: bool) -> io::Result<Self> {
+        let root = root.canonicalize()?;
+        if !root.is_dir() {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        Ok(Self { root, dotfiles })
+    }
+
+    /// The resolved root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `true` when the resolved path `real` is inside the root and passes the dotfile rule.
+    pub fn allows(&self, real: &Path) -> bool {
+        let Ok(rel) = real.strip_prefix(&self.root) else { return false };
+        self.dotfiles
+            || rel.components().all(|c| match c {
+                Component::Normal(part) => part.as_bytes().first() != Some(&b'.'),
+                _ => false,
+            })
+    }
+
+    /// Opens `path` only if its final resolved path is allowed: the path is resolved, checked,
+    /// opened without following a last-moment symlink, and (on Linux) the opened descriptor's own
+    /// path is checked again, so a file swapped between the check and the open is refused too.
+    fn open(&self, path: &Path) -> io::Result<(File, PathBuf)> {
+        let denied = || io::Error::from(io::ErrorKind::NotFound);
+        let real = path.canonicalize()?;
+        if !self.allows(&real) {
+            return Err(denied());
+        }
+        let file = open_nofollow(&real)?;
+        if let Some(opened) = opened_path(&file) {
+            if !self.allows(&opened) {
+                return Err(denied());
+            }
+        }
+        Ok((file, real))
+    }
+}
+
+/// Opens for reading, refusing a symlink put in place after `canonicalize` (`O_NOFOLLOW`; its
+/// value differs between architectures, hence libc's constant).
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
+/// The path the kernel has for an open file (Linux `/proc/self/fd`); `None` where unavailable.
+fn opened_path(file: &File) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
 }
 
 /// What went wrong opening a file, mapped to a status.
@@ -112,9 +190,13 @@ fn value(s: &str) -> Option<HeaderValue> {
 
 /// Answers with the file at `path`: 200, 206, 304, 404, 403 or 416. Blocking work (open, stat,
 /// small reads) runs on tokio's blocking pool.
-pub async fn file_reply(path: PathBuf, cond: Conditions, opts: FileOptions) -> Reply {
+pub async fn file_reply(path: PathBuf, cond: Conditions, mut opts: FileOptions) -> Reply {
+    let confine = opts.confine.take();
     let opened = tokio::task::spawn_blocking(move || -> io::Result<(File, std::fs::Metadata, PathBuf)> {
-        let file = File::open(&path)?;
+        let (file, path) = match &confine {
+            Some(c) => c.open(&path)?,
+            None => (File::open(&path)?, path),
+        };
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::from(io::ErrorKind::NotFound));
@@ -298,7 +380,10 @@ impl Default for StaticOptions {
 
 /// Resolves the percent-encoded `rel` path under `root`, refusing anything that could leave it
 /// (`..`, absolute parts, NUL, backslashes, and symlinks pointing outside), and dotfiles unless
-/// allowed. `None` means 404.
+/// allowed. A directory resolves to its index file. Containment and the dotfile rule are checked
+/// on the final resolved path (after the index is joined and every symlink followed), so an
+/// `index.html` or a plain name that links outside the root or to a dotfile is refused. `None`
+/// means 404.
 pub fn resolve(root: &Path, rel: &str, opts: &StaticOptions) -> Option<PathBuf> {
     let decoded = percent_encoding::percent_decode_str(rel).decode_utf8().ok()?;
     if decoded.contains('\0') || decoded.contains('\\') {
@@ -317,15 +402,13 @@ pub fn resolve(root: &Path, rel: &str, opts: &StaticOptions) -> Option<PathBuf> 
             Component::ParentDir | Component::Prefix(_) => return None,
         }
     }
-    let canonical_root = root.canonicalize().ok()?;
+    let confine = Confinement::new(root, opts.dotfiles).ok()?;
     let mut real = path.canonicalize().ok()?;
-    if !real.starts_with(&canonical_root) {
-        return None;
-    }
     if real.is_dir() {
         real.push(opts.index.as_deref()?);
+        real = real.canonicalize().ok()?;
     }
-    Some(real)
+    confine.allows(&real).then_some(real)
 }
 
 /// Serves `rel` from the directory `root`.
@@ -340,7 +423,15 @@ pub async fn static_reply(
         tokio::task::spawn_blocking(move || resolve(&root, &rel, &opts)).await.ok().flatten()
     };
     let Some(path) = resolved else { return Reply::text(StatusCode::NOT_FOUND, "Not Found") };
-    let fo = FileOptions { cache_control: opts.cache_control.clone(), ..FileOptions::default() };
+    // The opened file is checked again: the tree may change between resolving and opening.
+    let Ok(confine) = Confinement::new(&root, opts.dotfiles) else {
+        return Reply::text(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let fo = FileOptions {
+        cache_control: opts.cache_control.clone(),
+        confine: Some(confine),
+        ..FileOptions::default()
+    };
     file_reply(path, cond, fo).await
 }
 
@@ -384,5 +475,35 @@ mod tests {
             assert_eq!(resolve(&dir, bad, &o), None, "{bad}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn regression_static_symlink_escape_through_index_and_dotfile_links() {
+        let base = std::env::temp_dir().join(format!("cz-static-links-{}", std::process::id()));
+        let dir = base.join("root");
+        std::fs::create_dir_all(dir.join("sub")).expect("dir");
+        std::fs::write(base.join("outside.txt"), "secret").expect("file");
+        std::fs::write(dir.join(".env"), "SECRET=1").expect("file");
+        std::fs::write(dir.join("ok.txt"), "ok").expect("file");
+        std::os::unix::fs::symlink(base.join("outside.txt"), dir.join("sub/index.html")).expect("link");
+        std::os::unix::fs::symlink(dir.join(".env"), dir.join("visible")).expect("link");
+        std::os::unix::fs::symlink(dir.join("ok.txt"), dir.join("alias.txt")).expect("link");
+        let o = StaticOptions::default();
+        assert_eq!(resolve(&dir, "sub/", &o), None, "index.html linking outside the root");
+        assert_eq!(resolve(&dir, "sub", &o), None, "the same without the trailing slash");
+        assert_eq!(resolve(&dir, "visible", &o), None, "a plain name linking to a dotfile");
+        assert_eq!(
+            resolve(&dir, "alias.txt", &o),
+            dir.join("ok.txt").canonicalize().ok(),
+            "links inside are fine"
+        );
+        let with_dots = StaticOptions { dotfiles: true, ..StaticOptions::default() };
+        assert!(resolve(&dir, "visible", &with_dots).is_some(), "dotfiles: true allows it");
+        let c = Confinement::new(&dir, false).expect("root");
+        assert!(c.open(&dir.join("visible")).is_err());
+        assert!(c.open(&dir.join("sub/index.html")).is_err());
+        assert!(c.open(&dir.join("../root/../outside.txt")).is_err());
+        assert!(c.open(&dir.join("alias.txt")).is_ok());
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

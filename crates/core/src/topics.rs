@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Sleep;
 
 use crate::body::ring::StreamAborted;
+use crate::sse::{self, SseFieldError};
 use crate::stats::Stats;
 use crate::ws::{Message, SendStatus, WsSocket};
 
@@ -236,13 +237,25 @@ impl Topics {
     /// goes to WebSockets as a text frame, a binary one as a binary frame; SSE subscribers get
     /// one event (`id` = the topic's sequence number, optional `event`). Returns how many
     /// subscribers it was handed to (slow WebSockets over their limit are not counted).
-    pub fn publish(&self, name: &str, message: Message, event: Option<&str>, exclude: Option<u64>) -> usize {
+    ///
+    /// An `event` name with CR, LF or NUL is refused before anything is sent (it would inject
+    /// fields or whole events into every SSE subscriber's stream).
+    pub fn publish(
+        &self,
+        name: &str,
+        message: Message,
+        event: Option<&str>,
+        exclude: Option<u64>,
+    ) -> Result<usize, SseFieldError> {
+        if let Some(e) = event {
+            sse::check_field("event", e)?;
+        }
         // With history on, a publish before anyone subscribed is kept for later replay.
         let topic =
             if self.config.history > 0 { Some(self.topic(name)) } else { self.map.lock().get(name).cloned() };
         let Some(topic) = topic else {
             self.stats.published(0);
-            return 0;
+            return Ok(0);
         };
         let mut st = topic.state.lock();
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
@@ -254,7 +267,7 @@ impl Topics {
             }
         }
         if !st.sse.is_empty() || self.config.history > 0 {
-            let frame = sse_frame(seq, event, &message);
+            let frame = sse_frame(seq, event, &message)?;
             let mut cut = Vec::new();
             for (id, q) in &st.sse {
                 if q.push(frame.clone()) {
@@ -286,7 +299,7 @@ impl Topics {
             self.record(&topic, seq, len);
         }
         self.stats.published(reached as u64);
-        reached
+        Ok(reached)
     }
 
     /// Subscribes an SSE client: the returned body streams the topic's events (after any replay)
@@ -314,12 +327,15 @@ impl Topics {
                     // Messages after `last` are gone (evicted, before this topic existed, or an
                     // id from another server run): say so before sending what is left.
                     _ => {
-                        let gap = format!(
-                            "event: cz-gap\ndata: {{\"lastEventId\":{},\"oldest\":{oldest}}}\n\n",
-                            json_string(last)
-                        );
-                        q.bytes += gap.len();
-                        q.frames.push_back(Bytes::from(gap));
+                        let data = format!("{{\"lastEventId\":{},\"oldest\":{oldest}}}", json_string(last));
+                        let mut gap = Vec::with_capacity(data.len() + 32);
+                        let ev =
+                            sse::Event { event: Some("cz-gap"), data: Some(&data), ..sse::Event::default() };
+                        // A constant event name and JSON without raw line ends: always valid.
+                        if sse::encode(&ev, &mut gap).is_ok() {
+                            q.bytes += gap.len();
+                            q.frames.push_back(Bytes::from(gap));
+                        }
                         Some(oldest)
                     }
                 },
@@ -374,8 +390,9 @@ fn json_string(s: &str) -> String {
     out
 }
 
-/// Encodes one SSE event: `id`, optional `event`, and the data split into `data:` lines.
-fn sse_frame(seq: u64, event: Option<&str>, message: &Message) -> Bytes {
+/// Encodes one topic message as an SSE event (`id` = the sequence number) with the one encoder,
+/// [`sse::encode`]. `event` was checked by [`Topics::publish`].
+fn sse_frame(seq: u64, event: Option<&str>, message: &Message) -> Result<Bytes, SseFieldError> {
     let lossy;
     let data: &str = match message {
         Message::Text(t) => t.as_str(),
@@ -385,20 +402,10 @@ fn sse_frame(seq: u64, event: Option<&str>, message: &Message) -> Bytes {
         }
         _ => "",
     };
-    let mut s = String::with_capacity(data.len() + 32);
-    let _ = writeln!(s, "id: {seq}");
-    if let Some(e) = event {
-        s.push_str("event: ");
-        s.push_str(e);
-        s.push('\n');
-    }
-    for line in data.split('\n') {
-        s.push_str("data: ");
-        s.push_str(line.strip_suffix('\r').unwrap_or(line));
-        s.push('\n');
-    }
-    s.push('\n');
-    Bytes::from(s)
+    let id = seq.to_string();
+    let mut out = Vec::with_capacity(data.len() + 32);
+    sse::encode(&sse::Event { id: Some(&id), event, data: Some(data), ..sse::Event::default() }, &mut out)?;
+    Ok(Bytes::from(out))
 }
 
 struct QueueState {
@@ -545,8 +552,27 @@ mod tests {
 
     #[test]
     fn sse_frames_split_lines_and_carry_the_event_name() {
-        let f = sse_frame(7, Some("up"), &Message::text("a\r\nb\nc"));
+        let f = sse_frame(7, Some("up"), &Message::text("a\r\nb\nc")).expect("valid");
         assert_eq!(&f[..], b"id: 7\nevent: up\ndata: a\ndata: b\ndata: c\n\n");
+    }
+
+    #[test]
+    fn regression_sse_event_injection_through_topics() {
+        let t = topics(0);
+        let opts = SseSubscribe { max_backpressure: 1 << 20, ..Default::default() };
+        let mut body = t.subscribe_sse("x", opts);
+        t.publish("x", Message::text("a\rid: 666\r\revent: evil\rdata: x"), None, None).expect("valid");
+        t.publish("x", Message::Binary(Bytes::from_static(b"b\rid: 7")), None, None).expect("valid");
+        let text = drain(&mut body);
+        assert_eq!(
+            text,
+            "id: 1\ndata: a\ndata: id: 666\ndata: \ndata: event: evil\ndata: data: x\n\nid: 2\ndata: b\ndata: id: 7\n\n"
+        );
+        for bad in ["evil\r\ndata: x", "a\rb", "a\0"] {
+            let e = t.publish("x", Message::text("hi"), Some(bad), None);
+            assert_eq!(e.map_err(|e| e.field()), Err("event"));
+        }
+        assert_eq!(drain(&mut body), "", "a refused publish sends nothing");
     }
 
     #[test]
@@ -558,18 +584,18 @@ mod tests {
         assert!(t.subscribe_ws("room", &a));
         assert!(!t.subscribe_ws("room", &a), "a second subscribe is a no-op");
         assert!(t.subscribe_ws("room", &b));
-        assert_eq!(t.publish("room", Message::text("hi"), None, None), 2);
-        assert_eq!(t.publish("room", Message::text("hi"), None, Some(1)), 1);
+        assert_eq!(t.publish("room", Message::text("hi"), None, None).expect("valid"), 2);
+        assert_eq!(t.publish("room", Message::text("hi"), None, Some(1)).expect("valid"), 1);
         assert!(t.unsubscribe_ws("room", &a));
-        assert_eq!(t.publish("room", Message::text("hi"), None, None), 1);
-        assert_eq!(t.publish("nobody", Message::text("hi"), None, None), 0);
+        assert_eq!(t.publish("room", Message::text("hi"), None, None).expect("valid"), 1);
+        assert_eq!(t.publish("nobody", Message::text("hi"), None, None).expect("valid"), 0);
     }
 
     #[test]
     fn history_is_bounded_and_replays_after_the_last_event_id() {
         let t = topics(3);
         for i in 1..=5 {
-            t.publish("feed", Message::text(format!("m{i}")), None, None);
+            t.publish("feed", Message::text(format!("m{i}")), None, None).expect("valid");
         }
         let opts =
             SseSubscribe { last_event_id: Some("3".into()), max_backpressure: 1 << 20, ..Default::default() };
@@ -595,7 +621,7 @@ mod tests {
         let t = Topics::new(config, Arc::new(Stats::default()));
         // 5,000 per-user topics of 1 KiB messages: 5 MiB if nothing were evicted.
         for user in 0..5000 {
-            t.publish(&format!("user:{user}"), Message::text("u".repeat(1000)), None, None);
+            t.publish(&format!("user:{user}"), Message::text("u".repeat(1000)), None, None).expect("valid");
             assert!(t.history_bytes() <= 64 * 1024 + 1100, "history grew to {}", t.history_bytes());
         }
         assert!(t.len() < 5000 - SWEEP_EVERY, "{} topics kept", t.len());
@@ -618,7 +644,7 @@ mod tests {
         let t = topics(0);
         let opts = SseSubscribe { max_backpressure: 1 << 20, ..Default::default() };
         let live = t.subscribe_sse("x", opts);
-        t.publish("x", Message::text("a"), None, None);
+        t.publish("x", Message::text("a"), None, None).expect("valid");
         let opts =
             SseSubscribe { last_event_id: Some("0".into()), max_backpressure: 1 << 20, ..Default::default() };
         let mut body = t.subscribe_sse("x", opts);
@@ -635,8 +661,8 @@ mod tests {
         let t = topics(0);
         let opts = SseSubscribe { max_backpressure: 100, ..Default::default() };
         let mut body = t.subscribe_sse("x", opts);
-        assert_eq!(t.publish("x", Message::text("a".repeat(60)), None, None), 1);
-        assert_eq!(t.publish("x", Message::text("a".repeat(60)), None, None), 0);
+        assert_eq!(t.publish("x", Message::text("a".repeat(60)), None, None).expect("valid"), 1);
+        assert_eq!(t.publish("x", Message::text("a".repeat(60)), None, None).expect("valid"), 0);
         assert_eq!(t.subscribers("x"), 0);
         let mut cx = Context::from_waker(Waker::noop());
         assert!(matches!(Pin::new(&mut body).poll_frame(&mut cx), Poll::Ready(Some(Err(_)))));

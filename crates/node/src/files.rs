@@ -1,8 +1,8 @@
 //! `NativeServer` methods for files: `sendFile` answers a request with a file read in Rust, and
 //! static routes are answered in Rust without entering JS.
 
-use catzilla_core::http::HeaderValue;
-use catzilla_core::{file_reply, Conditions, FileOptions, StaticOptions};
+use catzilla_core::http::{HeaderValue, StatusCode};
+use catzilla_core::{file_reply, Conditions, Confinement, FileOptions, Reply, StaticOptions};
 use napi_derive::napi;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,13 +47,17 @@ impl NativeServer {
     }
 
     /// Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), with the
-    /// request's conditional headers. Resolves to the status sent (0 if the client is gone).
+    /// request's conditional headers. With `root`, a relative `path` is resolved against it and
+    /// the file actually opened must resolve inside it (dotfiles only with `dotfiles`), else 404.
+    /// Resolves to the status sent (0 if the client is gone).
     #[napi]
     #[allow(clippy::too_many_arguments, reason = "one flat call per file keeps it one crossing")]
     pub async fn send_file(
         &self,
         id: u32,
         path: String,
+        root: Option<String>,
+        dotfiles: bool,
         headers: String,
         content_type: Option<String>,
         range: Option<String>,
@@ -68,8 +72,25 @@ impl NativeServer {
         let content_type = header_value(content_type)?;
         let Some(responder) = h.take_final(id) else { return Ok(0) };
         let cond = Conditions { range, if_range, if_none_match, if_modified_since };
-        let opts = FileOptions { content_type, cache_control: None, headers: extra };
-        let reply = file_reply(PathBuf::from(path), cond, opts).await;
+        let (path, confine) = match root {
+            None => (PathBuf::from(path), None),
+            Some(root) => {
+                let root = PathBuf::from(root);
+                let confine = tokio::task::spawn_blocking(move || Confinement::new(&root, dotfiles))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                match confine {
+                    Some(c) => (c.root().join(path), Some(c)),
+                    None => {
+                        let reply = Reply::text(StatusCode::NOT_FOUND, "Not Found");
+                        return Ok(if responder.send(reply) { 404 } else { 0 });
+                    }
+                }
+            }
+        };
+        let opts = FileOptions { content_type, cache_control: None, headers: extra, confine };
+        let reply = file_reply(path, cond, opts).await;
         let status = u32::from(reply.status.as_u16());
         Ok(if responder.send(reply) { status } else { 0 })
     }

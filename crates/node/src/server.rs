@@ -262,8 +262,7 @@ impl NativeServer {
         status: u32,
         headers: String,
         buffer_size: u32,
-        heartbeat_ms: u32,
-        heartbeat: Option<String>,
+        sse_heartbeat_ms: u32,
         compress: Option<bool>,
     ) -> napi::Result<Option<NativeStream>> {
         let Some(h) = self.handler() else { return Ok(None) };
@@ -275,10 +274,12 @@ impl NativeServer {
         let size = if buffer_size == 0 { self.config.buffer_size } else { buffer_size as usize };
         let info = Arc::new(Mutex::new(None));
         let events = StreamEvents { id, handler: h.clone(), info: info.clone() };
-        let heartbeat = match (heartbeat_ms, heartbeat) {
-            (0, _) | (_, None) => None,
-            (ms, Some(text)) => Some((Duration::from_millis(u64::from(ms)), Bytes::from(text))),
-        };
+        let heartbeat = (sse_heartbeat_ms > 0).then(|| {
+            (
+                Duration::from_millis(u64::from(sse_heartbeat_ms)),
+                Bytes::from_static(catzilla_core::sse::HEARTBEAT),
+            )
+        });
         let config = RingConfig { capacity: size, heartbeat, compress };
         let (writer, body) = ring(config, Box::new(events), self.stats.clone(), self.budget.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {

@@ -1,12 +1,13 @@
 //! `NativeStream`: the JS handle of one response stream; synchronous writes into the bounded ring.
 
-use catzilla_core::{CloseInfo, RingEvents, RingWriter, WriteStatus};
+use catzilla_core::{sse, CloseInfo, PackedError, RingEvents, RingWriter, WriteStatus};
 use napi::bindgen_prelude::BufferSlice;
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::sync::Arc;
 
 use crate::dispatch::{Event, JsHandler};
+use crate::server::code_error;
 
 /// Forwards ring notifications to the JS dispatcher and keeps the close report for `closeInfo()`.
 pub(crate) struct StreamEvents {
@@ -60,6 +61,21 @@ impl NativeStream {
     #[napi]
     pub fn write_text(&self, chunk: String) -> u32 {
         self.writer.write(chunk.as_bytes()) as u32
+    }
+
+    /// Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) with the
+    /// core's one SSE encoder and copies them into the ring. Throws `CZ_SSE_FIELD` on an invalid
+    /// `id`, `event` or `retry`, after the events before it were written.
+    #[napi]
+    pub fn write_sse(&self, packed: String) -> napi::Result<u32> {
+        let mut out = Vec::with_capacity(packed.len() + 64);
+        let encoded = sse::encode_packed(&packed, &mut out);
+        let status = if out.is_empty() { self.writer.write(&[]) } else { self.writer.write(&out) };
+        match encoded {
+            Ok(_) => Ok(status as u32),
+            Err(PackedError::Field(e)) => Err(code_error("CZ_SSE_FIELD", e.to_string())),
+            Err(e @ PackedError::Malformed) => Err(code_error("CZ_INTERNAL", e.to_string())),
+        }
     }
 
     /// Hands buffered bytes to the socket now; JS calls it once per tick for each written stream.

@@ -1,7 +1,7 @@
 //! `NativeServer` methods for topics: publish (fan-out in Rust) and SSE topic subscriptions.
 
 use catzilla_core::http::StatusCode;
-use catzilla_core::{Bytes, Message, Reply, ReplyBody, SseSubscribe};
+use catzilla_core::{sse, Bytes, Message, Reply, ReplyBody, SseSubscribe};
 use napi::bindgen_prelude::BufferSlice;
 use napi_derive::napi;
 use std::time::Duration;
@@ -16,12 +16,23 @@ fn exclude(ws: u32) -> Option<u64> {
 impl NativeServer {
     /// Publishes a text message to `topic` (WebSocket text frame; SSE event with optional
     /// `event`), skipping socket `excludeWs` (0: none). Returns the number of subscribers reached.
+    /// Throws `CZ_SSE_FIELD` when `event` contains CR, LF or NUL.
     #[napi]
-    pub fn publish_text(&self, topic: String, text: String, event: Option<String>, exclude_ws: u32) -> u32 {
-        self.topics.publish(&topic, Message::text(text), event.as_deref(), exclude(exclude_ws)) as u32
+    pub fn publish_text(
+        &self,
+        topic: String,
+        text: String,
+        event: Option<String>,
+        exclude_ws: u32,
+    ) -> napi::Result<u32> {
+        self.topics
+            .publish(&topic, Message::text(text), event.as_deref(), exclude(exclude_ws))
+            .map(|n| n as u32)
+            .map_err(|e| code_error("CZ_SSE_FIELD", e.to_string()))
     }
 
     /// Publishes a binary message to `topic` (WebSocket binary frame; SSE gets it as UTF-8 text).
+    /// Throws `CZ_SSE_FIELD` when `event` contains CR, LF or NUL.
     #[napi]
     pub fn publish_binary(
         &self,
@@ -29,9 +40,12 @@ impl NativeServer {
         data: BufferSlice,
         event: Option<String>,
         exclude_ws: u32,
-    ) -> u32 {
+    ) -> napi::Result<u32> {
         let message = Message::Binary(Bytes::copy_from_slice(&data));
-        self.topics.publish(&topic, message, event.as_deref(), exclude(exclude_ws)) as u32
+        self.topics
+            .publish(&topic, message, event.as_deref(), exclude(exclude_ws))
+            .map(|n| n as u32)
+            .map_err(|e| code_error("CZ_SSE_FIELD", e.to_string()))
     }
 
     /// Subscribers (WebSocket and SSE) of `topic` now.
@@ -40,8 +54,9 @@ impl NativeServer {
         self.topics.subscribers(&topic) as u32
     }
 
-    /// Answers request `id` with an SSE stream fed by `topic`: first `preamble`, then the replay
-    /// (after `lastEventId`, or the `recent` last messages), then live events. A subscriber more
+    /// Answers request `id` with an SSE stream fed by `topic`: the replay
+    /// (after `lastEventId`, or the `recent` last messages), then live events; `retryMs` is sent
+    /// first as the client's reconnection delay. A subscriber more
     /// than `maxBackpressure` bytes behind is cut (it reconnects and replays). Returns `false`
     /// when the client is gone; throws `CZ_BAD_HEADER` for invalid headers.
     #[napi]
@@ -55,7 +70,7 @@ impl NativeServer {
         recent: u32,
         max_backpressure: f64,
         heartbeat_ms: u32,
-        preamble: Option<String>,
+        retry_ms: Option<u32>,
     ) -> napi::Result<bool> {
         let Some(h) = self.handler() else { return Ok(false) };
         let Some(headers) = parse_headers(&headers) else {
@@ -66,11 +81,31 @@ impl NativeServer {
             last_event_id,
             recent: recent as usize,
             max_backpressure: max_backpressure.max(1.0) as usize,
-            heartbeat: (heartbeat_ms > 0)
-                .then(|| (Duration::from_millis(u64::from(heartbeat_ms)), Bytes::from_static(b":\n\n"))),
-            preamble: preamble.map(Bytes::from),
+            heartbeat: (heartbeat_ms > 0).then(|| {
+                (Duration::from_millis(u64::from(heartbeat_ms)), Bytes::from_static(sse::HEARTBEAT))
+            }),
+            preamble: retry_ms.map(|ms| {
+                let mut out = Vec::with_capacity(16);
+                // `retry` alone cannot be invalid.
+                let _ = sse::encode(
+                    &sse::Event { retry: Some(u64::from(ms)), ..sse::Event::default() },
+                    &mut out,
+                );
+                Bytes::from(out)
+            }),
         };
         let body = self.topics.subscribe_sse(&topic, opts);
         Ok(responder.send(Reply { status: StatusCode::OK, headers, body: ReplyBody::Topic(body) }))
     }
+}
+
+/// Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) to text with
+/// the core's one SSE encoder. Throws `CZ_SSE_FIELD` on an invalid `id`, `event` or `retry`.
+#[napi]
+#[cfg_attr(test, allow(dead_code, reason = "only Node calls it; #[napi] registers it outside tests"))]
+pub fn encode_sse(packed: String) -> napi::Result<String> {
+    let mut out = Vec::with_capacity(packed.len() + 16);
+    sse::encode_packed(&packed, &mut out).map_err(|e| code_error("CZ_SSE_FIELD", e.to_string()))?;
+    // The encoder copies UTF-8 input and ASCII framing only.
+    String::from_utf8(out).map_err(|_| code_error("CZ_SSE_FIELD", "SSE output is not UTF-8"))
 }
