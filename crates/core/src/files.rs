@@ -166,6 +166,11 @@ fn parse_range(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     }
     let (a, b) = spec.trim().split_once('-')?;
     let (a, b) = (a.trim(), b.trim());
+    // RFC 9110 §14.1.1: positions are 1*DIGIT; `parse` alone would also take a leading `+`.
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if !(a.is_empty() || digits(a)) || !(b.is_empty() || digits(b)) {
+        return None;
+    }
     if a.is_empty() {
         let n: u64 = b.parse().ok()?;
         if n == 0 || len == 0 {
@@ -451,6 +456,14 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100), None, "several ranges: send the whole file");
         assert_eq!(parse_range("items=0-1", 100), None);
         assert_eq!(parse_range("bytes=5-1", 100), None);
+    }
+
+    #[test]
+    fn regression_range_with_a_plus_sign_is_ignored() {
+        assert_eq!(parse_range("bytes=+1-2", 100), None);
+        assert_eq!(parse_range("bytes=1-+2", 100), None);
+        assert_eq!(parse_range("bytes=-+2", 100), None);
+        assert_eq!(parse_range("bytes=0x1-2", 100), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The response body type given to hyper, and the core's own short error responses.
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,8 +12,25 @@ use crate::files::FileBody;
 use crate::handler::{Reply, ReplyBody};
 use crate::topics::TopicBody;
 
-/// Called when a response body is dropped (sent, or its connection closed).
-pub(crate) type OnDone = Box<dyn FnOnce() + Send>;
+/// Runs its hook exactly once when dropped: when the response body is gone (sent, or its
+/// connection closed), or, if no response was ever built, when the request future is dropped
+/// (hyper drops it when the client leaves before the reply), so per-request counters always
+/// come back down.
+pub(crate) struct OnDone(Option<Box<dyn FnOnce() + Send>>);
+
+impl OnDone {
+    pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Self {
+        Self(Some(Box::new(f)))
+    }
+}
+
+impl Drop for OnDone {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
 
 /// A response body: complete (with `Content-Length`) or a streaming ring.
 pub struct ResponseBody {
@@ -48,14 +65,6 @@ impl ResponseBody {
     pub(crate) fn with_done(mut self, on_done: OnDone) -> Self {
         self.on_done = Some(on_done);
         self
-    }
-}
-
-impl Drop for ResponseBody {
-    fn drop(&mut self) {
-        if let Some(f) = self.on_done.take() {
-            f();
-        }
     }
 }
 
@@ -180,12 +189,19 @@ fn is_managed(name: &http::HeaderName) -> bool {
 pub(crate) fn build(reply: Reply, on_done: Option<OnDone>) -> http::Response<ResponseBody> {
     let Reply { status, mut headers, body } = reply;
     if headers.keys().any(is_managed) {
-        let keep: Vec<_> = headers.drain().filter_map(|(k, v)| k.map(|k| (k, v))).collect();
-        for (k, v) in keep {
-            if !is_managed(&k) {
-                headers.append(k, v);
+        // `drain` names a header once and yields its further values with `None`: carry the name
+        // forward, or every repeated header (`Set-Cookie`) would keep only its first value.
+        let mut keep = HeaderMap::with_capacity(headers.len());
+        let mut last: Option<http::HeaderName> = None;
+        for (k, v) in headers.drain() {
+            if let Some(k) = k {
+                last = Some(k);
+            }
+            if let Some(k) = last.as_ref().filter(|k| !is_managed(k)) {
+                keep.append(k.clone(), v);
             }
         }
+        headers = keep;
     }
     if status == StatusCode::UPGRADE_REQUIRED {
         // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
@@ -210,4 +226,27 @@ pub(crate) fn method_not_allowed(allow: &str) -> http::Response<ResponseBody> {
         res.headers_mut().insert(http::header::ALLOW, v);
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_repeated_response_headers_survive_a_managed_header() {
+        let mut headers = HeaderMap::new();
+        headers.append(http::header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(http::header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        headers.append(http::header::CONNECTION, HeaderValue::from_static("close"));
+        headers.append(http::header::VARY, HeaderValue::from_static("x"));
+        headers.append(http::header::VARY, HeaderValue::from_static("y"));
+        headers.append(http::header::CONTENT_LENGTH, HeaderValue::from_static("999"));
+        let res = build(Reply::full(StatusCode::OK, headers, "hi"), None);
+        let values =
+            |n| res.headers().get_all(n).iter().map(|v| v.to_str().unwrap_or("?")).collect::<Vec<_>>();
+        assert_eq!(values(http::header::SET_COOKIE), ["a=1", "b=2"]);
+        assert_eq!(values(http::header::VARY), ["x", "y"]);
+        assert!(res.headers().get(http::header::CONNECTION).is_none());
+        assert!(res.headers().get(http::header::CONTENT_LENGTH).is_none());
+    }
 }

@@ -31,7 +31,13 @@ pub enum RouteMatch<T> {
 struct Entry<T> {
     by_method: HashMap<Method, T>,
     any: Option<T>,
+    /// The pattern as first registered, to name it when a later one clashes.
+    pattern: String,
 }
+
+/// Path parameters one route may have: matchit names them `a`..`z` internally and panics past
+/// that (26), so a longer route is refused here with an error instead.
+pub const MAX_PARAMS: usize = 25;
 
 /// Wildcard parameter name exposed to handlers for a bare trailing `*`.
 pub const WILDCARD: &str = "*";
@@ -57,6 +63,7 @@ fn to_matchit(pattern: &str) -> Result<String, RouteError> {
     }
     let mut out = String::with_capacity(pattern.len() + 8);
     let segments: Vec<&str> = pattern.split('/').collect();
+    let mut names: Vec<&str> = Vec::new();
     let last = segments.len() - 1;
     for (i, seg) in segments.iter().enumerate() {
         if i > 0 {
@@ -69,12 +76,22 @@ fn to_matchit(pattern: &str) -> Result<String, RouteError> {
             if name.is_empty() || name.contains(':') || name.contains('*') {
                 return Err(RouteError(format!("route {pattern:?}: bad parameter {seg:?}")));
             }
+            if names.contains(&name) {
+                return Err(RouteError(format!("route {pattern:?}: parameter {name:?} appears twice")));
+            }
+            names.push(name);
+            if names.len() > MAX_PARAMS {
+                return Err(RouteError(format!("route {pattern:?}: more than {MAX_PARAMS} parameters")));
+            }
             out.push('{');
             out.push_str(name);
             out.push('}');
         } else if let Some(name) = seg.strip_prefix('*') {
             if i != last {
                 return Err(RouteError(format!("route {pattern:?}: '*' must be the last segment")));
+            }
+            if !name.is_empty() && names.contains(&name) {
+                return Err(RouteError(format!("route {pattern:?}: parameter {name:?} appears twice")));
             }
             out.push_str("{*");
             out.push_str(if name.is_empty() { "__cz_wild" } else { name });
@@ -94,27 +111,49 @@ impl<T: Clone> Router<T> {
         Self::default()
     }
 
-    /// Adds a route. `method` `None` registers the value for every method.
+    /// Adds a route. `method` `None` registers the value for every method. Registering the same
+    /// method and path twice is an error naming both registrations (silently replacing the first
+    /// handler hides bugs).
     pub fn add(&mut self, method: Option<Method>, pattern: &str, value: T) -> Result<(), RouteError> {
         let key = to_matchit(pattern)?;
         let idx = match self.patterns.get(&key) {
             Some(&idx) => idx,
             None => {
                 let idx = self.entries.len();
-                self.tree
-                    .insert(key.clone(), idx)
-                    .map_err(|e| RouteError(format!("route {pattern:?}: {e}")))?;
-                self.entries.push(Entry { by_method: HashMap::new(), any: None });
+                // `to_matchit` keeps routes within matchit's limits; a panic left in it must still
+                // not unwind through the caller (the Node binding would abort the process).
+                let inserted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.tree.insert(key.clone(), idx)
+                }))
+                .map_err(|_| RouteError(format!("route {pattern:?}: rejected by the router")))?;
+                inserted.map_err(|e| RouteError(format!("route {pattern:?}: {e}")))?;
+                self.entries.push(Entry {
+                    by_method: HashMap::new(),
+                    any: None,
+                    pattern: pattern.to_owned(),
+                });
                 self.patterns.insert(key, idx);
                 idx
             }
         };
         let entry = &mut self.entries[idx];
-        let slot = match method {
-            Some(m) => entry.by_method.entry(m).or_insert_with(|| value.clone()),
-            None => entry.any.get_or_insert_with(|| value.clone()),
+        let taken = match &method {
+            Some(m) => entry.by_method.contains_key(m),
+            None => entry.any.is_some(),
         };
-        *slot = value;
+        if taken {
+            let what = method.as_ref().map_or("ALL", Method::as_str);
+            return Err(RouteError(format!(
+                "route {what} {pattern:?} is already registered (as {what} {:?})",
+                entry.pattern
+            )));
+        }
+        match method {
+            Some(m) => {
+                entry.by_method.insert(m, value);
+            }
+            None => entry.any = Some(value),
+        }
         Ok(())
     }
 
@@ -236,10 +275,35 @@ mod tests {
     }
 
     #[test]
-    fn re_adding_a_route_replaces_its_handler() {
+    fn regression_duplicate_routes_are_an_error_naming_both() {
         let mut r = Router::new();
         r.add(Some(Method::GET), "/x", 1).unwrap();
-        r.add(Some(Method::GET), "/x", 2).unwrap();
-        assert_eq!(r.find(&Method::GET, "/x"), RouteMatch::Found(2, vec![]));
+        let e = r.add(Some(Method::GET), "/x", 2).unwrap_err();
+        assert_eq!(e.0, "route GET \"/x\" is already registered (as GET \"/x\")");
+        assert_eq!(r.find(&Method::GET, "/x"), RouteMatch::Found(1, vec![]), "the first one stays");
+        r.add(Some(Method::POST), "/x", 3).unwrap();
+        r.add(None, "/x", 4).unwrap();
+        assert!(r.add(None, "/x", 5).is_err());
+    }
+
+    #[test]
+    fn regression_duplicate_param_names_are_an_error() {
+        let mut r = Router::new();
+        assert!(r.add(None, "/u/:id/:id", 1).unwrap_err().0.contains("\"id\" appears twice"));
+        assert!(r.add(None, "/u/:rest/*rest", 1).is_err());
+        assert!(r.add(None, "/u/:a/:b", 1).is_ok());
+    }
+
+    #[test]
+    fn regression_a_route_with_26_parameters_is_an_error_not_a_panic() {
+        let mut r = Router::new();
+        let pattern = |n: usize| (0..n).map(|i| format!("/:p{i}")).collect::<String>();
+        assert!(r.add(None, &pattern(MAX_PARAMS), 1).is_ok());
+        for n in [MAX_PARAMS + 1, 40] {
+            let e = r.add(None, &format!("/x{}", pattern(n)), 1).unwrap_err();
+            assert!(e.0.contains("more than 25 parameters"), "{e}");
+        }
+        let path: String = (0..MAX_PARAMS).map(|i| format!("/{i}")).collect();
+        assert!(matches!(r.find(&Method::GET, &path), RouteMatch::Found(1, p) if p.len() == MAX_PARAMS));
     }
 }

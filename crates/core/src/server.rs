@@ -276,7 +276,7 @@ impl<H: Handler> Drop for CancelGuard<H> {
 fn done_hook<H: Handler>(shared: &Arc<Shared<H>>, conn: &Arc<ConnState>) -> response::OnDone {
     let shared = shared.clone();
     let conn = conn.clone();
-    Box::new(move || {
+    response::OnDone::new(move || {
         conn.idle_since_ms.store(shared.started.elapsed().as_millis() as u64, Ordering::Release);
         conn.inflight.fetch_sub(1, Ordering::AcqRel);
         shared.stats.request_finished();

@@ -25,7 +25,7 @@ fn header_value(v: Option<String>) -> napi::Result<Option<HeaderValue>> {
 impl NativeServer {
     /// Makes route `routeId` (a `prefix/*` pattern) serve files from `dir` in Rust. Throws
     /// `CZ_STATIC` when `dir` is not a readable directory.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn static_route(
         &self,
         route_id: u32,
@@ -50,7 +50,7 @@ impl NativeServer {
     /// request's conditional headers. With `root`, a relative `path` is resolved against it and
     /// the file actually opened must resolve inside it (dotfiles only with `dotfiles`), else 404.
     /// Resolves to the status sent (0 if the client is gone).
-    #[napi]
+    #[napi(catch_unwind)]
     #[allow(clippy::too_many_arguments, reason = "one flat call per file keeps it one crossing")]
     pub async fn send_file(
         &self,

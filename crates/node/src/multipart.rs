@@ -96,7 +96,7 @@ impl JsHandler {
 impl NativeServer {
     /// Starts reading request `id`'s body as multipart with `boundary`; `prebuffered` is the
     /// body JS already received with the request, if any. `false` when the request is gone.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn multipart_start(&self, id: u32, boundary: String, prebuffered: Option<BufferSlice>) -> bool {
         let Some(h) = self.handler() else { return false };
         let Some(streaming) = h.take_body(id) else { return false };
@@ -110,7 +110,7 @@ impl NativeServer {
     }
 
     /// Moves to the next part: a PartStart, PartsEnd or BodyError event follows.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn multipart_next(&self, id: u32) {
         if let Some(h) = self.handler() {
             h.part_step(id, true);
@@ -118,7 +118,7 @@ impl NativeServer {
     }
 
     /// Reads the current part: a Body, BodyEnd or BodyError event follows.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn multipart_read(&self, id: u32) {
         if let Some(h) = self.handler() {
             h.part_step(id, false);

@@ -81,7 +81,7 @@ pub(crate) fn parse_headers(packed: &str) -> Option<HeaderMap> {
 #[napi]
 impl NativeServer {
     /// Creates a server; nothing is bound until `listen`.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(options: Option<ServerOptions>) -> Self {
         let o = options.unwrap_or_default();
         let mut c = ServerConfig::default();
@@ -144,7 +144,7 @@ impl NativeServer {
     }
 
     /// Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn route(&self, method: String, path: String, route_id: u32) -> napi::Result<()> {
         let method = match method.to_ascii_uppercase().as_str() {
             "ALL" => None,
@@ -154,7 +154,7 @@ impl NativeServer {
     }
 
     /// Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_dispatcher(
         &self,
         #[napi(
@@ -168,7 +168,7 @@ impl NativeServer {
     }
 
     /// Binds and starts serving. Throws `CZ_LISTEN` when the address cannot be bound.
-    #[napi]
+    #[napi(catch_unwind)]
     pub async fn listen(&self, host: String, port: u32) -> napi::Result<ListenInfo> {
         let handler = self.handler.lock().clone().ok_or_else(|| code_error("CZ_LISTEN", "no dispatcher"))?;
         match self.bind(handler, &host, port).await {
@@ -206,7 +206,7 @@ impl NativeServer {
     }
 
     /// Graceful close: stop accepting, let responses finish up to `timeoutMs`, then cut.
-    #[napi]
+    #[napi(catch_unwind)]
     pub async fn close(&self, timeout_ms: u32) -> napi::Result<()> {
         let handle = self.handle.lock().take();
         if let Some(h) = handle {
@@ -223,14 +223,14 @@ impl NativeServer {
     }
 
     /// Completes request `id` with a whole body. Returns a `ReplyCode`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reply(&self, id: u32, status: u32, headers: String, body: Option<BufferSlice>) -> u32 {
         let bytes = body.map_or_else(Bytes::new, |b| Bytes::copy_from_slice(&b));
         self.send(id, status, &headers, bytes)
     }
 
     /// Completes request `id` with a string body (UTF-8). Returns a `ReplyCode`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reply_text(&self, id: u32, status: u32, headers: String, body: String) -> u32 {
         self.send(id, status, &headers, Bytes::from(body))
     }
@@ -254,7 +254,7 @@ impl NativeServer {
     /// overrides the server's compression for this stream (`null`: follow it). Returns
     /// `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
     /// stays pending).
-    #[napi]
+    #[napi(catch_unwind)]
     #[allow(clippy::too_many_arguments, reason = "one flat call per stream keeps it one crossing")]
     pub fn start_stream(
         &self,
@@ -290,7 +290,7 @@ impl NativeServer {
     }
 
     /// Requests the next chunk of request `id`'s body; it arrives as a Body/BodyEnd/BodyError event.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn read_body(&self, id: u32) {
         if let Some(h) = self.handler() {
             h.read_body(id);
@@ -298,13 +298,13 @@ impl NativeServer {
     }
 
     /// Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn count_handler_error(&self) {
         self.stats.count(catzilla_core::Rejection::HandlerError);
     }
 
     /// The server's counters.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stats(&self) -> NativeStats {
         let mut s: NativeStats = self.stats.snapshot().into();
         s.stream_memory = self.budget.used() as f64;

@@ -52,13 +52,13 @@ pub struct NativeStream {
 #[napi]
 impl NativeStream {
     /// Copies bytes into the ring.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn write(&self, chunk: BufferSlice) -> u32 {
         self.writer.write(&chunk) as u32
     }
 
     /// Copies a string's UTF-8 bytes into the ring.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn write_text(&self, chunk: String) -> u32 {
         self.writer.write(chunk.as_bytes()) as u32
     }
@@ -66,7 +66,7 @@ impl NativeStream {
     /// Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) with the
     /// core's one SSE encoder and copies them into the ring. Throws `CZ_SSE_FIELD` on an invalid
     /// `id`, `event` or `retry`, after the events before it were written.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn write_sse(&self, packed: String) -> napi::Result<u32> {
         let mut out = Vec::with_capacity(packed.len() + 64);
         let encoded = sse::encode_packed(&packed, &mut out);
@@ -79,37 +79,37 @@ impl NativeStream {
     }
 
     /// Hands buffered bytes to the socket now; JS calls it once per tick for each written stream.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn flush(&self) {
         self.writer.flush();
     }
 
     /// Ends the stream after the buffered bytes.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn end(&self) {
         self.writer.end();
     }
 
     /// Aborts: the connection is cut without the terminating chunk.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn abort(&self) {
         self.writer.abort();
     }
 
     /// Bytes buffered in the ring, not yet handed to the socket.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn buffered(&self) -> u32 {
         self.writer.buffered() as u32
     }
 
     /// `true` once the stream can take no more writes.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn closed(&self) -> bool {
         self.writer.is_closed()
     }
 
     /// The close report, once the stream is over.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn close_info(&self) -> Option<StreamCloseInfo> {
         self.info.lock().map(|i| StreamCloseInfo {
             bytes: i.bytes as f64,

@@ -17,7 +17,7 @@ impl NativeServer {
     /// Publishes a text message to `topic` (WebSocket text frame; SSE event with optional
     /// `event`), skipping socket `excludeWs` (0: none). Returns the number of subscribers reached.
     /// Throws `CZ_SSE_FIELD` when `event` contains CR, LF or NUL.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn publish_text(
         &self,
         topic: String,
@@ -33,7 +33,7 @@ impl NativeServer {
 
     /// Publishes a binary message to `topic` (WebSocket binary frame; SSE gets it as UTF-8 text).
     /// Throws `CZ_SSE_FIELD` when `event` contains CR, LF or NUL.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn publish_binary(
         &self,
         topic: String,
@@ -49,7 +49,7 @@ impl NativeServer {
     }
 
     /// Subscribers (WebSocket and SSE) of `topic` now.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn subscribers(&self, topic: String) -> u32 {
         self.topics.subscribers(&topic) as u32
     }
@@ -59,7 +59,7 @@ impl NativeServer {
     /// first as the client's reconnection delay. A subscriber more
     /// than `maxBackpressure` bytes behind is cut (it reconnects and replays). Returns `false`
     /// when the client is gone; throws `CZ_BAD_HEADER` for invalid headers.
-    #[napi]
+    #[napi(catch_unwind)]
     #[allow(clippy::too_many_arguments, reason = "one flat call per subscription keeps it one crossing")]
     pub fn subscribe_sse(
         &self,
@@ -101,7 +101,7 @@ impl NativeServer {
 
 /// Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) to text with
 /// the core's one SSE encoder. Throws `CZ_SSE_FIELD` on an invalid `id`, `event` or `retry`.
-#[napi]
+#[napi(catch_unwind)]
 #[cfg_attr(test, allow(dead_code, reason = "only Node calls it; #[napi] registers it outside tests"))]
 pub fn encode_sse(packed: String) -> napi::Result<String> {
     let mut out = Vec::with_capacity(packed.len() + 16);

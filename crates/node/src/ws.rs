@@ -89,7 +89,7 @@ mod methods {
     #[napi]
     impl NativeServer {
         /// Declares route `routeId` a WebSocket route with these settings.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_route(&self, route_id: u32, options: Option<WsOptions>) {
             let o = options.unwrap_or_default();
             let mut c = WsConfig::default();
@@ -113,7 +113,7 @@ mod methods {
         /// Accepts the upgrade of request `id` (on WebSocket route `routeId`) with extra response
         /// headers (e.g. `sec-websocket-protocol`). Returns the socket id, or 0 when the client
         /// is gone. Throws `CZ_BAD_HEADER` for invalid headers.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn accept_ws(&self, id: u32, route_id: u32, headers: String) -> napi::Result<u32> {
             let Some(h) = self.handler() else { return Ok(0) };
             let Some(headers) = parse_headers(&headers) else {
@@ -139,19 +139,19 @@ mod methods {
         }
 
         /// Queues a text message. Returns 0 sent, 1 queued over the limit, 2 dropped.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_send_text(&self, ws: u32, text: String) -> u32 {
             self.socket(ws).map_or(DROPPED, |s| s.send(Message::text(text)) as u32)
         }
 
         /// Queues a binary message. Returns 0 sent, 1 queued over the limit, 2 dropped.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_send_binary(&self, ws: u32, data: BufferSlice) -> u32 {
             self.socket(ws).map_or(DROPPED, |s| s.send(Message::Binary(Bytes::copy_from_slice(&data))) as u32)
         }
 
         /// Starts the close handshake after the queued messages.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_close(&self, ws: u32, code: u32, reason: String) {
             if let Some(s) = self.socket(ws) {
                 s.close(u16::try_from(code).unwrap_or(1000), &reason);
@@ -159,25 +159,25 @@ mod methods {
         }
 
         /// Outbound bytes not yet written.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_buffered(&self, ws: u32) -> f64 {
             self.socket(ws).map_or(0.0, |s| s.buffered_amount() as f64)
         }
 
         /// Subscribes socket `ws` to `topic`; `false` if it already was (or is closed).
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_subscribe(&self, ws: u32, topic: String) -> bool {
             self.socket(ws).is_some_and(|s| self.topics.subscribe_ws(&topic, &s))
         }
 
         /// Unsubscribes socket `ws` from `topic`; `false` if it was not subscribed.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_unsubscribe(&self, ws: u32, topic: String) -> bool {
             self.socket(ws).is_some_and(|s| self.topics.unsubscribe_ws(&topic, &s))
         }
 
         /// The topics socket `ws` is subscribed to.
-        #[napi]
+        #[napi(catch_unwind)]
         pub fn ws_topics(&self, ws: u32) -> Vec<String> {
             self.socket(ws).map_or_else(Vec::new, |s| s.topics())
         }
