@@ -93,6 +93,7 @@ export class Catzilla implements ReplyHost {
       maxConnections: l.maxConnections,
       maxBodySize: l.maxBodySize,
       maxHeaderSize: l.maxHeaderSize,
+      maxHeaders: l.maxHeaders,
       maxUrlLength: l.maxUrlLength,
       topicHistory: options.topicHistory,
       ...compressionOptions(options.compression),

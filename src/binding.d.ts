@@ -242,6 +242,8 @@ export interface NativeStats {
   subscribersDropped: number
   /** Connections cut because the client stopped reading for `timeouts.streamIdle`. */
   stalledCut: number
+  /** Request heads not completed within `timeouts.headers` (answered 408; also in `timeouts`). */
+  headerTimeouts: number
 }
 
 /** Outcome codes of the synchronous reply calls. */
@@ -264,6 +266,8 @@ export interface ServerOptions {
   maxBodySize?: number
   /** Maximum request head bytes (431 beyond). */
   maxHeaderSize?: number
+  /** Maximum request header fields (431 beyond). */
+  maxHeaders?: number
   /** Maximum request-target bytes (414 beyond). */
   maxUrlLength?: number
   /** Maximum open connections (503 beyond). */

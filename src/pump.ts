@@ -1,12 +1,24 @@
 /** The pull-based pump: moves chunks from iterables and writer functions into the Rust ring, never ahead of the client. */
+import { CatzillaError } from './errors.js'
 import { Write } from './native.js'
 import type { CatzillaRequest } from './request.js'
 import { fail, isAsyncIterable, isIterable, OCTET, packHeaders, sendBytes, TEXT } from './reply.js'
 import type { HeaderInput, ReplyHost } from './reply.js'
-import { StreamingResponse, StreamingWriter, StreamSink } from './streaming.js'
+import { StreamingResponse, StreamingWriter, StreamSink, typeName } from './streaming.js'
 import type { StreamFormat, StreamingOptions } from './streaming.js'
 
 type AnyIterator = AsyncIterator<unknown> | Iterator<unknown>
+
+/** Returns `v` if it is a stream chunk; else throws `CZ_BAD_CHUNK` naming its type and the source's. */
+function checkChunk(v: unknown, source: object): unknown {
+  if (typeof v === 'string' || v instanceof Uint8Array) return v
+  const from = typeName(source)
+  throw new CatzillaError(
+    'CZ_BAD_CHUNK',
+    `stream chunks must be strings or Uint8Arrays, got ${typeName(v)} as the first item of ${/^[AEIOU]/.test(from) ? 'an' : 'a'} ${from}` +
+      (v instanceof Promise ? ' (a sync generator yielded a Promise: use an async generator)' : ''),
+  )
+}
 type Source = AsyncIterable<unknown> | Iterable<unknown>
 
 /** Sends a `StreamingResponse` (plain, typed, or writer function). */
@@ -96,6 +108,16 @@ export async function streamIterable(
       return fail(host, req, err)
     }
     if (first.done) return sendBytes(host, req, status, packed)
+    // Encode or check the first chunk before the head goes out: a source whose first item is not
+    // a chunk (a Map's entries, a Promise from a sync generator, a plain object) is still a clean
+    // 500 naming the type, instead of a 200 followed by a cut connection.
+    try {
+      const encode = format?.encode ?? format?.pack
+      first = { done: false, value: encode ? encode(first.value) : checkChunk(first.value, source) }
+    } catch (err) {
+      safeReturn(it)
+      return fail(host, req, err)
+    }
     try {
       if (!startSink(host, req, sink, status, packed, format)) {
         safeReturn(it)
@@ -141,7 +163,8 @@ async function pump(
         sink.end()
         return
       }
-      const status = sink.write(encode ? encode(r.value) : r.value)
+      // The first item was encoded before the head was sent.
+      const status = sink.write(encode && r !== first ? encode(r.value) : r.value)
       r = undefined
       if (status === Write.Closed) break
       if (status === Write.Full) await sink.waitDrain()

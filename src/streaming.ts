@@ -198,7 +198,7 @@ export class StreamSink {
       return this.#writeText()
     }
     if (!(chunk instanceof Uint8Array)) {
-      throw new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${describe(chunk)}`)
+      throw new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${typeName(chunk)}`)
     }
     this.chunks++
     if (this.#text !== '' && this.#writeText() === Write.Closed) return Write.Closed
@@ -318,10 +318,13 @@ export class StreamSink {
   }
 }
 
-function describe(v: unknown): string {
+/** Names a value's type for error messages (`Map`, `Promise`, `object`, ...). @internal */
+export function typeName(v: unknown): string {
   if (v === null) return 'null'
-  if (typeof v === 'object') return v.constructor?.name ?? 'object'
-  return typeof v
+  if (typeof v !== 'object') return typeof v
+  const name = (v as { constructor?: { name?: unknown } }).constructor?.name
+  // Generators have no named constructor; their tag says `Generator`.
+  return typeof name === 'string' && name !== '' ? name : Object.prototype.toString.call(v).slice(8, -1)
 }
 
 /**

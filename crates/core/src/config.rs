@@ -29,6 +29,9 @@ impl Default for Timeouts {
     }
 }
 
+/// hyper's own header-count limit, kept on its fast (stack-allocated) path.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
 /// Limits that protect the server from abusive or broken clients.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -40,6 +43,9 @@ pub struct Limits {
     pub max_header_size: usize,
     /// Request-target bytes at most; longer targets get `414`.
     pub max_url_length: usize,
+    /// Request header fields at most; more get `431`. The default, 100, is hyper's; another value
+    /// makes hyper allocate the header array per request instead of on the stack.
+    pub max_headers: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +55,7 @@ impl Default for Limits {
             max_body_size: 1024 * 1024,
             max_header_size: 16 * 1024,
             max_url_length: 8 * 1024,
+            max_headers: DEFAULT_MAX_HEADERS,
         }
     }
 }

@@ -7,14 +7,16 @@ pub mod compression;
 pub mod config;
 pub mod files;
 pub mod handler;
+mod linger;
 pub mod multipart;
 pub mod response;
 pub mod router;
 pub mod server;
+mod socket;
 pub mod sse;
-mod stall;
 pub mod stats;
 pub mod topics;
+mod validate;
 pub mod ws;
 
 pub use body::budget::StreamBudget;

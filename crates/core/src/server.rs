@@ -19,6 +19,7 @@ use crate::config::ServerConfig;
 use crate::handler::{Handler, Request, Responder};
 use crate::response::{self, ResponseBody};
 use crate::router::{RouteMatch, Router};
+use crate::socket::{ConnIo, SocketState};
 use crate::stats::{Rejection, Stats};
 
 /// Lifecycle phase broadcast to every connection.
@@ -175,7 +176,8 @@ struct ConnState {
 async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared<H>>) {
     let cfg = &shared.config;
     let state = Arc::new(ConnState { inflight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) });
-    let service = Service { shared: shared.clone(), remote, conn: state.clone() };
+    let socket = SocketState::new(shared.started);
+    let service = Service { shared: shared.clone(), remote, conn: state.clone(), socket: socket.clone() };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -183,8 +185,10 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
         .keep_alive(true)
         .max_buf_size(cfg.limits.max_header_size.max(8192))
         .writev(true);
-    let clock = crate::stall::WriteClock::new(shared.started);
-    let io = crate::stall::ClockedIo::new(stream, clock.clone());
+    if cfg.limits.max_headers != crate::config::DEFAULT_MAX_HEADERS {
+        builder.max_headers(cfg.limits.max_headers);
+    }
+    let io = ConnIo::new(stream, socket.clone());
     let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
     let stream_idle = cfg.timeouts.stream_idle;
     let stall_check = tokio::time::sleep(stream_idle.unwrap_or(Duration::from_secs(3600)));
@@ -207,14 +211,23 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
                         shared.stats.count(Rejection::HeadersTooLarge);
                     } else if e.is_parse() {
                         shared.stats.count(Rejection::BadRequest);
+                    } else if e.is_timeout() && socket.head_pending() {
+                        // hyper closes a head that timed out silently; part of a request arrived,
+                        // so the client is owed an answer.
+                        shared.stats.count(Rejection::HeaderTimeout);
+                        socket.answer_on_close(request_timeout());
                     }
                 }
+                // Dropping `conn` below hands the socket to a lingering close (see `socket`).
                 break;
             }
             changed = phase.changed() => {
                 let p = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Cut };
                 match p {
-                    Phase::Cut => break,
+                    Phase::Cut => {
+                        socket.abort_on_close();
+                        break;
+                    }
                     Phase::Draining if !draining => {
                         draining = true;
                         conn.as_mut().graceful_shutdown();
@@ -224,10 +237,11 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
             }
             _ = &mut stall_check, if stream_idle.is_some() => {
                 let limit = stream_idle.unwrap_or_default();
-                let blocked = Duration::from_millis(clock.blocked_for_ms());
+                let blocked = Duration::from_millis(socket.blocked_for_ms());
                 if blocked >= limit {
                     // The client stopped reading: free its buffers and tell the producer.
                     shared.stats.stalled();
+                    socket.abort_on_close();
                     break;
                 }
                 let wait = if blocked.is_zero() { limit } else { limit - blocked };
@@ -252,10 +266,20 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
     release(&shared);
 }
 
+/// The `408` written to a client whose request head did not arrive within `timeouts.headers`.
+fn request_timeout() -> bytes::Bytes {
+    let body = "Request Timeout: the request head was not received within timeouts.headers";
+    bytes::Bytes::from(format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
 struct Service<H: Handler> {
     shared: Arc<Shared<H>>,
     remote: SocketAddr,
     conn: Arc<ConnState>,
+    socket: Arc<SocketState>,
 }
 
 /// Calls `Handler::cancelled` if the request future is dropped before its reply arrived.
@@ -294,6 +318,7 @@ impl<H: Handler> hyper::service::Service<http::Request<Incoming>> for Service<H>
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         let shared = self.shared.clone();
         let remote = self.remote;
+        self.socket.head_dispatched();
         self.conn.inflight.fetch_add(1, Ordering::AcqRel);
         shared.stats.request_started();
         let on_done = done_hook(&shared, &self.conn);
@@ -309,8 +334,14 @@ async fn respond<H: Handler>(
 ) -> http::Response<ResponseBody> {
     let stats = &shared.stats;
     // A WebSocket upgrade: check the handshake before dispatch, keep hyper's upgrade handle.
+    if let Err(why) = crate::validate::check_head(req.method(), req.uri(), req.version(), req.headers()) {
+        stats.count(Rejection::BadRequest);
+        let mut res = response::error(StatusCode::BAD_REQUEST, why);
+        res.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        return with_done(res, on_done);
+    }
     let upgrade = if crate::ws::is_upgrade_request(req.headers()) {
-        match crate::ws::accept_key(req.headers()) {
+        match crate::ws::accept_key(req.version(), req.headers()) {
             Ok(key) => Some((key, hyper::upgrade::on(&mut req))),
             Err(why) => {
                 stats.ws_rejected();
@@ -360,9 +391,10 @@ async fn respond<H: Handler>(
     if declared.is_some_and(|n| n > limits.max_body_size) {
         let mut res = early(
             Rejection::BodyTooLarge,
-            response::error(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+            response::error(StatusCode::PAYLOAD_TOO_LARGE, crate::body::incoming::TOO_LARGE),
         );
-        // The unread body is not worth draining: close after answering.
+        // The unread body is not worth reading: close after answering. The socket then lingers
+        // (see `socket`), discarding what the client still sends, so it gets the 413, not a reset.
         res.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         return with_done(res, on_done);
     }

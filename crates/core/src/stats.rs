@@ -34,6 +34,7 @@ pub struct Stats {
     subscribers_active: AtomicU64,
     subscribers_dropped: AtomicU64,
     stalled_cut: AtomicU64,
+    header_timeouts: AtomicU64,
 }
 
 /// A consistent-enough copy of [`Stats`] for reporting.
@@ -61,7 +62,7 @@ pub struct StatsSnapshot {
     pub not_found: u64,
     /// 405 answers.
     pub method_not_allowed: u64,
-    /// 408 answers (slow request bodies).
+    /// 408 answers (slow request heads and bodies).
     pub timeouts: u64,
     /// 413 answers.
     pub body_too_large: u64,
@@ -97,6 +98,8 @@ pub struct StatsSnapshot {
     pub subscribers_dropped: u64,
     /// Connections cut because the client stopped reading a response for `stream_idle`.
     pub stalled_cut: u64,
+    /// Request heads not completed within `timeouts.headers` (answered `408`, also in `timeouts`).
+    pub header_timeouts: u64,
 }
 
 /// Status counters that [`Stats::count_status`] knows.
@@ -108,8 +111,10 @@ pub enum Rejection {
     NotFound,
     /// 405.
     MethodNotAllowed,
-    /// 408.
+    /// 408: a request body too slow.
     Timeout,
+    /// 408: a request head not completed in time.
+    HeaderTimeout,
     /// 413.
     BodyTooLarge,
     /// 414.
@@ -199,6 +204,10 @@ impl Stats {
             Rejection::NotFound => &self.status_not_found,
             Rejection::MethodNotAllowed => &self.status_method_not_allowed,
             Rejection::Timeout => &self.status_timeout,
+            Rejection::HeaderTimeout => {
+                self.header_timeouts.fetch_add(1, Relaxed);
+                &self.status_timeout
+            }
             Rejection::BodyTooLarge => &self.status_body_too_large,
             Rejection::UrlTooLong => &self.status_url_too_long,
             Rejection::HeadersTooLarge => &self.status_headers_too_large,
@@ -240,6 +249,7 @@ impl Stats {
             subscribers_active: self.subscribers_active.load(Relaxed),
             subscribers_dropped: self.subscribers_dropped.load(Relaxed),
             stalled_cut: self.stalled_cut.load(Relaxed),
+            header_timeouts: self.header_timeouts.load(Relaxed),
         }
     }
 }

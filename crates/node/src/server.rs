@@ -94,6 +94,9 @@ impl NativeServer {
         if let Some(v) = o.max_header_size {
             c.limits.max_header_size = v as usize;
         }
+        if let Some(v) = o.max_headers {
+            c.limits.max_headers = (v as usize).max(1);
+        }
         if let Some(v) = o.max_url_length {
             c.limits.max_url_length = v as usize;
         }

@@ -15,6 +15,8 @@ pub struct ServerOptions {
     pub max_body_size: Option<f64>,
     /// Maximum request head bytes (431 beyond).
     pub max_header_size: Option<u32>,
+    /// Maximum request header fields (431 beyond).
+    pub max_headers: Option<u32>,
     /// Maximum request-target bytes (414 beyond).
     pub max_url_length: Option<u32>,
     /// Maximum open connections (503 beyond).
@@ -115,6 +117,8 @@ pub struct NativeStats {
     pub subscribers_dropped: f64,
     /// Connections cut because the client stopped reading for `timeouts.streamIdle`.
     pub stalled_cut: f64,
+    /// Request heads not completed within `timeouts.headers` (answered 408; also in `timeouts`).
+    pub header_timeouts: f64,
 }
 
 impl From<StatsSnapshot> for NativeStats {
@@ -151,6 +155,7 @@ impl From<StatsSnapshot> for NativeStats {
             subscribers_active: s.subscribers_active as f64,
             subscribers_dropped: s.subscribers_dropped as f64,
             stalled_cut: s.stalled_cut as f64,
+            header_timeouts: s.header_timeouts as f64,
         }
     }
 }

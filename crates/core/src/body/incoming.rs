@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use crate::stats::{Rejection, Stats};
 
+/// The `413` body: names the limit so the client's developer knows which setting refused it.
+pub const TOO_LARGE: &str = "Payload Too Large: the request body exceeds limits.maxBodySize";
+
 /// Why reading a request body failed; `status()` is what the client should get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
@@ -33,7 +36,7 @@ impl BodyError {
     /// A short message for the client and the JS error.
     pub fn message(self) -> &'static str {
         match self {
-            BodyError::TooLarge => "Payload Too Large",
+            BodyError::TooLarge => TOO_LARGE,
             BodyError::Timeout => "Request Timeout",
             BodyError::Broken => "Bad Request: the request body was incomplete or malformed",
         }

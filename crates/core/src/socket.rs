@@ -1,0 +1,187 @@
+//! The connection's socket: records since when a write has been blocked (stalled-reader
+//! detection, `timeouts.stream_idle`), whether a request head is partly received, and how the
+//! socket closes when hyper lets go of it (lingering, with an optional last answer, or at once).
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Shared between the socket wrapper and the connection loop.
+#[derive(Debug)]
+pub(crate) struct SocketState {
+    origin: Instant,
+    /// Milliseconds since `origin` (plus one) at which the current blocked write began; 0: none.
+    blocked_since: AtomicU64,
+    /// A read returned end-of-file: the client closed its side, nothing is left to drain.
+    eof: AtomicBool,
+    /// Bytes arrived since the last request head was dispatched or the last response bytes
+    /// were written: a head is partly received.
+    head_pending: AtomicBool,
+    /// Close at once on drop (a stalled reader or a forced shutdown): no lingering.
+    abort: AtomicBool,
+    /// Written before the lingering close (e.g. a `408` for a head that timed out).
+    last_answer: Mutex<Option<Bytes>>,
+}
+
+impl SocketState {
+    pub(crate) fn new(origin: Instant) -> Arc<Self> {
+        Arc::new(Self {
+            origin,
+            blocked_since: AtomicU64::new(0),
+            eof: AtomicBool::new(false),
+            head_pending: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            last_answer: Mutex::new(None),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64 + 1
+    }
+
+    /// How long the pending write has been blocked, in milliseconds (0: not blocked).
+    pub(crate) fn blocked_for_ms(&self) -> u64 {
+        match self.blocked_since.load(Ordering::Acquire) {
+            0 => 0,
+            since => self.now().saturating_sub(since),
+        }
+    }
+
+    /// `true` while part of a request head has arrived and not yet been dispatched.
+    pub(crate) fn head_pending(&self) -> bool {
+        self.head_pending.load(Ordering::Acquire)
+    }
+
+    /// A request head was parsed and dispatched.
+    pub(crate) fn head_dispatched(&self) {
+        self.head_pending.store(false, Ordering::Release);
+    }
+
+    /// Close without lingering: the client is not reading, or the server cuts everything.
+    pub(crate) fn abort_on_close(&self) {
+        self.abort.store(true, Ordering::Release);
+    }
+
+    /// Sends `answer` before the lingering close.
+    pub(crate) fn answer_on_close(&self, answer: Bytes) {
+        *self.last_answer.lock() = Some(answer);
+    }
+
+    fn record_write<T>(&self, result: &Poll<io::Result<T>>) {
+        match result {
+            Poll::Pending => {
+                let _ =
+                    self.blocked_since.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed);
+            }
+            Poll::Ready(r) => {
+                self.blocked_since.store(0, Ordering::Release);
+                if r.is_ok() {
+                    self.head_pending.store(false, Ordering::Release);
+                }
+            }
+        }
+    }
+}
+
+/// The connection's TCP stream as hyper sees it; reports to a [`SocketState`] and, when dropped,
+/// hands the stream to a lingering close unless the client already closed or the state says to
+/// abort.
+pub(crate) struct ConnIo {
+    inner: Option<TcpStream>,
+    state: Arc<SocketState>,
+}
+
+impl ConnIo {
+    pub(crate) fn new(inner: TcpStream, state: Arc<SocketState>) -> Self {
+        Self { inner: Some(inner), state }
+    }
+
+    fn stream(&mut self) -> io::Result<&mut TcpStream> {
+        self.inner.as_mut().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        let Some(stream) = self.inner.take() else { return };
+        let st = &self.state;
+        let answer = st.last_answer.lock().take();
+        if st.abort.load(Ordering::Acquire) || (answer.is_none() && st.eof.load(Ordering::Acquire)) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(crate::linger::linger(stream, answer));
+        }
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let want = buf.remaining() > 0;
+        let r = match this.stream() {
+            Ok(s) => Pin::new(s).poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        if let Poll::Ready(Ok(())) = r {
+            if buf.filled().len() > before {
+                this.state.head_pending.store(true, Ordering::Release);
+            } else if want {
+                this.state.eof.store(true, Ordering::Release);
+            }
+        }
+        r
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = match this.stream() {
+            Ok(s) => Pin::new(s).poll_write(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        this.state.record_write(&r);
+        r
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = match this.stream() {
+            Ok(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        this.state.record_write(&r);
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(s) => Pin::new(s).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Ok(s) => Pin::new(s).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
