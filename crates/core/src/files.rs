@@ -152,14 +152,14 @@ fn etag(len: u64, mtime: u64) -> String {
 }
 
 /// `true` when an `If-None-Match` list matches `tag` (weak comparison, RFC 9110 §13.1.2).
-fn none_match(list: &str, tag: &str) -> bool {
+pub fn none_match(list: &str, tag: &str) -> bool {
     let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
     list.split(',').any(|t| t.trim() == "*" || bare(t) == bare(tag))
 }
 
 /// A satisfiable single range, `Err(())` for an unsatisfiable one, `None` to send everything
 /// (no range, a malformed one, or several: RFC 9110 lets a server ignore Range).
-fn parse_range(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+pub fn parse_range(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     let spec = spec.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;

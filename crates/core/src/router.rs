@@ -73,7 +73,8 @@ fn to_matchit(pattern: &str) -> Result<String, RouteError> {
             return Err(RouteError(format!("route {pattern:?}: '{{' and '}}' are not allowed")));
         }
         if let Some(name) = seg.strip_prefix(':') {
-            if name.is_empty() || name.contains(':') || name.contains('*') {
+            // `__cz_wild` is the internal name of a bare `*`: a param of that name would alias it.
+            if name.is_empty() || name.contains(':') || name.contains('*') || name == "__cz_wild" {
                 return Err(RouteError(format!("route {pattern:?}: bad parameter {seg:?}")));
             }
             if names.contains(&name) {
@@ -292,6 +293,7 @@ mod tests {
         assert!(r.add(None, "/u/:id/:id", 1).unwrap_err().0.contains("\"id\" appears twice"));
         assert!(r.add(None, "/u/:rest/*rest", 1).is_err());
         assert!(r.add(None, "/u/:a/:b", 1).is_ok());
+        assert!(r.add(None, "/w/:__cz_wild/*", 1).is_err(), "the wildcard's internal name");
     }
 
     #[test]

@@ -168,7 +168,7 @@ pub fn encode_packed(mut packed: &str, out: &mut Vec<u8>) -> Result<usize, Packe
     let mut count = 0;
     let mut ev = Event::default();
     while let Some(tag) = packed.as_bytes().first().copied() {
-        packed = &packed[1..];
+        packed = packed.get(1..).ok_or(PackedError::Malformed)?;
         if tag == b'.' {
             encode(&ev, out).map_err(PackedError::Field)?;
             ev = Event::default();
@@ -273,5 +273,14 @@ mod tests {
         for bad in ["x1:a.", "d5:ab.", "d:a.", "d1a."] {
             assert_eq!(encode_packed(bad, &mut Vec::new()), Err(PackedError::Malformed), "{bad}");
         }
+    }
+
+    #[test]
+    fn fuzz_regression_packed_non_ascii_tag_is_malformed_not_a_panic() {
+        // Found by `cargo fuzz run sse`: slicing off a multi-byte tag panicked (not a char boundary).
+        assert_eq!(encode_packed("\u{1bf}", &mut Vec::new()), Err(PackedError::Malformed));
+        let mut out = Vec::new();
+        assert_eq!(encode_packed("d1:a.\u{e9}", &mut out), Err(PackedError::Malformed));
+        assert_eq!(out, b"data: a\n\n", "the events before it stay");
     }
 }

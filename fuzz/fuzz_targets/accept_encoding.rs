@@ -1,0 +1,159 @@
+//! `Accept-Encoding` negotiation: the pick is one of the server's codings and never one the client refused with q=0.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use catzilla_core::compression::{negotiate, CompressionConfig, Encoding};
+use catzilla_core::http::HeaderValue;
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+struct Input<'a> {
+    /// The server's preference list (may be empty or repeat a coding).
+    encodings: Vec<bool>,
+    header: Header<'a>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Header<'a> {
+    Missing,
+    /// Any bytes (most are not valid header text).
+    Raw(&'a [u8]),
+    Items(Vec<Item<'a>>),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Item<'a> {
+    token: Token<'a>,
+    /// Spaces/tabs around the token.
+    pad: (u8, u8),
+    params: Vec<Param<'a>>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Token<'a> {
+    Br,
+    Gzip,
+    Star,
+    Identity,
+    Deflate,
+    /// A case variant of `br` / `gzip`.
+    Upper(bool),
+    Raw(&'a str),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Param<'a> {
+    /// `q=` with a value, `upper` spells it `Q=`; `space` puts optional whitespace before it.
+    Q {
+        upper: bool,
+        space: bool,
+        value: QValue<'a>,
+    },
+    Raw(&'a str),
+}
+
+#[derive(Arbitrary, Debug)]
+enum QValue<'a> {
+    /// `0`, `0.`, `0.0`, `0.00`, `0.000`: a refusal in RFC 9110 qvalue syntax.
+    Zero(u8),
+    One,
+    Half,
+    Thousandth,
+    Raw(&'a str),
+}
+
+/// `true` when `p` (one `;`-separated parameter) is an RFC 9110 weight of zero.
+fn is_zero_weight(p: &str) -> bool {
+    let p = p.trim_start_matches([' ', '\t']);
+    let Some(v) = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) else { return false };
+    let v = v.trim_end_matches([' ', '\t']);
+    let Some(frac) = v.strip_prefix('0') else { return false };
+    frac.is_empty() || frac.strip_prefix('.').is_some_and(|d| d.len() <= 3 && d.bytes().all(|c| c == b'0'))
+}
+
+fuzz_target!(|input: Input<'_>| {
+    let encodings: Vec<Encoding> =
+        input.encodings.iter().map(|&b| if b { Encoding::Brotli } else { Encoding::Gzip }).collect();
+    let config = CompressionConfig { encodings, ..CompressionConfig::default() };
+    let text = match &input.header {
+        Header::Missing => None,
+        Header::Raw(b) => {
+            let got = HeaderValue::from_bytes(b).ok().and_then(|v| negotiate(Some(&v), &config));
+            if let Some(e) = got {
+                assert!(config.encodings.contains(&e));
+            }
+            return;
+        }
+        Header::Items(items) => {
+            let mut s = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                let pad = |n: u8| [" ", "\t", "  ", ""][usize::from(n % 4)];
+                s.push_str(pad(item.pad.0));
+                s.push_str(match &item.token {
+                    Token::Br => "br",
+                    Token::Gzip => "gzip",
+                    Token::Star => "*",
+                    Token::Identity => "identity",
+                    Token::Deflate => "deflate",
+                    Token::Upper(true) => "BR",
+                    Token::Upper(false) => "GZip",
+                    Token::Raw(r) => r,
+                });
+                s.push_str(pad(item.pad.1));
+                for p in &item.params {
+                    s.push(';');
+                    match p {
+                        Param::Q { upper, space, value } => {
+                            if *space {
+                                s.push(' ');
+                            }
+                            s.push_str(if *upper { "Q=" } else { "q=" });
+                            match value {
+                                QValue::Zero(n) => {
+                                    s.push_str(["0", "0.", "0.0", "0.00", "0.000"][usize::from(n % 5)])
+                                }
+                                QValue::One => s.push('1'),
+                                QValue::Half => s.push_str("0.5"),
+                                QValue::Thousandth => s.push_str("0.001"),
+                                QValue::Raw(r) => s.push_str(r),
+                            }
+                        }
+                        Param::Raw(r) => s.push_str(r),
+                    }
+                }
+            }
+            Some(s)
+        }
+    };
+    let value = match &text {
+        Some(s) => match HeaderValue::from_str(s) {
+            Ok(v) => Some(v),
+            Err(_) => return,
+        },
+        None => None,
+    };
+    let got = negotiate(value.as_ref(), &config);
+    let Some(chosen) = got else { return };
+    assert!(config.encodings.contains(&chosen), "{chosen:?} is not one of {:?}", config.encodings);
+    let text = text.expect("a coding is only chosen when the client sent Accept-Encoding");
+
+    // Model: the first item naming the coding decides; `*` covers codings not named.
+    let items: Vec<(&str, bool)> = text
+        .split(',')
+        .map(|item| {
+            let mut parts = item.split(';');
+            let token = parts.next().unwrap_or("").trim_matches([' ', '\t']);
+            (token, parts.any(is_zero_weight))
+        })
+        .collect();
+    match items.iter().find(|(t, _)| t.eq_ignore_ascii_case(chosen.token())) {
+        Some(&(_, refused)) => assert!(!refused, "{text:?}: {chosen:?} was refused with q=0"),
+        None => assert!(
+            items.iter().any(|&(t, refused)| t == "*" && !refused),
+            "{text:?}: {chosen:?} chosen without being named or covered by an accepted '*'"
+        ),
+    }
+});
