@@ -7,6 +7,6 @@ import { fileURLToPath } from 'node:url'
 const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url))
 execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' })
 for (const f of readdirSync('src')) {
-  if (f === 'binding.js' || f === 'binding.d.ts' || f.endsWith('.node')) copyFileSync(`src/${f}`, `dist/src/${f}`)
+  if (f === 'binding.cjs' || f === 'binding.d.cts' || f.endsWith('.node')) copyFileSync(`src/${f}`, `dist/src/${f}`)
 }
 console.log('build-ts: dist/ is ready')

@@ -1,8 +1,8 @@
-// Fails when the generated napi binding (src/binding.js, src/binding.d.ts) differs from what is committed.
+// Fails when the generated napi binding (src/binding.cjs, src/binding.d.cts) differs from what is committed.
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
-const files = ['src/binding.js', 'src/binding.d.ts']
+const files = ['src/binding.cjs', 'src/binding.d.cts']
 if (!existsSync('.git')) {
   console.log('check-generated: not a git checkout, skipped')
   process.exit(0)

@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'CZ_BAD_CHUNK'
   | 'CZ_SSE_FIELD'
   | 'CZ_STATIC'
+  | 'CZ_NATIVE'
+  | 'CZ_INTERNAL'
 
 /** Base class of Catzilla's own errors. */
 export class CatzillaError extends Error {
