@@ -113,6 +113,18 @@ test('sse() encodes through the core encoder: CR, LF and CRLF split data, a bad 
   t.is((errors[0] as CatzillaError).code, 'CZ_SSE_FIELD')
 })
 
+test('sse() with a function source that declares a parameter still goes through the encoder', async (t) => {
+  const { app, port } = await serve((app) => {
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars
+    app.get('/f', () => sse(function* (_unused?: number) { yield 'a\rb' }, { heartbeat: 0 }))
+  })
+  t.teardown(() => app.close({ timeout: 100 }))
+  const { chunks } = dechunk(parseRaw(await rawExchange(port, 'GET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000)).body)
+  t.is(Buffer.concat(chunks).toString(), 'data: a\ndata: b\n\n')
+  t.throws(() => sse([], { retry: 5e9 }), { message: /4294967295/ })
+  t.throws(() => sse.topic('x', { heartbeat: -1 }), { message: /heartbeat/ })
+})
+
 test('encodeSSE uses the same encoder and refuses the same fields', (t) => {
   t.is(encodeSSE({ id: 7, event: 'up', data: 'x\ry' }), 'id: 7\nevent: up\ndata: x\ndata: y\n\n')
   t.is(encodeSSE('é😀\r\nz'), 'data: é😀\ndata: z\n\n')
@@ -148,6 +160,10 @@ test('regression: file() confinement — file(name, { root }) keeps decoded para
   t.is(await ok.text(), 'report')
   for (const path of [
     '/download/..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fhostname',
+    // Probing outside the root: not-a-directory, missing and unreadable all answer the same 404.
+    '/download/..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fhostname%2F',
+    '/download/..%2F..%2F..%2F..%2F..%2F..%2Fnope%2F',
+    '/download/..%2F..%2F..%2F..%2F..%2F..%2Froot%2Fx',
     '/download/..%2F..%2Foutside.txt',
     '/download/escape.txt',
     '/download/.hidden',

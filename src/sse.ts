@@ -52,6 +52,13 @@ function text(data: unknown): string {
   return typeof data === 'string' ? data : (JSON.stringify(data) ?? 'null')
 }
 
+/** Milliseconds the native side can hold (u32): a non-negative integer up to 2^32 - 1. @internal */
+export function checkMs(name: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff)) {
+    throw new CatzillaError('CZ_SSE_FIELD', `SSE ${name} must be an integer from 0 to 4294967295 (ms)`)
+  }
+}
+
 /**
  * Packs one event (or plain value) for the Rust SSE encoder (`catzilla_core::sse::encode_packed`),
  * the only place SSE is encoded: fields as tag, UTF-16 length, `:`, value; `.` ends the event.
@@ -99,11 +106,13 @@ async function* withReplay(replay: AsyncIterable<unknown> | Iterable<unknown>, l
  */
 export function sse(source: SSESource, options: SSEOptions = {}): StreamingResponse {
   const { retry, heartbeat = 15_000, replay, headers, ...rest } = options
-  if (retry !== undefined && (!Number.isInteger(retry) || retry < 0)) {
-    throw new CatzillaError('CZ_SSE_FIELD', 'SSE retry must be a non-negative integer')
-  }
+  checkMs('retry', retry)
+  checkMs('heartbeat', heartbeat)
+  // A function source returns the events; wrapped so one that declares parameters is not taken
+  // for a writer function (which would bypass the SSE encoder).
+  const content = typeof source === 'function' ? () => source() : source
   return new StreamingResponse(
-    source as StreamContent,
+    content as StreamContent,
     {
       ...rest,
       contentType: 'text/event-stream; charset=utf-8',

@@ -206,7 +206,8 @@ export class StreamSink {
     return this.#after(status)
   }
 
-  #writeText(): number {
+  /** Hands the JS batch to Rust. `report: false` when the stream is being aborted for another error anyway. */
+  #writeText(report = true): number {
     const text = this.#text
     this.#text = ''
     if (!this.#sse) return this.#after(this.native!.writeText(text))
@@ -216,15 +217,16 @@ export class StreamSink {
     } catch (err) {
       // An invalid SSE field (`CZ_SSE_FIELD`): the events before it were written; the stream is
       // cut as for any error after the first byte, and the error goes to onError.
-      this.#fail(fromNative(err))
+      this.#fail(fromNative(err), report)
       return Write.Closed
     }
     return this.#after(status)
   }
 
-  #fail(err: unknown): void {
+  #fail(err: unknown, report: boolean): void {
     this.#failed = true
     this.native?.abort()
+    if (!report) return
     this.reportError?.(err)
     try {
       this.options.onError?.(err)
@@ -280,7 +282,7 @@ export class StreamSink {
 
   /** Sends what was written, then cuts the connection without the terminating chunk. */
   abort(): void {
-    if (this.#text !== '' && !this.closed && !this.#failed) this.#writeText()
+    if (this.#text !== '' && !this.closed && !this.#failed) this.#writeText(false)
     this.native?.abort()
   }
 

@@ -1,5 +1,6 @@
 /** `sse.topic(name)`: an SSE response fed by a Rust-side topic, so `app.publish` never enters JS per client. */
-import { CatzillaError, fromNative } from './errors.js'
+import { fromNative } from './errors.js'
+import { checkMs } from './sse.js'
 import { packHeaders } from './reply.js'
 import type { ReplyHost } from './reply.js'
 import type { CatzillaRequest } from './request.js'
@@ -47,9 +48,8 @@ export class SSETopic {
 export function sseTopic(topic: string, options: SSETopicOptions = {}): SSETopic {
   if (typeof topic !== 'string' || topic === '') throw new TypeError('sse.topic needs a topic name')
   const { retry, replay } = options
-  if (retry !== undefined && (!Number.isInteger(retry) || retry < 0)) {
-    throw new CatzillaError('CZ_SSE_FIELD', 'SSE retry must be a non-negative integer')
-  }
+  checkMs('retry', retry)
+  checkMs('heartbeat', options.heartbeat)
   if (typeof replay === 'number' && !(Number.isInteger(replay) && replay >= 0)) {
     throw new RangeError('sse.topic replay must be a boolean or a non-negative integer')
   }

@@ -100,9 +100,15 @@ impl Confinement {
     /// Opens `path` only if its final resolved path is allowed: the path is resolved, checked,
     /// opened without following a last-moment symlink, and (on Linux) the opened descriptor's own
     /// path is checked again, so a file swapped between the check and the open is refused too.
-    fn open(&self, path: &Path) -> io::Result<(File, PathBuf)> {
+    fn open(&self, path: &Path) -> io::Result<File> {
         let denied = || io::Error::from(io::ErrorKind::NotFound);
-        let real = path.canonicalize()?;
+        // Refuse a path that climbs out of the root before touching the filesystem, and answer
+        // every resolution failure the same way: distinct errors (not a directory, permission
+        // denied) would tell a client which paths exist outside the root.
+        if !lexically_inside(path, &self.root) {
+            return Err(denied());
+        }
+        let real = path.canonicalize().map_err(|_| denied())?;
         if !self.allows(&real) {
             return Err(denied());
         }
@@ -112,8 +118,26 @@ impl Confinement {
                 return Err(denied());
             }
         }
-        Ok((file, real))
+        Ok(file)
     }
+}
+
+/// `true` when `path`, with `.` and `..` resolved as text (no symlinks followed), is `root` or
+/// below it.
+fn lexically_inside(path: &Path, root: &Path) -> bool {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                if !out.pop() {
+                    return false;
+                }
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out.starts_with(root)
 }
 
 /// Opens for reading, refusing a symlink put in place after `canonicalize` (`O_NOFOLLOW`; its
@@ -197,19 +221,21 @@ fn value(s: &str) -> Option<HeaderValue> {
 /// small reads) runs on tokio's blocking pool.
 pub async fn file_reply(path: PathBuf, cond: Conditions, mut opts: FileOptions) -> Reply {
     let confine = opts.confine.take();
-    let opened = tokio::task::spawn_blocking(move || -> io::Result<(File, std::fs::Metadata, PathBuf)> {
-        let (file, path) = match &confine {
+    // The type comes from the name asked for, not from where a symlink points (`latest.pdf -> v3`).
+    let named = path.clone();
+    let opened = tokio::task::spawn_blocking(move || -> io::Result<(File, std::fs::Metadata)> {
+        let file = match &confine {
             Some(c) => c.open(&path)?,
-            None => (File::open(&path)?, path),
+            None => File::open(&path)?,
         };
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        Ok((file, meta, path))
+        Ok((file, meta))
     })
     .await;
-    let (file, meta, path) = match opened {
+    let (file, meta) = match opened {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => return open_error(&e),
         Err(_) => return Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
@@ -223,7 +249,7 @@ pub async fn file_reply(path: PathBuf, cond: Conditions, mut opts: FileOptions) 
 
     let mut headers = opts.headers;
     let content_type = opts.content_type.or_else(|| {
-        let mime = mime_guess::from_path(&path).first_or_octet_stream();
+        let mime = mime_guess::from_path(&named).first_or_octet_stream();
         let text = mime.type_() == mime_guess::mime::TEXT || mime.essence_str() == "application/javascript";
         value(&if text { format!("{mime}; charset=utf-8") } else { mime.to_string() })
     });
@@ -425,13 +451,16 @@ pub async fn static_reply(
 ) -> Reply {
     let resolved = {
         let (root, opts) = (root.clone(), opts.clone());
-        tokio::task::spawn_blocking(move || resolve(&root, &rel, &opts)).await.ok().flatten()
+        tokio::task::spawn_blocking(move || {
+            // The opened file is checked again: the tree may change between resolving and opening.
+            let confine = Confinement::new(&root, opts.dotfiles).ok()?;
+            Some((resolve(&root, &rel, &opts)?, confine))
+        })
+        .await
+        .ok()
+        .flatten()
     };
-    let Some(path) = resolved else { return Reply::text(StatusCode::NOT_FOUND, "Not Found") };
-    // The opened file is checked again: the tree may change between resolving and opening.
-    let Ok(confine) = Confinement::new(&root, opts.dotfiles) else {
-        return Reply::text(StatusCode::NOT_FOUND, "Not Found");
-    };
+    let Some((path, confine)) = resolved else { return Reply::text(StatusCode::NOT_FOUND, "Not Found") };
     let fo = FileOptions {
         cache_control: opts.cache_control.clone(),
         confine: Some(confine),

@@ -41,6 +41,7 @@ struct Shared<H: Handler> {
     open: AtomicUsize,
     all_closed: Notify,
     started: Instant,
+    lingering: Arc<crate::linger::Lingering>,
 }
 
 /// A running server. Dropping the handle does not stop it; call [`ServerHandle::close`].
@@ -96,6 +97,7 @@ pub async fn serve<H: Handler>(
         open: AtomicUsize::new(1), // the accept loop itself counts as open until it stops
         all_closed: Notify::new(),
         started: Instant::now(),
+        lingering: Arc::default(),
     });
     tokio::spawn(accept_loop(listener, shared.clone()));
     let closer_shared = shared.clone();
@@ -176,7 +178,7 @@ struct ConnState {
 async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared<H>>) {
     let cfg = &shared.config;
     let state = Arc::new(ConnState { inflight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) });
-    let socket = SocketState::new(shared.started);
+    let socket = SocketState::new(shared.started, shared.lingering.clone());
     let service = Service { shared: shared.clone(), remote, conn: state.clone(), socket: socket.clone() };
     let mut builder = http1::Builder::new();
     builder
@@ -322,7 +324,8 @@ impl<H: Handler> hyper::service::Service<http::Request<Incoming>> for Service<H>
         self.conn.inflight.fetch_add(1, Ordering::AcqRel);
         shared.stats.request_started();
         let on_done = done_hook(&shared, &self.conn);
-        Box::pin(async move { Ok(respond(shared, remote, req, on_done).await) })
+        let socket = self.socket.clone();
+        Box::pin(async move { Ok(respond(shared, remote, req, on_done, socket).await) })
     }
 }
 
@@ -331,6 +334,7 @@ async fn respond<H: Handler>(
     remote: SocketAddr,
     mut req: http::Request<Incoming>,
     on_done: response::OnDone,
+    socket: Arc<SocketState>,
 ) -> http::Response<ResponseBody> {
     let stats = &shared.stats;
     // A WebSocket upgrade: check the handshake before dispatch, keep hyper's upgrade handle.
@@ -438,7 +442,7 @@ async fn respond<H: Handler>(
         Ok(mut reply) => {
             match std::mem::replace(&mut reply.body, crate::handler::ReplyBody::Full(bytes::Bytes::new())) {
                 crate::handler::ReplyBody::WebSocket(accept) => {
-                    upgrade_websocket(&shared, reply, accept, upgrade, on_done)
+                    upgrade_websocket(&shared, reply, accept, upgrade, on_done, socket)
                 }
                 body => {
                     reply.body = body;
@@ -468,6 +472,7 @@ fn upgrade_websocket<H: Handler>(
     accept: crate::ws::WsAccept,
     upgrade: Option<(String, hyper::upgrade::OnUpgrade)>,
     on_done: response::OnDone,
+    socket: Arc<SocketState>,
 ) -> http::Response<ResponseBody> {
     let Some((key, on_upgrade)) = upgrade else {
         shared.stats.ws_rejected();
@@ -495,7 +500,8 @@ fn upgrade_websocket<H: Handler>(
                 let cut = wait_phase(phase, |p| p == Phase::Cut);
                 tokio::select! {
                     () = crate::ws::run(TokioIo::new(upgraded), accept, draining) => {}
-                    () = cut => {}
+                    // A forced close drops the socket at once, without lingering.
+                    () = cut => socket.abort_on_close(),
                 }
             }
             Err(_) => crate::ws::abandon(accept),

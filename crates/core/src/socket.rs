@@ -13,6 +13,8 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::linger::Lingering;
+
 /// Shared between the socket wrapper and the connection loop.
 #[derive(Debug)]
 pub(crate) struct SocketState {
@@ -28,10 +30,12 @@ pub(crate) struct SocketState {
     abort: AtomicBool,
     /// Written before the lingering close (e.g. a `408` for a head that timed out).
     last_answer: Mutex<Option<Bytes>>,
+    /// The server's count of lingering sockets (bounded by `linger::MAX_LINGERING`).
+    lingering: Arc<Lingering>,
 }
 
 impl SocketState {
-    pub(crate) fn new(origin: Instant) -> Arc<Self> {
+    pub(crate) fn new(origin: Instant, lingering: Arc<Lingering>) -> Arc<Self> {
         Arc::new(Self {
             origin,
             blocked_since: AtomicU64::new(0),
@@ -39,6 +43,7 @@ impl SocketState {
             head_pending: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             last_answer: Mutex::new(None),
+            lingering,
         })
     }
 
@@ -116,8 +121,9 @@ impl Drop for ConnIo {
         if st.abort.load(Ordering::Acquire) || (answer.is_none() && st.eof.load(Ordering::Acquire)) {
             return;
         }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(crate::linger::linger(stream, answer));
+        // Over the cap (or outside a runtime) the socket is simply closed.
+        if let (Ok(rt), Some(slot)) = (tokio::runtime::Handle::try_current(), st.lingering.enter()) {
+            rt.spawn(crate::linger::linger(stream, answer, slot));
         }
     }
 }
