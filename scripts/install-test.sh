@@ -10,8 +10,13 @@ binary="npm/$platform/catzilla.$platform.node"
 [ -f dist/index.js ] || node scripts/build-ts.mjs
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The published package lists its platform packages as optionalDependencies (added at pack time, as
+# `napi pre-publish` does on release; see scripts/optional-deps.mjs).
+cp package.json "$work/package.json.orig"
+trap 'cp "$work/package.json.orig" package.json; rm -rf "$work"' EXIT
+node scripts/optional-deps.mjs add
 npm pack --silent --pack-destination "$work" >/dev/null
+cp "$work/package.json.orig" package.json
 (cd "npm/$platform" && npm pack --silent --pack-destination "$work" >/dev/null)
 main=$(ls "$work"/catzilla-[0-9]*.tgz)
 native=$(ls "$work"/catzilla-"$platform"-*.tgz)
@@ -27,6 +32,10 @@ if [ "$(tar tzf "$native" | grep -c '\.node$')" != 1 ]; then
 fi
 if file -b "$binary" | grep -q 'not stripped'; then
   echo "install-test: $binary is not stripped" >&2
+  exit 1
+fi
+if ! tar xzOf "$main" package/package.json | grep -q '"catzilla-linux-arm64-musl"'; then
+  echo "install-test: the packed package.json lacks its optionalDependencies" >&2
   exit 1
 fi
 echo "main:   $(basename "$main") $(stat -c %s "$main") bytes, $(tar tzf "$main" | wc -l) files"
