@@ -1,9 +1,11 @@
 /** Catzilla for Node: the public API (re-exports only). */
 export { Catzilla } from './src/app.js'
-export type { ServerStats } from './src/app.js'
+export type { ErrorHook, ServerStats } from './src/app.js'
 export { CatzillaRequest } from './src/request.js'
-export type { FinishInfo } from './src/request.js'
+export type { CookieOptions, FinishInfo } from './src/request.js'
 export { sse, encodeSSE } from './src/sse.js'
+export { json, text, BodyResponse } from './src/body.js'
+export type { BodyInit } from './src/body.js'
 export type { SSEEvent, SSEOptions, SSESource } from './src/sse.js'
 export { Part } from './src/multipart.js'
 export { file, FileResponse } from './src/file.js'
@@ -17,7 +19,7 @@ export { csv } from './src/csv.js'
 export type { CSVOptions } from './src/csv.js'
 export { StreamingResponse, StreamingWriter } from './src/streaming.js'
 export type { Chunk, CloseInfo, StreamContent, StreamingOptions, WriterFunction } from './src/streaming.js'
-export { CatzillaError, HTTPError, StreamClosedError } from './src/errors.js'
+export { CatzillaError, HTTPError, StreamClosedError, errorStatus } from './src/errors.js'
 export type { ErrorCode, HTTPErrorOptions } from './src/errors.js'
 export type {
   AppOptions,
@@ -30,6 +32,9 @@ export type {
   ListenResult,
   Middleware,
   Next,
+  ParamNames,
+  Params,
+  RouteParams,
   StaticOptions,
   TimeoutOptions,
 } from './src/types.js'

@@ -1,5 +1,7 @@
 /** The `Catzilla` app: routes and middleware in JS, served by the Rust core through one dispatcher. */
-import { fromNative, HTTPError } from './errors.js'
+import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { errorStatus, fromNative, HTTPError } from './errors.js'
 import { Ev, NativeServer } from './native.js'
 import type { NativeStats, NativeStream } from './native.js'
 import { CatzillaRequest } from './request.js'
@@ -8,7 +10,7 @@ import type { ReplyHost } from './reply.js'
 import { packHeaders, TEXT, sendText } from './reply.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
-import type { AppOptions, CloseOptions, Handler, ListenOptions, ListenResult, Middleware, StaticOptions } from './types.js'
+import type { AppOptions, CloseOptions, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
 import { publishTo, WebSocket } from './websocket.js'
 import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
 
@@ -24,7 +26,11 @@ interface Route {
   ws?: WebSocketBehaviour<unknown>
 }
 
-type RouteArgs = [...Middleware[], Handler]
+/** Middleware for this route, then its handler, whose `req.params` is typed from the pattern. */
+type RouteArgs<P extends Params = Params> = [...Middleware[], Handler<P>]
+
+/** `app.onError` hook: answers a failure like a handler (its return value is the response), or returns `undefined` for the default answer. */
+export type ErrorHook = (err: unknown, req: CatzillaRequest) => HandlerResult | Promise<HandlerResult>
 
 /** Maps `AppOptions.compression` to the native options. */
 function compressionOptions(c: AppOptions['compression']) {
@@ -78,7 +84,9 @@ export class Catzilla implements ReplyHost {
   #sinks = new Map<number, StreamSink>()
   #sockets = new Map<number, WebSocket<unknown>>()
   #onError: (err: unknown, req: CatzillaRequest) => void
+  #errorHook: ErrorHook | undefined
   #state: 'new' | 'listening' | 'closed' = 'new'
+  #closing = new AbortController()
 
   constructor(options: AppOptions = {}) {
     const t = options.timeouts ?? {}
@@ -107,7 +115,7 @@ export class Catzilla implements ReplyHost {
   }
 
   /** Adds a route for `method` (`'ALL'` for every method). Middleware may precede the handler. */
-  route(method: string, path: string, ...args: RouteArgs): this {
+  route<Path extends string>(method: string, path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     if (this.#state !== 'new') throw new Error('routes must be added before listen()')
     const handler = args[args.length - 1] as Handler
     if (typeof handler !== 'function') throw new TypeError('a route needs a handler function')
@@ -123,35 +131,35 @@ export class Catzilla implements ReplyHost {
   }
 
   /** `GET` route; `HEAD` is answered by it too, without a body. */
-  get(path: string, ...args: RouteArgs): this {
+  get<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('GET', path, ...args)
   }
   /** `POST` route. */
-  post(path: string, ...args: RouteArgs): this {
+  post<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('POST', path, ...args)
   }
   /** `PUT` route. */
-  put(path: string, ...args: RouteArgs): this {
+  put<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('PUT', path, ...args)
   }
   /** `PATCH` route. */
-  patch(path: string, ...args: RouteArgs): this {
+  patch<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('PATCH', path, ...args)
   }
   /** `DELETE` route. */
-  delete(path: string, ...args: RouteArgs): this {
+  delete<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('DELETE', path, ...args)
   }
   /** Explicit `HEAD` route (otherwise `GET` routes answer `HEAD`). */
-  head(path: string, ...args: RouteArgs): this {
+  head<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('HEAD', path, ...args)
   }
   /** `OPTIONS` route. */
-  options(path: string, ...args: RouteArgs): this {
+  options<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('OPTIONS', path, ...args)
   }
   /** A route for every method. */
-  all(path: string, ...args: RouteArgs): this {
+  all<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
     return this.route('ALL', path, ...args)
   }
 
@@ -162,7 +170,7 @@ export class Catzilla implements ReplyHost {
    * @example
    * app.ws('/echo', { message: (ws, data) => ws.send(data) })
    */
-  ws<T = unknown>(path: string, behaviour: WebSocketBehaviour<T>): this {
+  ws<T = unknown, Path extends string = string>(path: Path, behaviour: WebSocketBehaviour<T, RouteParams<Path>>): this {
     const id = this.#routes.length
     this.route('GET', path, () => undefined)
     this.#routes[id]!.ws = behaviour as WebSocketBehaviour<unknown>
@@ -230,6 +238,63 @@ export class Catzilla implements ReplyHost {
     return this
   }
 
+  /**
+   * Answers failures that happen before the first byte: whatever `hook` returns is sent like a
+   * handler's return value (a JSON error body, a `json(...)` with a status, a `Response`);
+   * `undefined` keeps the default answer (`HTTPError` → its status, an error with a numeric
+   * `status`/`statusCode` → that status, anything else → 500). Errors that become 5xx are still
+   * reported to the `onError` option first. A hook that throws gets the default answer.
+   *
+   * @example
+   * app.onError((err, req) => json({ error: err instanceof Error ? err.message : 'error', path: req.path }, { status: errorStatus(err) ?? 500 }))
+   */
+  onError(hook: ErrorHook): this {
+    this.#errorHook = hook
+    return this
+  }
+
+  /**
+   * Answers requests no route matches (instead of the core's plain `404 Not Found`), after the
+   * app middleware, like a route for every method and path. A path that exists with another
+   * method still gets `405`.
+   *
+   * @example
+   * app.notFound((req) => json({ error: 'not found', path: req.path }, { status: 404 }))
+   */
+  notFound(...args: RouteArgs): this {
+    if (this.#state !== 'new') throw new Error('notFound() must be set before listen()')
+    const handler = args[args.length - 1] as Handler
+    if (typeof handler !== 'function') throw new TypeError('notFound needs a handler function')
+    const id = this.#routes.length
+    this.native.setNotFound(id)
+    this.#routes.push({ method: 'ALL', path: '*', middleware: args.slice(0, -1) as Middleware[], handler })
+    return this
+  }
+
+  /** @internal Lets the `onError` hook answer a failure; `true` if it took over. */
+  answerError(req: CatzillaRequest, err: unknown): boolean {
+    const hook = this.#errorHook
+    if (hook === undefined || req._errorReported) return false
+    req._errorReported = true
+    const status = errorStatus(err)
+    if (status === undefined || (status >= 500 && !(err instanceof HTTPError))) this.reportError(err, req)
+    const fallback = (hookErr?: unknown) => {
+      if (hookErr !== undefined) this.reportError(hookErr, req)
+      fail(this, req, err)
+    }
+    let value: unknown
+    try {
+      value = hook(err, req)
+    } catch (hookErr) {
+      fallback(hookErr)
+      return true
+    }
+    const settle = (v: unknown) => (v === undefined ? fallback() : respond(this, req, v))
+    if (isPromiseLike(value)) value.then(settle, (e: unknown) => fallback(e ?? new Error('onError hook rejected')))
+    else settle(value)
+    return true
+  }
+
   /** Adds middleware that wraps every route, in registration order (onion). */
   use(middleware: Middleware): this {
     if (this.#state !== 'new') throw new Error('middleware must be added before listen()')
@@ -245,7 +310,9 @@ export class Catzilla implements ReplyHost {
     const host = options.host ?? '127.0.0.1'
     let info
     try {
-      info = await this.native.listen(host, options.port ?? 3000)
+      // Names (`localhost`) are resolved here, as Node's `listen` does; the core binds addresses.
+      const address = isIP(host) !== 0 ? host : (await lookup(host)).address
+      info = await this.native.listen(address, options.port ?? 3000)
     } catch (err) {
       throw fromNative(err)
     }
@@ -254,10 +321,19 @@ export class Catzilla implements ReplyHost {
     return { port: info.port, host: info.address, url: `http://${h}:${info.port}` }
   }
 
-  /** Graceful close: stop accepting, let in-flight responses finish (up to `timeout` ms), then cut. */
+  /** Aborts when `close()` begins (also `req.closing`): streams can say goodbye before the cut. */
+  get closing(): AbortSignal {
+    return this.#closing.signal
+  }
+
+  /**
+   * Graceful close: fire `closing` (`req.closing`) so long streams can end cleanly, stop
+   * accepting, let in-flight responses finish (up to `timeout` ms), then cut the rest.
+   */
   async close(options: CloseOptions = {}): Promise<void> {
     if (this.#state === 'closed') return
     this.#state = 'closed'
+    this.#closing.abort()
     await this.native.close(options.timeout ?? 10_000)
   }
 

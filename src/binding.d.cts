@@ -34,6 +34,8 @@ export declare class NativeServer {
   multipartRead(id: number): void
   /** Creates a server; nothing is bound until `listen`. */
   constructor(options?: ServerOptions | undefined | null)
+  /** Makes route `routeId` answer every path no other route matches (the app's not-found handler). */
+  setNotFound(routeId: number): void
   /** Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern. */
   route(method: string, path: string, routeId: number): void
   /** Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`. */

@@ -18,11 +18,14 @@ export type ErrorCode =
 export class CatzillaError extends Error {
   /** Stable machine-readable code, e.g. `CZ_STREAM_CLOSED`. */
   readonly code: ErrorCode
+  /** The operating system's error name behind it, when there is one (`EADDRINUSE` for `CZ_LISTEN`). */
+  readonly osCode: string | undefined
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; osCode?: string }) {
     super(message, options)
     this.name = 'CatzillaError'
     this.code = code
+    this.osCode = options?.osCode
   }
 }
 
@@ -38,6 +41,8 @@ export class StreamClosedError extends CatzillaError {
 export interface HTTPErrorOptions {
   /** Extra response headers, e.g. `WWW-Authenticate`. */
   headers?: Record<string, string>
+  /** A JSON body sent instead of the message (`application/json`), e.g. validation details. */
+  body?: unknown
   /** The underlying cause, kept for logs; never sent to the client. */
   cause?: unknown
 }
@@ -53,6 +58,8 @@ export class HTTPError extends Error {
   readonly status: number
   /** Extra response headers. */
   readonly headers: Record<string, string>
+  /** JSON body sent instead of the message, if any. */
+  readonly body: unknown
 
   constructor(status: number, message?: string, options: HTTPErrorOptions = {}) {
     super(message ?? defaultMessage(status), { cause: options.cause })
@@ -62,7 +69,20 @@ export class HTTPError extends Error {
     this.name = 'HTTPError'
     this.status = status
     this.headers = options.headers ?? {}
+    this.body = options.body
   }
+}
+
+/**
+ * The status an error asks for: an `HTTPError`'s, or a numeric `status` / `statusCode` in
+ * 400–599 on any other `Error` (the habit of Koa's `ctx.throw`, `http-errors` and Fastify);
+ * `undefined` for anything else (answered 500).
+ */
+export function errorStatus(err: unknown): number | undefined {
+  if (err instanceof HTTPError) return err.status
+  if (!(err instanceof Error)) return undefined
+  const s = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode
+  return typeof s === 'number' && Number.isInteger(s) && s >= 400 && s <= 599 ? s : undefined
 }
 
 const MESSAGES: Record<number, string> = {
@@ -92,7 +112,10 @@ export function defaultMessage(status: number): string {
 export function fromNative(err: unknown): unknown {
   if (err instanceof Error) {
     const m = /^(CZ_[A-Z_]+): (.*)$/s.exec(err.message)
-    if (m) return new CatzillaError(m[1] as ErrorCode, m[2] ?? '', { cause: err })
+    if (m) {
+      const osCode = /^(E[A-Z]+) /.exec(m[2] ?? '')?.[1]
+      return new CatzillaError(m[1] as ErrorCode, m[2] ?? '', { cause: err, osCode })
+    }
   }
   return err
 }

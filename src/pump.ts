@@ -2,7 +2,7 @@
 import { CatzillaError } from './errors.js'
 import { Write } from './native.js'
 import type { CatzillaRequest } from './request.js'
-import { fail, isAsyncIterable, isIterable, OCTET, packHeaders, sendBytes, TEXT } from './reply.js'
+import { fail, isAsyncIterable, isIterable, noSniff, OCTET, packHeaders, sendBytes, TEXT } from './reply.js'
 import type { HeaderInput, ReplyHost } from './reply.js'
 import { StreamingResponse, StreamingWriter, StreamSink, typeName } from './streaming.js'
 import type { StreamFormat, StreamingOptions } from './streaming.js'
@@ -57,7 +57,7 @@ function startSink(
   format: StreamFormat | undefined,
 ): boolean {
   sink.reportError = (err) => host.reportError(err, req)
-  if (!sink.start(host, status, packed, format)) return false
+  if (!sink.start(host, status, noSniff(packed), format)) return false
   sink.onCloseInfo = (info) => req._finished(status, info.bytes, info.aborted, info.chunks)
   if (format?.prelude) sink.write(format.prelude)
   return true

@@ -1,5 +1,5 @@
 /** Whole-body replies, error replies and response-header packing: the one-crossing answers. */
-import { CatzillaError, HTTPError } from './errors.js'
+import { CatzillaError, defaultMessage, errorStatus, HTTPError } from './errors.js'
 import { Reply } from './native.js'
 import type { NativeServer } from './native.js'
 import type { CatzillaRequest } from './request.js'
@@ -12,6 +12,8 @@ export interface ReplyHost extends SinkHost {
   finish(req: CatzillaRequest): void
   /** Reports an unexpected error (500 or aborted stream). */
   reportError(err: unknown, req?: CatzillaRequest): void
+  /** Lets the app's error hook answer a failure before the first byte; `true` if it took over. */
+  answerError?(req: CatzillaRequest, err: unknown): boolean
 }
 
 /** Content types chosen by the return-value table. */
@@ -54,6 +56,15 @@ export function packHeaders(req: CatzillaRequest, headers: HeaderInput | undefin
   return out
 }
 
+/**
+ * Adds `X-Content-Type-Options: nosniff` to packed stream headers unless they set it: without it
+ * Chromium holds a streamed `text/plain` back (MIME sniffing) until ~1 KiB or the end.
+ */
+export function noSniff(packed: string): string {
+  if (/(^|\0)x-content-type-options\0/i.test(packed)) return packed
+  return packed === '' ? 'x-content-type-options\0nosniff' : `${packed}\0x-content-type-options\0nosniff`
+}
+
 function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
@@ -69,10 +80,17 @@ function done(host: ReplyHost, req: CatzillaRequest, code: number, status: numbe
 }
 
 /** Sends a whole text body with the given content type (headers from `req.setHeader` included). */
-export function sendText(host: ReplyHost, req: CatzillaRequest, status: number, type: string, body: string): void {
+export function sendText(
+  host: ReplyHost,
+  req: CatzillaRequest,
+  status: number,
+  type: string,
+  body: string,
+  extra?: HeaderInput,
+): void {
   let headers: string
   try {
-    headers = packHeaders(req, undefined, type)
+    headers = packHeaders(req, extra, type)
   } catch (err) {
     return fail(host, req, err)
   }
@@ -85,23 +103,35 @@ export function sendBytes(host: ReplyHost, req: CatzillaRequest, status: number,
   done(host, req, code, status, body?.byteLength ?? 0)
 }
 
-/** Answers a failure before the first byte: `HTTPError` → its status; anything else → 500. */
+/**
+ * Answers a failure before the first byte. The app's `onError` hook may answer first; otherwise
+ * `HTTPError` → its status, headers and message (or JSON body); an `Error` with a numeric
+ * `status`/`statusCode` in 400–599 → that status (its message for 4xx, the reason phrase for
+ * 5xx); anything else → 500 with no details.
+ */
 export function fail(host: ReplyHost, req: CatzillaRequest, err: unknown): void {
   if (req.aborted) {
     host.finish(req)
     return req._finished(0, 0, true)
   }
-  if (err instanceof HTTPError) {
+  if (host.answerError?.(req, err)) return
+  const status = errorStatus(err)
+  if (status !== undefined) {
+    const h = err instanceof HTTPError ? err.headers : undefined
+    const json = err instanceof HTTPError && err.body !== undefined ? JSON.stringify(err.body) : undefined
+    const body = json ?? (status < 500 || err instanceof HTTPError ? (err as Error).message : defaultMessage(status))
+    const type = json === undefined ? TEXT : 'application/json'
+    if (status >= 500 && !(err instanceof HTTPError) && !req._errorReported) host.reportError(err, req)
     let headers: string
     try {
-      headers = packHeaders(req, err.headers, TEXT)
+      headers = packHeaders(req, h, type)
     } catch {
-      headers = `content-type\0${TEXT}`
+      headers = `content-type\0${type}`
     }
-    const code = host.native.replyText(req._id, err.status, headers, err.message)
-    return done(host, req, code, err.status, err.message.length)
+    const code = host.native.replyText(req._id, status, headers, body)
+    return done(host, req, code, status, Buffer.byteLength(body))
   }
-  host.reportError(err, req)
+  if (!req._errorReported) host.reportError(err, req)
   const code = host.native.replyText(req._id, 500, `content-type\0${TEXT}`, 'Internal Server Error')
   done(host, req, code, 500, 21)
 }

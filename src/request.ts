@@ -2,11 +2,18 @@
 import { CatzillaError, HTTPError } from './errors.js'
 import { boundaryOf, iterateParts, MultipartReader, notMultipart } from './multipart.js'
 import type { Part, PartsHost } from './multipart.js'
+import { parse as parseCookie, serialize as serializeCookie } from 'cookie'
+import type { SerializeOptions } from 'cookie'
+
+/** Attributes of `req.setCookie` (RFC 6265), as the `cookie` package takes them. */
+export type CookieOptions = SerializeOptions
 
 /** What a request needs from its app: body reads through the native server. */
 export interface RequestHost extends PartsHost {
   readBody(id: number): void
   trustProxy: boolean
+  /** Aborts when the app starts closing. */
+  readonly closing: AbortSignal
 }
 
 /** How a response ended, passed to `req.onFinish` listeners. */
@@ -33,13 +40,13 @@ const EMPTY = new Uint8Array(0)
  * @example
  * app.post('/users/:id', async (req) => ({ id: req.params.id, body: await req.json() }))
  */
-export class CatzillaRequest {
+export class CatzillaRequest<P extends Readonly<Record<string, string>> = Readonly<Record<string, string>>> {
   /** Request method, upper-case. */
   readonly method: string
   /** Request target as sent: path and query. */
   readonly url: string
   /** Path parameters from the route (`:name`, and `*` for a trailing wildcard), percent-decoded. */
-  readonly params: Record<string, string>
+  readonly params: P
   /** HTTP version, `'1.1'` or `'1.0'`. */
   readonly httpVersion: string
 
@@ -60,6 +67,9 @@ export class CatzillaRequest {
   #bodyWaiter: BodyWaiter | undefined
   #start = performance.now()
   #finish: Array<(info: FinishInfo) => void> | undefined
+  #cookies: Record<string, string | undefined> | undefined
+  /** @internal The app's `onError` hook already saw (and reported) this request's error. */
+  _errorReported = false
   /** @internal Headers added with `setHeader`, sent with whatever response follows. */
   _responseHeaders: Array<[string, string]> | undefined
 
@@ -89,19 +99,47 @@ export class CatzillaRequest {
       params[h.slice(e + 1, k)] = value.includes('%') ? safeDecode(value) : value
       e = v
     }
-    this.params = params
+    this.params = params as unknown as P
     this.#head = h
     this.#headerStart = e === -1 ? h.length : e + 1
     this.#prebuffered = body
   }
 
   /**
-   * Adds a response header, sent with whatever this request is answered with (plain body,
-   * stream or error). Middleware can call it before or after `next()`, until the first byte.
+   * Sets a response header, sent with whatever this request is answered with (plain body,
+   * stream or error), replacing earlier values of the same name (Node's `setHeader`). Middleware
+   * can call it before or after `next()`, until the first byte.
    */
   setHeader(name: string, value: string): this {
+    const lower = name.toLowerCase()
+    const list = (this._responseHeaders ?? []).filter(([k]) => k.toLowerCase() !== lower)
+    list.push([name, value])
+    this._responseHeaders = list
+    return this
+  }
+
+  /** Adds a response header value, keeping earlier ones of the same name (for multi-value headers). */
+  appendHeader(name: string, value: string): this {
     ;(this._responseHeaders ??= []).push([name, value])
     return this
+  }
+
+  /** Request cookies by name, parsed on first use (the `cookie` package); an empty object without a `Cookie` header. */
+  get cookies(): Record<string, string | undefined> {
+    return (this.#cookies ??= parseCookie(this.header('cookie') ?? ''))
+  }
+
+  /**
+   * Sets a cookie on the response (`Set-Cookie`, appended, so several cookies can be set), with
+   * the RFC 6265 attributes: `maxAge`, `expires`, `domain`, `path`, `secure`, `httpOnly`,
+   * `sameSite`, `partitioned`, `priority`. Serialized by the `cookie` package, which refuses
+   * invalid names and values.
+   *
+   * @example
+   * req.setCookie('session', token, { httpOnly: true, secure: true, sameSite: 'lax', path: '/', maxAge: 86_400 })
+   */
+  setCookie(name: string, value: string, options?: CookieOptions): this {
+    return this.appendHeader('set-cookie', serializeCookie(name, value, options))
   }
 
   /**
@@ -178,6 +216,20 @@ export class CatzillaRequest {
   }
 
   /** Aborts when the client goes away before the response is complete. */
+  /**
+   * Aborts when `app.close()` begins, before anything is cut: a long stream (SSE) can send a last
+   * event and end cleanly, so clients reconnect elsewhere instead of seeing a cut connection.
+   *
+   * @example
+   * app.get('/events', (req) => sse(async function* () {
+   *   while (!req.closing.aborted) yield await nextEvent(req.closing)
+   *   yield { event: 'bye', data: 'server restarting' }
+   * }()))
+   */
+  get closing(): AbortSignal {
+    return this.#host.closing
+  }
+
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController()

@@ -7,6 +7,7 @@ import type { CatzillaRequest } from './request.js'
 import { StreamingResponse } from './streaming.js'
 import { SSETopic, subscribeTopic } from './topic.js'
 import { FileResponse, sendFile } from './file.js'
+import { BodyResponse } from './body.js'
 
 const JSON_TYPE = 'application/json'
 
@@ -24,9 +25,13 @@ function respondUnsafe(host: ReplyHost, req: CatzillaRequest, value: unknown): v
   if (value === undefined || value === null) return sendBytes(host, req, 204, packHeaders(req, undefined))
   if (typeof value !== 'object') {
     if (typeof value === 'function') throw new TypeError('a handler returned a function; wrap writer functions in StreamingResponse')
+    if (typeof value === 'symbol' || typeof value === 'bigint') {
+      throw new TypeError(`a handler returned a ${typeof value}, which is not a response: return a string, bytes, an object (JSON) or a stream`)
+    }
     return sendText(host, req, 200, JSON_TYPE, JSON.stringify(value))
   }
   if (value instanceof Uint8Array) return sendBytes(host, req, 200, packHeaders(req, undefined, OCTET), value)
+  if (value instanceof BodyResponse) return sendText(host, req, value.status, value.contentType, value.body, value.headers)
   if (value instanceof HTTPError) return fail(host, req, value)
   if (value instanceof SSETopic) return subscribeTopic(host, req, value)
   if (value instanceof FileResponse) return void sendFile(host, req, value).catch((e) => fail(host, req, e))
@@ -40,8 +45,34 @@ function respondUnsafe(host: ReplyHost, req: CatzillaRequest, value: unknown): v
   sendText(host, req, 200, JSON_TYPE, JSON.stringify(value))
 }
 
+/**
+ * Sends a WHATWG `Response`. A body that is already complete (built from a string, bytes or
+ * JSON: its stream ends right after the first chunk) is sent whole with `Content-Length`; a live
+ * stream is streamed. Telling them apart waits at most one macrotask, never for the producer.
+ */
 async function webResponse(host: ReplyHost, req: CatzillaRequest, res: Response): Promise<void> {
   if (res.body === null) return sendBytes(host, req, res.status, packHeaders(req, res.headers))
-  await streamIterable(host, req, res.body as unknown as AsyncIterable<Uint8Array>, {}, undefined, res.status, res.headers)
+  const reader = res.body.getReader()
+  const first = await reader.read()
+  if (first.done) return sendBytes(host, req, res.status, packHeaders(req, res.headers))
+  const pending = reader.read()
+  const settled = await Promise.race([pending, new Promise<null>((r) => setImmediate(() => r(null)))])
+  if (settled !== null && settled.done) {
+    return sendBytes(host, req, res.status, packHeaders(req, res.headers), first.value)
+  }
+  const rest = async function* () {
+    try {
+      yield first.value
+      let next = settled ?? (await pending)
+      while (!next.done) {
+        yield next.value
+        next = await reader.read()
+      }
+    } finally {
+      reader.releaseLock()
+      void res.body?.cancel().catch(() => {})
+    }
+  }
+  await streamIterable(host, req, rest(), {}, undefined, res.status, res.headers)
 }
 

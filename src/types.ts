@@ -4,8 +4,22 @@ import type { CatzillaRequest } from './request.js'
 /** What a handler may return; see the return-value table in the README. */
 export type HandlerResult = unknown
 
-/** A route handler. */
-export type Handler = (req: CatzillaRequest) => HandlerResult | Promise<HandlerResult>
+/** Parameters of `req.params`: any name, for a pattern only known at run time. */
+export type Params = Readonly<Record<string, string>>
+
+type SegmentParam<S extends string> = S extends `:${infer N}` ? N : S extends `*${infer N}` ? (N extends '' ? '*' : N) : never
+
+/** The parameter names of a route pattern: each `:name` segment, and a trailing `*` (named `'*'`) or `*name`. */
+export type ParamNames<P extends string> = P extends `${infer Head}/${infer Tail}` ? SegmentParam<Head> | ParamNames<Tail> : SegmentParam<P>
+
+/**
+ * `req.params` of the route `P`: one `string` per parameter of the pattern, so a name the pattern
+ * does not have is a type error (`'/users/:id'` → `{ id: string }`, `'/files/*'` → `{ '*': string }`).
+ */
+export type RouteParams<P extends string> = string extends P ? Params : { readonly [K in ParamNames<P>]: string }
+
+/** A route handler; `P` types `req.params` (inferred from the route pattern). */
+export type Handler<P extends Params = Params> = (req: CatzillaRequest<P>) => HandlerResult | Promise<HandlerResult>
 
 /** Calls the rest of the chain; resolves to the value the handler (or inner middleware) returned. */
 export type Next = () => Promise<unknown>

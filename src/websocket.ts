@@ -21,7 +21,7 @@ export type WebSocketData = string | Uint8Array | ArrayBuffer | object
  *   message: (ws, data) => ws.publish(ws.params.room, data),
  * })
  */
-export interface WebSocketBehaviour<T = unknown> {
+export interface WebSocketBehaviour<T = unknown, P extends Readonly<Record<string, string>> = Readonly<Record<string, string>>> {
   /** Largest message accepted from a client, in bytes; bigger ones close the socket with 1009. Default 1 MiB. */
   maxPayload?: number
   /**
@@ -43,15 +43,15 @@ export interface WebSocketBehaviour<T = unknown> {
    * the client offered `Sec-WebSocket-Protocol` values and none was set here, the first is echoed
    * (browsers fail the connection otherwise, and auth tokens are commonly sent that way).
    */
-  upgrade?: (req: CatzillaRequest) => T | Promise<T>
+  upgrade?: (req: CatzillaRequest<P>) => T | Promise<T>
   /** The socket is open. */
-  open?: (ws: WebSocket<T>) => void
+  open?: (ws: WebSocket<T, P>) => void
   /** A message arrived: a `string` for text frames, a `Buffer` for binary frames. */
-  message?: (ws: WebSocket<T>, data: string | Buffer, isBinary: boolean) => void
+  message?: (ws: WebSocket<T, P>, data: string | Buffer, isBinary: boolean) => void
   /** The outbound queue fell under half of `maxBackpressure` after a `queued` send. */
-  drain?: (ws: WebSocket<T>) => void
+  drain?: (ws: WebSocket<T, P>) => void
   /** The socket closed (1005: no code sent, 1006: connection lost). Fires exactly once. */
-  close?: (ws: WebSocket<T>, code: number, reason: string) => void
+  close?: (ws: WebSocket<T, P>, code: number, reason: string) => void
 }
 
 /** Publishes through the native fan-out (which validates `event`), skipping socket `exclude` (0: none). @internal */
@@ -76,29 +76,29 @@ export function toWire(data: WebSocketData): string | Buffer {
 }
 
 /** One WebSocket connection. Methods are synchronous: messages are queued in Rust, bounded per socket. */
-export class WebSocket<T = unknown> {
+export class WebSocket<T = unknown, P extends Readonly<Record<string, string>> = Readonly<Record<string, string>>> {
   /** Per-server unique id of this socket. */
   readonly id: number
   /** What the route's `upgrade` hook returned. */
   readonly data: T
   /** Path parameters of the route. */
-  readonly params: Record<string, string>
+  readonly params: P
   /**
    * `true` when a resumed session's missed messages were replayed. Session resume (`resume`) is
    * not implemented yet, so this is always `false`.
    */
   readonly recovered = false
-  /** @internal */ readonly _behaviour: WebSocketBehaviour<T>
+  /** @internal Hooks are called with this socket; kept untyped in `P` so a socket of a typed route is still a `WebSocket<T>`. */ readonly _behaviour: WebSocketBehaviour<T>
   #native: NativeServer
   #closed = false
 
   /** @internal */
-  constructor(native: NativeServer, id: number, data: T, params: Record<string, string>, behaviour: WebSocketBehaviour<T>) {
+  constructor(native: NativeServer, id: number, data: T, params: P, behaviour: WebSocketBehaviour<T, P>) {
     this.#native = native
     this.id = id
     this.data = data
     this.params = params
-    this._behaviour = behaviour
+    this._behaviour = behaviour as unknown as WebSocketBehaviour<T>
   }
 
   /** Queues a message. Returns `dropped` once the socket is closed or over its backpressure limit. */

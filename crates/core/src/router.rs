@@ -48,11 +48,13 @@ pub struct Router<T> {
     tree: matchit::Router<usize>,
     entries: Vec<Entry<T>>,
     patterns: HashMap<String, usize>,
+    /// Answers paths no route matches (a not-found handler), instead of [`RouteMatch::NotFound`].
+    fallback: Option<T>,
 }
 
 impl<T> Default for Router<T> {
     fn default() -> Self {
-        Self { tree: matchit::Router::new(), entries: Vec::new(), patterns: HashMap::new() }
+        Self { tree: matchit::Router::new(), entries: Vec::new(), patterns: HashMap::new(), fallback: None }
     }
 }
 
@@ -106,6 +108,31 @@ fn to_matchit(pattern: &str) -> Result<String, RouteError> {
     Ok(out)
 }
 
+/// Rewrites matchit's `{name}` / `{*name}` syntax in a message back to the user's `:name` / `*name`.
+fn from_matchit(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find('}') else { break };
+        let inner = &rest[i + 1..i + j];
+        match inner.strip_prefix('*') {
+            Some("__cz_wild") => out.push('*'),
+            Some(name) => {
+                out.push('*');
+                out.push_str(name);
+            }
+            None => {
+                out.push(':');
+                out.push_str(inner);
+            }
+        }
+        rest = &rest[i + j + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl<T: Clone> Router<T> {
     /// Creates an empty router.
     pub fn new() -> Self {
@@ -127,7 +154,9 @@ impl<T: Clone> Router<T> {
                     self.tree.insert(key.clone(), idx)
                 }))
                 .map_err(|_| RouteError(format!("route {pattern:?}: rejected by the router")))?;
-                inserted.map_err(|e| RouteError(format!("route {pattern:?}: {e}")))?;
+                inserted.map_err(|e| {
+                    RouteError(format!("route {pattern:?}: {}", from_matchit(&e.to_string())))
+                })?;
                 self.entries.push(Entry {
                     by_method: HashMap::new(),
                     any: None,
@@ -158,10 +187,19 @@ impl<T: Clone> Router<T> {
         Ok(())
     }
 
+    /// Sets the value for paths no route matches (every method); a known path with another
+    /// method still reports [`RouteMatch::MethodNotAllowed`].
+    pub fn set_fallback(&mut self, value: T) {
+        self.fallback = Some(value);
+    }
+
     /// Routes a request. `HEAD` falls back to the `GET` route when no `HEAD` route exists.
     pub fn find(&self, method: &Method, path: &str) -> RouteMatch<T> {
         let Ok(m) = self.tree.at(path) else {
-            return RouteMatch::NotFound;
+            return match &self.fallback {
+                Some(v) => RouteMatch::Found(v.clone(), Vec::new()),
+                None => RouteMatch::NotFound,
+            };
         };
         let entry = &self.entries[*m.value];
         let value = entry
@@ -269,10 +307,25 @@ mod tests {
     }
 
     #[test]
-    fn conflicting_params_are_reported() {
+    fn conflicting_params_are_reported_in_the_users_syntax() {
         let mut r = Router::new();
         r.add(None, "/u/:id", 1).unwrap();
-        assert!(r.add(None, "/u/:name", 2).is_err());
+        let e = r.add(None, "/u/:name", 2).unwrap_err().0;
+        assert!(e.contains("/u/:id") && !e.contains('{'), "{e}");
+        r.add(None, "/f/*", 3).unwrap();
+        let e = r.add(None, "/f/*rest", 4).unwrap_err().0;
+        assert!(!e.contains('{') && !e.contains("__cz_wild"), "{e}");
+    }
+
+    #[test]
+    fn a_fallback_answers_unknown_paths_but_not_wrong_methods() {
+        let mut r = router();
+        r.set_fallback(99);
+        assert_eq!(r.find(&Method::GET, "/nope"), RouteMatch::Found(99, vec![]));
+        assert_eq!(
+            r.find(&Method::DELETE, "/users/7"),
+            RouteMatch::MethodNotAllowed("GET, HEAD, POST".into())
+        );
     }
 
     #[test]

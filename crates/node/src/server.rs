@@ -44,6 +44,17 @@ fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
     }
 }
 
+/// The POSIX name of a bind error (what Node reports as `err.code`), for `CZ_LISTEN` messages.
+fn os_code(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        AddrInUse => "EADDRINUSE",
+        AddrNotAvailable => "EADDRNOTAVAIL",
+        PermissionDenied => "EACCES",
+        _ => "EIO",
+    }
+}
+
 pub(crate) fn code_error(code: &str, msg: impl Into<String>) -> napi::Error {
     napi::Error::new(Status::GenericFailure, format!("{code}: {}", msg.into()))
 }
@@ -146,6 +157,12 @@ impl NativeServer {
         }
     }
 
+    /// Makes route `routeId` answer every path no other route matches (the app's not-found handler).
+    #[napi(catch_unwind)]
+    pub fn set_not_found(&self, route_id: u32) {
+        self.router.lock().set_fallback(route_id);
+    }
+
     /// Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern.
     #[napi(catch_unwind)]
     pub fn route(&self, method: String, path: String, route_id: u32) -> napi::Result<()> {
@@ -202,7 +219,7 @@ impl NativeServer {
             self.stats.clone(),
         )
         .await
-        .map_err(|e| code_error("CZ_LISTEN", format!("{addr}: {e}")))?;
+        .map_err(|e| code_error("CZ_LISTEN", format!("{} {addr}: {e}", os_code(&e))))?;
         let local = handle.local_addr();
         *self.handle.lock() = Some(Arc::new(handle));
         Ok(ListenInfo { port: u32::from(local.port()), address: local.ip().to_string() })
