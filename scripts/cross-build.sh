@@ -18,7 +18,7 @@ if ! command -v zig >/dev/null 2>&1 && ! python3 -m ziglang version >/dev/null 2
   echo "== installing zig (PyPI ziglang)"
   python3 -m pip install --quiet ziglang==0.17.1
 fi
-if ! cargo zigbuild --version >/dev/null 2>&1; then
+if ! command -v cargo-zigbuild >/dev/null 2>&1; then
   echo "== installing cargo-zigbuild"
   cargo install cargo-zigbuild --locked
 fi

@@ -17,7 +17,7 @@ if ! cargo +nightly --version >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
   cargo install cargo-fuzz --locked || exit 1
 fi

@@ -2,12 +2,14 @@
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { errorStatus, fromNative, HTTPError } from './errors.js'
-import { Ev, NativeServer } from './native.js'
+import { NativeServer } from './native.js'
 import type { NativeStats, NativeStream } from './native.js'
 import { CatzillaRequest } from './request.js'
 import { fail } from './reply.js'
 import type { ReplyHost } from './reply.js'
 import { packHeaders, TEXT, sendText } from './reply.js'
+import { compose } from './compose.js'
+import { dispatcher } from './dispatch.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
 import type { AppOptions, CloseOptions, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
@@ -39,26 +41,6 @@ function compressionOptions(c: AppOptions['compression']) {
   for (const e of o.encodings ?? []) if (e !== 'br' && e !== 'gzip') throw new RangeError(`unknown compression encoding ${String(e)}`)
   if (o.level !== undefined && !(Number.isInteger(o.level) && o.level >= 0 && o.level <= 11)) throw new RangeError('compression level must be an integer 0–11')
   return { compression: true, compressionThreshold: o.threshold, compressionEncodings: o.encodings, compressionLevel: o.level }
-}
-
-/** Runs middleware in onion order around `handler`. */
-function compose(middleware: Middleware[], handler: Handler): Handler {
-  if (middleware.length === 0) return handler
-  return (req) => {
-    const run = async (i: number): Promise<unknown> => {
-      if (i === middleware.length) return handler(req)
-      let inner: unknown
-      let called = false
-      const result = await middleware[i]!(req, async () => {
-        if (called) throw new Error('next() called twice')
-        called = true
-        inner = await run(i + 1)
-        return inner
-      })
-      return result === undefined && called ? inner : result
-    }
-    return run(0)
-  }
 }
 
 function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
@@ -306,7 +288,15 @@ export class Catzilla implements ReplyHost {
   async listen(options: ListenOptions = {}): Promise<ListenResult> {
     if (this.#state !== 'new') throw new Error('listen() was already called')
     for (const r of this.#routes) r.run = compose([...this.#middleware, ...r.middleware], r.handler)
-    this.native.setDispatcher(this.#dispatch)
+    this.native.setDispatcher(
+      dispatcher({
+        requests: this.#requests,
+        sinks: this.#sinks,
+        sockets: this.#sockets,
+        onRequest: (id, routeId, head, body) => this.#onRequest(id, routeId, head, body),
+        hook: (ws, name, fn) => this.#hook(ws, name, fn),
+      }),
+    )
     const host = options.host ?? '127.0.0.1'
     let info
     try {
@@ -399,63 +389,7 @@ export class Catzilla implements ReplyHost {
     }
   }
 
-  #dispatch = (kind: number, id: number, num: number, text?: string | null, data?: Buffer | null): void => {
-    switch (kind) {
-      case Ev.Request:
-        return this.#onRequest(id, num, text!, data ?? undefined)
-      case Ev.Drain:
-        return this.#sinks.get(id)?._drained()
-      case Ev.Closed: {
-        const aborted = num === 1
-        const sink = this.#sinks.get(id)
-        this.#sinks.delete(id)
-        const req = this.#requests.get(id)
-        this.#requests.delete(id)
-        if (aborted) req?._abort()
-        return sink?._closed(aborted)
-      }
-      case Ev.Cancel: {
-        const req = this.#requests.get(id)
-        this.#requests.delete(id)
-        req?._abort()
-        return req?._finished(0, 0, true)
-      }
-      case Ev.Body:
-        return this.#requests.get(id)?._bodyEvent(data ?? undefined)
-      case Ev.BodyEnd:
-        return this.#requests.get(id)?._bodyEvent(undefined)
-      case Ev.BodyError: {
-        const req = this.#requests.get(id)
-        return req?._bodyEvent(undefined, new HTTPError(num, text ?? 'Bad Request'))
-      }
-      case Ev.PartStart:
-        return this.#requests.get(id)?._parts?._event(text!)
-      case Ev.PartsEnd:
-        return this.#requests.get(id)?._parts?._event(null)
-      case Ev.WsMessage: {
-        const ws = this.#sockets.get(id)
-        if (ws?._behaviour.message === undefined) return
-        return this.#hook(ws, 'message', () => ws._behaviour.message!(ws, num === 1 ? data! : text!, num === 1))
-      }
-      case Ev.WsOpen: {
-        const ws = this.#sockets.get(id)
-        if (ws?._behaviour.open === undefined) return
-        return this.#hook(ws, 'open', () => ws._behaviour.open!(ws))
-      }
-      case Ev.WsDrain: {
-        const ws = this.#sockets.get(id)
-        if (ws?._behaviour.drain === undefined) return
-        return this.#hook(ws, 'drain', () => ws._behaviour.drain!(ws))
-      }
-      case Ev.WsClose: {
-        const ws = this.#sockets.get(id)
-        this.#sockets.delete(id)
-        if (ws === undefined) return
-        ws._markClosed()
-        if (ws._behaviour.close !== undefined) this.#hook(ws, 'close', () => ws._behaviour.close!(ws, num, text ?? ''))
-      }
-    }
-  }
+
 
   /** Runs a WebSocket hook; a throw is reported and closes the socket with 1011. */
   #hook(ws: WebSocket<unknown>, name: string, fn: () => unknown): void {

@@ -143,7 +143,7 @@ export declare class NativeStream {
 export declare function encodeSse(packed: string): string
 
 /** Kinds of events delivered to the JS dispatcher (first argument). */
-export declare const enum EventKind {
+export declare enum EventKind {
   /** A routed request: `(kind, id, route, head, body?)`. */
   Request = 0,
   /** The client left before the reply: `(kind, id)`. */
@@ -249,7 +249,7 @@ export interface NativeStats {
 }
 
 /** Outcome codes of the synchronous reply calls. */
-export declare const enum ReplyCode {
+export declare enum ReplyCode {
   /** The reply was handed to the connection. */
   Ok = 0,
   /** The request is unknown or its client is gone; nothing was sent. */
