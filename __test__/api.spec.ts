@@ -232,3 +232,33 @@ test('listen accepts a host name; CZ_LISTEN carries the OS code; an unsupported 
   const err2 = await t.throwsAsync(c.listen({ port: held }), { instanceOf: CatzillaError })
   t.is(err2?.osCode, 'EADDRINUSE')
 })
+
+test('onFinish reports the bytes Rust sent for file(), and a HEAD request is not reported as aborted', async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const { tmpdir } = await import('node:os')
+  const { file } = await import('../index.js')
+  const dir = mkdtempSync(join(tmpdir(), 'cz-api-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'ten.txt'), '0123456789')
+  const seen: Array<{ path: string; method: string; status: number; bytes: number; aborted: boolean }> = []
+  const { app, url } = await serve((app) => {
+    app.use(async (req, next) => {
+      req.onFinish((i) => seen.push({ path: req.path, method: req.method, status: i.status, bytes: i.bytes, aborted: i.aborted }))
+      return next()
+    })
+    app.get('/ten', () => file(join(dir, 'ten.txt')))
+    app.get('/gen', async function* () {
+      yield 'abc'
+    })
+    app.get('/hello', () => 'hello')
+  })
+  t.teardown(() => app.close({ timeout: 100 }))
+  await (await fetch(`${url}/ten`)).text()
+  await (await fetch(`${url}/ten`, { headers: { range: 'bytes=2-4' } })).text()
+  for (const path of ['/gen', '/hello']) await (await fetch(url + path, { method: 'HEAD' })).text()
+  await within((async () => { while (seen.length < 4) await sleep(10) })(), 3000, 'onFinish')
+  const by = (p: string, m = 'GET') => seen.filter((s) => s.path === p && s.method === m)
+  t.deepEqual(by('/ten').map((s) => [s.status, s.bytes]), [[200, 10], [206, 3]])
+  for (const p of ['/gen', '/hello']) t.false(by(p, 'HEAD')[0]?.aborted ?? true, `HEAD ${p}`)
+})

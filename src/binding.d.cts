@@ -17,12 +17,13 @@ export declare class NativeServer {
    */
   staticRoute(routeId: number, dir: string, index: string | undefined | null, dotfiles: boolean, cacheControl?: string | undefined | null): void
   /**
-   * Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), with the
-   * request's conditional headers. With `root`, a relative `path` is resolved against it and
-   * the file actually opened must resolve inside it (dotfiles only with `dotfiles`), else 404.
-   * Resolves to the status sent (0 if the client is gone).
+   * Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), deciding
+   * ranges and conditions from the request head kept in Rust. With `root`, a relative `path`
+   * is resolved against it and the file actually opened must resolve inside it (dotfiles only
+   * with `dotfiles`), else 404. Resolves to the status and the body bytes sent (status 0 if the
+   * client is gone).
    */
-  sendFile(id: number, path: string, root: string | undefined | null, dotfiles: boolean, headers: string, contentType?: string | undefined | null, range?: string | undefined | null, ifRange?: string | undefined | null, ifNoneMatch?: string | undefined | null, ifModifiedSince?: string | undefined | null): Promise<number>
+  sendFile(id: number, path: string, options: FileSendOptions): Promise<FileSent>
   /**
    * Starts reading request `id`'s body as multipart with `boundary`; `prebuffered` is the
    * body JS already received with the request, if any. `false` when the request is gone.
@@ -76,13 +77,13 @@ export declare class NativeServer {
   /** Subscribers (WebSocket and SSE) of `topic` now. */
   subscribers(topic: string): number
   /**
-   * Answers request `id` with an SSE stream fed by `topic`: the replay
-   * (after `lastEventId`, or the `recent` last messages), then live events; `retryMs` is sent
-   * first as the client's reconnection delay. A subscriber more
+   * Answers request `id` with an SSE stream fed by `topic`: the replay (after the request's
+   * `Last-Event-ID`, read from the head kept in Rust, or the `recent` last messages), then
+   * live events; `retryMs` is sent first as the client's reconnection delay. A subscriber more
    * than `maxBackpressure` bytes behind is cut (it reconnects and replays). Returns `false`
    * when the client is gone; throws `CZ_BAD_HEADER` for invalid headers.
    */
-  subscribeSse(id: number, headers: string, topic: string, lastEventId: string | undefined | null, recent: number, maxBackpressure: number, heartbeatMs: number, retryMs?: number | undefined | null): boolean
+  subscribeSse(id: number, topic: string, options: SseTopicOptions): boolean
   /** Declares route `routeId` a WebSocket route with these settings. */
   wsRoute(routeId: number, options?: WsOptions | undefined | null): void
   /**
@@ -170,6 +171,26 @@ export declare enum EventKind {
   PartStart = 11,
   /** No more multipart parts: `(kind, id)`. */
   PartsEnd = 12,
+}
+
+/** Named options of `sendFile`. */
+export interface FileSendOptions {
+  /** Directory the file must stay inside; a relative path is resolved against it. */
+  root?: string
+  /** With `root`: serve names starting with `.`. */
+  dotfiles?: boolean
+  /** Extra response headers, packed `name\0value\0...`. */
+  headers: string
+  /** `Content-Type`; guessed from the name when absent. */
+  contentType?: string
+}
+
+/** What `sendFile` sent. */
+export interface FileSent {
+  /** Status sent (0: the client was gone). */
+  status: number
+  /** Body bytes of the reply (the range for a 206, 0 for a 304). */
+  bytes: number
 }
 
 /** Where the server listens. */
@@ -294,6 +315,22 @@ export interface ServerOptions {
   compressionEncodings?: Array<string>
   /** gzip level / brotli quality. */
   compressionLevel?: number
+}
+
+/** Named options of `subscribeSse`. */
+export interface SseTopicOptions {
+  /** Response headers, packed `name\0value\0...`. */
+  headers: string
+  /** Resume after the request's `Last-Event-ID` from the topic's history. */
+  resume: boolean
+  /** Without `Last-Event-ID`, send up to this many recent messages first. */
+  recent: number
+  /** Bytes the subscriber may fall behind before it is cut. */
+  maxBackpressure: number
+  /** Heartbeat comment after this many ms of silence (0: none). */
+  heartbeatMs: number
+  /** Reconnection delay sent first, in ms. */
+  retryMs?: number
 }
 
 /** How a stream ended, as JS sees it. */

@@ -2,6 +2,7 @@
 import { fromNative } from './errors.js'
 import { packHeaders } from './reply.js'
 import type { HeaderInput, ReplyHost } from './reply.js'
+import type { FileSent } from './native.js'
 import type { CatzillaRequest } from './request.js'
 
 /** Options of {@link file}. */
@@ -64,26 +65,16 @@ export function sendFile(host: ReplyHost, req: CatzillaRequest, f: FileResponse)
   let headers = packHeaders(req, o.headers)
   // The disposition is pure printable ASCII (see `disposition`), so it needs no NUL check.
   if (o.filename !== undefined) headers += `${headers === '' ? '' : '\0'}content-disposition\0${disposition(o.filename)}`
-  let pending: Promise<number>
+  // Range and If-* are read in Rust from the request head it kept: only the id crosses.
+  let pending: Promise<FileSent>
   try {
-    pending = host.native.sendFile(
-      req._id,
-      f.path,
-      o.root ?? null,
-      o.dotfiles ?? false,
-      headers,
-      o.contentType ?? null,
-      req.header('range') ?? null,
-      req.header('if-range') ?? null,
-      req.header('if-none-match') ?? null,
-      req.header('if-modified-since') ?? null,
-    )
+    pending = host.native.sendFile(req._id, f.path, { root: o.root, dotfiles: o.dotfiles, headers, contentType: o.contentType })
   } catch (err) {
     throw fromNative(err)
   }
   host.finish(req)
   return pending.then(
-    (status) => req._finished(status, 0, status === 0),
+    ({ status, bytes }) => req._finished(status, bytes, status === 0),
     (err) => {
       throw fromNative(err)
     },

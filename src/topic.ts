@@ -64,20 +64,17 @@ export function subscribeTopic(host: ReplyHost, req: CatzillaRequest, t: SSETopi
     { 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no', ...o.headers },
     'text/event-stream; charset=utf-8',
   )
-  const lastId = o.replay === false ? null : (req.lastEventId ?? null)
-  const recent = typeof o.replay === 'number' ? o.replay : 0
   let ok: boolean
   try {
-    ok = host.native.subscribeSse(
-      req._id,
+    // `Last-Event-ID` is read in Rust from the request head it kept.
+    ok = host.native.subscribeSse(req._id, t.topic, {
       headers,
-      t.topic,
-      lastId,
-      recent,
-      o.maxBackpressure ?? 1 << 20,
-      o.heartbeat ?? 15_000,
-      o.retry ?? null,
-    )
+      resume: o.replay !== false,
+      recent: typeof o.replay === 'number' ? o.replay : 0,
+      maxBackpressure: o.maxBackpressure ?? 1 << 20,
+      heartbeatMs: o.heartbeat ?? 15_000,
+      retryMs: o.retry,
+    })
   } catch (err) {
     throw fromNative(err)
   }

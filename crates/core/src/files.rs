@@ -346,6 +346,13 @@ pub struct FileBody {
     pending: Option<JoinHandle<io::Result<Bytes>>>,
 }
 
+impl FileBody {
+    /// Bytes still to send.
+    pub fn remaining(&self) -> u64 {
+        self.end.saturating_sub(self.pos)
+    }
+}
+
 impl Body for FileBody {
     type Data = Bytes;
     type Error = StreamAborted;

@@ -65,6 +65,15 @@ impl Reply {
         Self { status, headers, body: ReplyBody::Full(body.into()) }
     }
 
+    /// Body bytes when known before sending: whole bodies and files (the range for a `206`).
+    pub fn body_len(&self) -> Option<u64> {
+        match &self.body {
+            ReplyBody::Full(b) => Some(b.len() as u64),
+            ReplyBody::File(f) => Some(f.remaining()),
+            _ => None,
+        }
+    }
+
     /// A short `text/plain` reply, used for errors.
     pub fn text(status: StatusCode, message: &str) -> Self {
         let mut headers = HeaderMap::new();

@@ -2,6 +2,7 @@
 //! `catzilla_core::Handler` implementation that feeds them.
 
 use bytes::Bytes;
+use catzilla_core::http::HeaderMap;
 use catzilla_core::{Handler, Message, Request, RequestBody, Responder, StreamingBody};
 use napi::bindgen_prelude::{Buffer, FnArgs};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -80,6 +81,9 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
 /// A request waiting for its reply.
 struct Pending {
     responder: Option<Responder>,
+    /// The request's headers, kept in Rust so replies that depend on them (files: Range and
+    /// If-*; SSE topics: Last-Event-ID) read them here instead of a round trip through JS.
+    headers: HeaderMap,
     body: Option<StreamingBody>,
     /// A body read is in flight (the body is temporarily out of the table).
     reading: bool,
@@ -144,6 +148,14 @@ impl JsHandler {
     pub(crate) fn take_final(&self, id: u32) -> Option<Responder> {
         self.parts.remove(id);
         self.pending.lock().remove(&id).and_then(|p| p.responder)
+    }
+
+    /// Takes the responder and the request headers and forgets the request (a reply that depends
+    /// on the request head, decided in Rust).
+    pub(crate) fn take_final_with_head(&self, id: u32) -> Option<(Responder, HeaderMap)> {
+        self.parts.remove(id);
+        let p = self.pending.lock().remove(&id)?;
+        Some((p.responder?, p.headers))
     }
 
     /// Forgets a request: its unread body is discarded.
@@ -277,7 +289,9 @@ impl Handler for CoreHandler {
             RequestBody::Full(b) => (if b.is_empty() { None } else { Some(b) }, None),
             RequestBody::Streaming(s) => (None, Some(s)),
         };
-        h.pending.lock().insert(id, Pending { responder: Some(responder), body: streaming, reading: false });
+        let pending =
+            Pending { responder: Some(responder), headers: req.headers, body: streaming, reading: false };
+        h.pending.lock().insert(id, pending);
         h.emit(Event::Request { id, route, head, body });
         id
     }

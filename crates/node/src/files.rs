@@ -46,36 +46,26 @@ impl NativeServer {
         Ok(())
     }
 
-    /// Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), with the
-    /// request's conditional headers. With `root`, a relative `path` is resolved against it and
-    /// the file actually opened must resolve inside it (dotfiles only with `dotfiles`), else 404.
-    /// Resolves to the status sent (0 if the client is gone).
+    /// Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), deciding
+    /// ranges and conditions from the request head kept in Rust. With `root`, a relative `path`
+    /// is resolved against it and the file actually opened must resolve inside it (dotfiles only
+    /// with `dotfiles`), else 404. Resolves to the status and the body bytes sent (status 0 if the
+    /// client is gone).
     #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments, reason = "one flat call per file keeps it one crossing")]
-    pub async fn send_file(
-        &self,
-        id: u32,
-        path: String,
-        root: Option<String>,
-        dotfiles: bool,
-        headers: String,
-        content_type: Option<String>,
-        range: Option<String>,
-        if_range: Option<String>,
-        if_none_match: Option<String>,
-        if_modified_since: Option<String>,
-    ) -> napi::Result<u32> {
-        let Some(h) = self.handler() else { return Ok(0) };
-        let Some(extra) = parse_headers(&headers) else {
+    pub async fn send_file(&self, id: u32, path: String, options: FileSendOptions) -> napi::Result<FileSent> {
+        let gone = FileSent { status: 0, bytes: 0.0 };
+        let Some(h) = self.handler() else { return Ok(gone) };
+        let Some(extra) = parse_headers(&options.headers) else {
             return Err(code_error("CZ_BAD_HEADER", "invalid header"));
         };
-        let content_type = header_value(content_type)?;
-        let Some(responder) = h.take_final(id) else { return Ok(0) };
-        let cond = Conditions { range, if_range, if_none_match, if_modified_since };
-        let (path, confine) = match root {
+        let content_type = header_value(options.content_type)?;
+        let Some((responder, head)) = h.take_final_with_head(id) else { return Ok(gone) };
+        let cond = Conditions::from_headers(&head);
+        let (path, confine) = match options.root {
             None => (PathBuf::from(path), None),
             Some(root) => {
                 let root = PathBuf::from(root);
+                let dotfiles = options.dotfiles.unwrap_or(false);
                 let confine = tokio::task::spawn_blocking(move || Confinement::new(&root, dotfiles))
                     .await
                     .ok()
@@ -84,14 +74,45 @@ impl NativeServer {
                     Some(c) => (c.root().join(path), Some(c)),
                     None => {
                         let reply = Reply::text(StatusCode::NOT_FOUND, "Not Found");
-                        return Ok(if responder.send(reply) { 404 } else { 0 });
+                        let bytes = reply_bytes(&reply);
+                        return Ok(if responder.send(reply) {
+                            FileSent { status: 404, bytes }
+                        } else {
+                            gone
+                        });
                     }
                 }
             }
         };
         let opts = FileOptions { content_type, cache_control: None, headers: extra, confine };
         let reply = file_reply(path, cond, opts).await;
-        let status = u32::from(reply.status.as_u16());
-        Ok(if responder.send(reply) { status } else { 0 })
+        let sent = FileSent { status: u32::from(reply.status.as_u16()), bytes: reply_bytes(&reply) };
+        Ok(if responder.send(reply) { sent } else { gone })
     }
+}
+
+/// Named options of `sendFile`.
+#[napi(object)]
+pub struct FileSendOptions {
+    /// Directory the file must stay inside; a relative path is resolved against it.
+    pub root: Option<String>,
+    /// With `root`: serve names starting with `.`.
+    pub dotfiles: Option<bool>,
+    /// Extra response headers, packed `name\0value\0...`.
+    pub headers: String,
+    /// `Content-Type`; guessed from the name when absent.
+    pub content_type: Option<String>,
+}
+
+/// What `sendFile` sent.
+#[napi(object)]
+pub struct FileSent {
+    /// Status sent (0: the client was gone).
+    pub status: u32,
+    /// Body bytes of the reply (the range for a 206, 0 for a 304).
+    pub bytes: f64,
+}
+
+fn reply_bytes(reply: &Reply) -> f64 {
+    reply.body_len().unwrap_or(0) as f64
 }

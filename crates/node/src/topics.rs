@@ -54,37 +54,31 @@ impl NativeServer {
         self.topics.subscribers(&topic) as u32
     }
 
-    /// Answers request `id` with an SSE stream fed by `topic`: the replay
-    /// (after `lastEventId`, or the `recent` last messages), then live events; `retryMs` is sent
-    /// first as the client's reconnection delay. A subscriber more
+    /// Answers request `id` with an SSE stream fed by `topic`: the replay (after the request's
+    /// `Last-Event-ID`, read from the head kept in Rust, or the `recent` last messages), then
+    /// live events; `retryMs` is sent first as the client's reconnection delay. A subscriber more
     /// than `maxBackpressure` bytes behind is cut (it reconnects and replays). Returns `false`
     /// when the client is gone; throws `CZ_BAD_HEADER` for invalid headers.
     #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments, reason = "one flat call per subscription keeps it one crossing")]
-    pub fn subscribe_sse(
-        &self,
-        id: u32,
-        headers: String,
-        topic: String,
-        last_event_id: Option<String>,
-        recent: u32,
-        max_backpressure: f64,
-        heartbeat_ms: u32,
-        retry_ms: Option<u32>,
-    ) -> napi::Result<bool> {
+    pub fn subscribe_sse(&self, id: u32, topic: String, options: SseTopicOptions) -> napi::Result<bool> {
         let Some(h) = self.handler() else { return Ok(false) };
-        let Some(headers) = parse_headers(&headers) else {
+        let Some(headers) = parse_headers(&options.headers) else {
             return Err(code_error("CZ_BAD_HEADER", "invalid header"));
         };
-        let Some(responder) = h.take_final(id) else { return Ok(false) };
+        let Some((responder, head)) = h.take_final_with_head(id) else { return Ok(false) };
+        let last_event_id = if options.resume {
+            head.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
+        } else {
+            None
+        };
         let opts = SseSubscribe {
             last_event_id,
-            recent: recent as usize,
-            max_backpressure: max_backpressure.max(1.0) as usize,
-            heartbeat: (heartbeat_ms > 0).then(|| {
-                (Duration::from_millis(u64::from(heartbeat_ms)), Bytes::from_static(sse::HEARTBEAT))
+            recent: options.recent as usize,
+            max_backpressure: options.max_backpressure.max(1.0) as usize,
+            heartbeat: (options.heartbeat_ms > 0).then(|| {
+                (Duration::from_millis(u64::from(options.heartbeat_ms)), Bytes::from_static(sse::HEARTBEAT))
             }),
-            preamble: retry_ms.map(|ms| {
+            preamble: options.retry_ms.map(|ms| {
                 let mut out = Vec::with_capacity(16);
                 // `retry` alone cannot be invalid.
                 let _ = sse::encode(
@@ -97,6 +91,23 @@ impl NativeServer {
         let body = self.topics.subscribe_sse(&topic, opts);
         Ok(responder.send(Reply { status: StatusCode::OK, headers, body: ReplyBody::Topic(body) }))
     }
+}
+
+/// Named options of `subscribeSse`.
+#[napi(object)]
+pub struct SseTopicOptions {
+    /// Response headers, packed `name\0value\0...`.
+    pub headers: String,
+    /// Resume after the request's `Last-Event-ID` from the topic's history.
+    pub resume: bool,
+    /// Without `Last-Event-ID`, send up to this many recent messages first.
+    pub recent: u32,
+    /// Bytes the subscriber may fall behind before it is cut.
+    pub max_backpressure: f64,
+    /// Heartbeat comment after this many ms of silence (0: none).
+    pub heartbeat_ms: u32,
+    /// Reconnection delay sent first, in ms.
+    pub retry_ms: Option<u32>,
 }
 
 /// Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) to text with
