@@ -129,6 +129,9 @@ export async function streamIterable(
     }
   }
   if (req.method === 'HEAD') {
+    // hyper sends no body for HEAD and drops the stream, which the ring reports as cut; but the
+    // head was handed over (startSink succeeded), and for HEAD that is the whole response.
+    sink.onCloseInfo = (info) => req._finished(status, 0, false, info.chunks)
     sink.end()
     safeReturn(it)
     return
