@@ -198,24 +198,16 @@ export class Catzilla implements ReplyHost {
     const base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix
     const maxAge = options.maxAge
     if (maxAge !== undefined && !(Number.isInteger(maxAge) && maxAge >= 0)) throw new RangeError('static maxAge must be a non-negative integer (seconds)')
-    // `prefix/` (the directory's index) and `prefix/*` (everything below it).
-    for (const pattern of [`${base}/`, `${base}/*`]) {
-      const id = this.#routes.length
-      // Rust answers these routes; the JS handler only runs if the directory could not be registered.
-      this.route('GET', pattern, () => {
-        throw new HTTPError(404, 'Not Found')
+    if (this.#state !== 'new') throw new Error('static routes must be added before listen()')
+    // `prefix/` (the directory's index) and `prefix/*` (everything below it), answered in Rust.
+    try {
+      this.native.staticDir(base, dir, {
+        index: options.index === false ? undefined : (options.index ?? 'index.html'),
+        dotfiles: options.dotfiles ?? false,
+        cacheControl: options.cacheControl ?? (maxAge === undefined ? undefined : `public, max-age=${maxAge}`),
       })
-      try {
-        this.native.staticRoute(
-          id,
-          dir,
-          options.index === false ? null : (options.index ?? 'index.html'),
-          options.dotfiles ?? false,
-          options.cacheControl ?? (maxAge === undefined ? null : `public, max-age=${maxAge}`),
-        )
-      } catch (err) {
-        throw fromNative(err)
-      }
+    } catch (err) {
+      throw fromNative(err)
     }
     return this
   }

@@ -12,10 +12,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** A Catzilla server owned by one JS `Catzilla` app. */
 export declare class NativeServer {
   /**
-   * Makes route `routeId` (a `prefix/*` pattern) serve files from `dir` in Rust. Throws
-   * `CZ_STATIC` when `dir` is not a readable directory.
+   * Serves the files under `dir` at `prefix/` and `prefix/*`, answered in Rust (requests
+   * never reach JS). Throws `CZ_STATIC` when `dir` is not a readable directory and
+   * `CZ_ROUTE` when the prefix clashes with a route.
    */
-  staticRoute(routeId: number, dir: string, index: string | undefined | null, dotfiles: boolean, cacheControl?: string | undefined | null): void
+  staticDir(prefix: string, dir: string, options: StaticDirOptions): void
   /**
    * Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), deciding
    * ranges and conditions from the request head kept in Rust. With `root`, a relative `path`
@@ -331,6 +332,16 @@ export interface SseTopicOptions {
   heartbeatMs: number
   /** Reconnection delay sent first, in ms. */
   retryMs?: number
+}
+
+/** Named options of `staticDir`. */
+export interface StaticDirOptions {
+  /** File served for a directory (none: directories are 404). */
+  index?: string
+  /** Serve names starting with `.`. */
+  dotfiles: boolean
+  /** `Cache-Control` for every file. */
+  cacheControl?: string
 }
 
 /** How a stream ended, as JS sees it. */

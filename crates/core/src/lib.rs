@@ -3,6 +3,7 @@
 //! binary both plug in through [`Handler`].
 
 pub mod body;
+pub mod builder;
 pub mod compression;
 pub mod config;
 pub mod files;
@@ -22,13 +23,14 @@ pub mod ws;
 pub use body::budget::StreamBudget;
 pub use body::incoming::{BodyError, RequestBody, StreamingBody};
 pub use body::ring::{ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, WriteStatus};
+pub use builder::{Route, ServerBuilder, StaticDir};
 pub use compression::{CompressionConfig, Encoding};
 pub use config::{Limits, ServerConfig, Timeouts};
 pub use files::{file_reply, static_reply, Conditions, Confinement, FileOptions, StaticOptions};
 pub use handler::{Handler, Reply, ReplyBody, Request, Responder};
 pub use multipart::{PartError, PartHead, PartLimits, Parts};
 pub use router::{RouteError, RouteMatch, Router};
-pub use server::{serve, ServerHandle};
+pub use server::ServerHandle;
 pub use sse::{PackedError, SseFieldError};
 pub use stats::{Rejection, Stats, StatsSnapshot};
 pub use topics::{SseSubscribe, TopicBody, TopicConfig, Topics};

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 use crate::body::incoming::{RequestBody, StreamingBody};
+use crate::builder::Route;
 use crate::config::ServerConfig;
 use crate::handler::{Handler, Request, Responder};
 use crate::response::{self, ResponseBody};
@@ -34,7 +35,7 @@ enum Phase {
 
 struct Shared<H: Handler> {
     config: ServerConfig,
-    router: Router<u32>,
+    router: Router<Route>,
     handler: Arc<H>,
     stats: Arc<Stats>,
     phase: watch::Sender<Phase>,
@@ -77,11 +78,11 @@ impl ServerHandle {
     }
 }
 
-/// Binds `addr` and starts serving on the current tokio runtime.
-pub async fn serve<H: Handler>(
+/// Binds `addr` and starts serving on the current tokio runtime (see [`crate::ServerBuilder::serve`]).
+pub(crate) async fn serve<H: Handler>(
     addr: SocketAddr,
     config: ServerConfig,
-    router: Router<u32>,
+    router: Router<Route>,
     handler: Arc<H>,
     stats: Arc<Stats>,
 ) -> std::io::Result<ServerHandle> {
@@ -372,7 +373,24 @@ async fn respond<H: Handler>(
         );
     }
     let (route, params) = match shared.router.find(&parts.method, parts.uri.path()) {
-        RouteMatch::Found(route, params) => (route, params),
+        RouteMatch::Found(Route::Handler(route), params) => (route, params),
+        RouteMatch::Found(Route::Static(dir), params) => {
+            // Static directories are answered here: the handler never sees these requests.
+            let rel = params.into_iter().find(|(k, _)| k == crate::router::WILDCARD).map(|(_, v)| v);
+            let cond = crate::files::Conditions::from_headers(&parts.headers);
+            let reply = crate::files::static_reply(
+                dir.root.clone(),
+                rel.unwrap_or_default(),
+                cond,
+                dir.options.clone(),
+            )
+            .await;
+            let mut res = response::build(reply, Some(on_done));
+            let accept = parts.headers.get(http::header::ACCEPT_ENCODING);
+            let head = parts.method == http::Method::HEAD;
+            response::compress(&mut res, accept, shared.config.compression.as_ref(), head);
+            return res;
+        }
         RouteMatch::NotFound => {
             return with_done(
                 early(Rejection::NotFound, response::error(StatusCode::NOT_FOUND, "Not Found")),

@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use crate::files::StaticRoute;
 use crate::multipart::PartsTable;
 use crate::types::EventKind;
 use crate::ws::SocketTable;
@@ -257,27 +256,16 @@ fn pack_head(req: &Request) -> String {
     s
 }
 
-/// What the core calls: static routes are answered in Rust, everything else goes to JS.
+/// What the core calls for handler routes (static directories never get here): every request
+/// goes to JS.
 pub(crate) struct CoreHandler {
     pub(crate) js: Arc<JsHandler>,
-    /// Static directories by route id (fixed at listen).
-    pub(crate) statics: Arc<HashMap<u32, StaticRoute>>,
 }
 
 impl Handler for CoreHandler {
     type Token = u32;
 
     fn handle(&self, req: Request, responder: Responder) -> u32 {
-        if let Some(s) = self.statics.get(&req.route) {
-            let rel = req.params.iter().find(|(k, _)| k == "*").map_or_else(String::new, |(_, v)| v.clone());
-            let cond = catzilla_core::Conditions::from_headers(&req.headers);
-            let (root, options) = (s.root.clone(), s.options.clone());
-            // Called inside the server's runtime: the file work never enters JS.
-            tokio::spawn(async move {
-                responder.send(catzilla_core::static_reply(root, rel, cond, options).await);
-            });
-            return 0;
-        }
         let h = &self.js;
         let mut id = h.next_id.fetch_add(1, Ordering::Relaxed);
         if id == 0 {
@@ -297,9 +285,6 @@ impl Handler for CoreHandler {
     }
 
     fn cancelled(&self, id: u32) {
-        if id == 0 {
-            return; // a static file: nothing in JS to cancel
-        }
         self.js.finish(id);
         self.js.emit(Event::Cancel { id });
     }

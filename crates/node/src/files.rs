@@ -2,19 +2,11 @@
 //! static routes are answered in Rust without entering JS.
 
 use catzilla_core::http::{HeaderValue, StatusCode};
-use catzilla_core::{file_reply, Conditions, Confinement, FileOptions, Reply, StaticOptions};
+use catzilla_core::{file_reply, Conditions, Confinement, FileOptions, Reply, StaticDir, StaticOptions};
 use napi_derive::napi;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::server::{code_error, parse_headers, NativeServer};
-
-/// A directory served by a static route.
-#[derive(Clone)]
-pub(crate) struct StaticRoute {
-    pub(crate) root: Arc<PathBuf>,
-    pub(crate) options: Arc<StaticOptions>,
-}
 
 fn header_value(v: Option<String>) -> napi::Result<Option<HeaderValue>> {
     v.map(|s| HeaderValue::from_str(&s).map_err(|_| code_error("CZ_BAD_HEADER", "invalid header value")))
@@ -23,27 +15,19 @@ fn header_value(v: Option<String>) -> napi::Result<Option<HeaderValue>> {
 
 #[napi]
 impl NativeServer {
-    /// Makes route `routeId` (a `prefix/*` pattern) serve files from `dir` in Rust. Throws
-    /// `CZ_STATIC` when `dir` is not a readable directory.
+    /// Serves the files under `dir` at `prefix/` and `prefix/*`, answered in Rust (requests
+    /// never reach JS). Throws `CZ_STATIC` when `dir` is not a readable directory and
+    /// `CZ_ROUTE` when the prefix clashes with a route.
     #[napi(catch_unwind)]
-    pub fn static_route(
-        &self,
-        route_id: u32,
-        dir: String,
-        index: Option<String>,
-        dotfiles: bool,
-        cache_control: Option<String>,
-    ) -> napi::Result<()> {
-        let root = PathBuf::from(&dir)
-            .canonicalize()
-            .ok()
-            .filter(|p| p.is_dir())
-            .ok_or_else(|| code_error("CZ_STATIC", format!("{dir:?} is not a readable directory")))?;
-        let options = StaticOptions { index, dotfiles, cache_control: header_value(cache_control)? };
-        self.statics
-            .lock()
-            .insert(route_id, StaticRoute { root: Arc::new(root), options: Arc::new(options) });
-        Ok(())
+    pub fn static_dir(&self, prefix: String, dir: String, options: StaticDirOptions) -> napi::Result<()> {
+        let static_options = StaticOptions {
+            index: options.index,
+            dotfiles: options.dotfiles,
+            cache_control: header_value(options.cache_control)?,
+        };
+        let static_dir = StaticDir::new(&PathBuf::from(&dir), static_options)
+            .map_err(|_| code_error("CZ_STATIC", format!("{dir:?} is not a readable directory")))?;
+        self.builder.lock().static_dir(&prefix, static_dir).map_err(|e| code_error("CZ_ROUTE", e.to_string()))
     }
 
     /// Answers request `id` with the file at `path` (200, 206, 304, 404, 403 or 416), deciding
@@ -89,6 +73,17 @@ impl NativeServer {
         let sent = FileSent { status: u32::from(reply.status.as_u16()), bytes: reply_bytes(&reply) };
         Ok(if responder.send(reply) { sent } else { gone })
     }
+}
+
+/// Named options of `staticDir`.
+#[napi(object)]
+pub struct StaticDirOptions {
+    /// File served for a directory (none: directories are 404).
+    pub index: Option<String>,
+    /// Serve names starting with `.`.
+    pub dotfiles: bool,
+    /// `Cache-Control` for every file.
+    pub cache_control: Option<String>,
 }
 
 /// Named options of `sendFile`.

@@ -2,38 +2,33 @@
 
 use catzilla_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use catzilla_core::{
-    ring, Bytes, CompressionConfig, Encoding, Reply, ReplyBody, RingConfig, Router, ServerConfig,
-    ServerHandle, Stats, StreamBudget, TopicConfig, Topics, WsConfig,
+    ring, Bytes, CompressionConfig, Encoding, Reply, ReplyBody, RingConfig, ServerBuilder, ServerConfig,
+    ServerHandle, Stats, StreamBudget, TopicConfig, Topics,
 };
 use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::Status;
 use napi_derive::napi;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dispatch::{to_js, CoreHandler, JsArgs, JsHandler};
-use crate::files::StaticRoute;
 use crate::stream::{NativeStream, StreamEvents};
 use crate::types::{ListenInfo, NativeStats, ReplyCode, ServerOptions};
 
 /// A Catzilla server owned by one JS `Catzilla` app.
 #[napi]
 pub struct NativeServer {
+    /// The core server: routes of every kind and the shared state; served at `listen`.
+    pub(crate) builder: Mutex<ServerBuilder>,
     pub(crate) config: ServerConfig,
-    router: Mutex<Router<u32>>,
     pub(crate) stats: Arc<Stats>,
     budget: Arc<StreamBudget>,
     handler: Mutex<Option<Arc<JsHandler>>>,
     handle: Mutex<Option<Arc<ServerHandle>>>,
     /// Topics for `publish`, WebSocket subscriptions and SSE topic streams.
     pub(crate) topics: Arc<Topics>,
-    /// WebSocket settings by route id.
-    pub(crate) ws_configs: Mutex<HashMap<u32, WsConfig>>,
-    /// Static directories by route id.
-    pub(crate) statics: Mutex<HashMap<u32, StaticRoute>>,
 }
 
 fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
@@ -139,19 +134,18 @@ impl NativeServer {
             cc.level = o.compression_level;
             c.compression = Some(cc);
         }
-        let stats = Arc::new(Stats::default());
         let mut topic_config = TopicConfig::default();
         if let Some(n) = o.topic_history {
             topic_config.history = n as usize;
         }
+        let builder =
+            ServerBuilder::new(c.clone(), topic_config, o.max_stream_memory.unwrap_or(0.0).max(0.0) as usize);
         Self {
             config: c,
-            router: Mutex::new(Router::new()),
-            topics: Topics::new(topic_config, stats.clone()),
-            ws_configs: Mutex::new(HashMap::new()),
-            statics: Mutex::new(HashMap::new()),
-            stats,
-            budget: StreamBudget::new(o.max_stream_memory.unwrap_or(0.0).max(0.0) as usize),
+            stats: builder.stats().clone(),
+            budget: builder.budget().clone(),
+            topics: builder.topics().clone(),
+            builder: Mutex::new(builder),
             handler: Mutex::new(None),
             handle: Mutex::new(None),
         }
@@ -160,7 +154,7 @@ impl NativeServer {
     /// Makes route `routeId` answer every path no other route matches (the app's not-found handler).
     #[napi(catch_unwind)]
     pub fn set_not_found(&self, route_id: u32) {
-        self.router.lock().set_fallback(route_id);
+        self.builder.lock().not_found(route_id);
     }
 
     /// Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern.
@@ -170,7 +164,7 @@ impl NativeServer {
             "ALL" => None,
             m => Some(Method::from_bytes(m.as_bytes()).map_err(|e| code_error("CZ_ROUTE", e.to_string()))?),
         };
-        self.router.lock().add(method, &path, route_id).map_err(|e| code_error("CZ_ROUTE", e.to_string()))
+        self.builder.lock().route(method, &path, route_id).map_err(|e| code_error("CZ_ROUTE", e.to_string()))
     }
 
     /// Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`.
@@ -209,17 +203,12 @@ impl NativeServer {
         let port =
             u16::try_from(port).map_err(|_| code_error("CZ_LISTEN", format!("invalid port {port}")))?;
         let addr = SocketAddr::new(ip, port);
-        let router = self.router.lock().clone();
-        let statics = Arc::new(self.statics.lock().clone());
-        let handle = catzilla_core::serve(
-            addr,
-            self.config.clone(),
-            router,
-            Arc::new(CoreHandler { js: handler, statics }),
-            self.stats.clone(),
-        )
-        .await
-        .map_err(|e| code_error("CZ_LISTEN", format!("{} {addr}: {e}", os_code(&e))))?;
+        // Serve a snapshot of the routes, so no lock is held across the bind.
+        let builder = self.builder.lock().clone();
+        let handle = builder
+            .serve(addr, Arc::new(CoreHandler { js: handler }))
+            .await
+            .map_err(|e| code_error("CZ_LISTEN", format!("{} {addr}: {e}", os_code(&e))))?;
         let local = handle.local_addr();
         *self.handle.lock() = Some(Arc::new(handle));
         Ok(ListenInfo { port: u32::from(local.port()), address: local.ip().to_string() })

@@ -107,7 +107,7 @@ mod methods {
             if let Some(v) = o.close_on_backpressure_limit {
                 c.close_on_backpressure_limit = v;
             }
-            self.ws_configs.lock().insert(route_id, c);
+            self.builder.lock().websocket(route_id, c);
         }
 
         /// Accepts the upgrade of request `id` (on WebSocket route `routeId`) with extra response
@@ -120,7 +120,7 @@ mod methods {
                 return Err(code_error("CZ_BAD_HEADER", "invalid header"));
             };
             let Some(responder) = h.take_final(id) else { return Ok(0) };
-            let config = self.ws_configs.lock().get(&route_id).cloned().unwrap_or_default();
+            let config = self.builder.lock().ws_config(route_id);
             let ws_id = h.sockets.next_id();
             let socket = WsSocket::new(u64::from(ws_id), config, self.stats.clone());
             h.sockets.insert(socket.clone());

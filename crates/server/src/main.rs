@@ -15,8 +15,8 @@
 use bytes::Bytes;
 use catzilla_core::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use catzilla_core::{
-    ring, serve, CloseInfo, Handler, Message, Reply, ReplyBody, Request, Responder, RingConfig, RingEvents,
-    Router, ServerConfig, SseSubscribe, Stats, StreamBudget, Topics, WriteStatus, WsAccept, WsConfig,
+    ring, CloseInfo, Handler, Message, Reply, ReplyBody, Request, Responder, RingConfig, RingEvents,
+    ServerBuilder, ServerConfig, SseSubscribe, Stats, StreamBudget, Topics, WriteStatus, WsAccept, WsConfig,
     WsEvents, WsSocket,
 };
 use std::net::SocketAddr;
@@ -240,7 +240,13 @@ fn main() -> std::io::Result<()> {
     }
     let rt = rt.enable_all().build()?;
     rt.block_on(async move {
-        let mut router = Router::new();
+        let mut config = ServerConfig::default();
+        // Benchmark settings: keep idle connections (memory scenario) and allow many of them.
+        config.timeouts.keep_alive = Some(Duration::from_secs(120));
+        config.timeouts.headers = Some(Duration::from_secs(120));
+        config.limits.max_connections = 20_000;
+        let buffer_size = config.buffer_size;
+        let mut builder = ServerBuilder::new(config, catzilla_core::TopicConfig::default(), 0);
         let routes = [
             ("/hello", HELLO),
             ("/users/:id", USER),
@@ -253,25 +259,19 @@ fn main() -> std::io::Result<()> {
             ("/publish", PUBLISH),
         ];
         for (path, id) in routes {
-            router.add(Some(Method::GET), path, id).map_err(std::io::Error::other)?;
+            builder.route(Some(Method::GET), path, id).map_err(std::io::Error::other)?;
         }
-        let mut config = ServerConfig::default();
-        // Benchmark settings: keep idle connections (memory scenario) and allow many of them.
-        config.timeouts.keep_alive = Some(Duration::from_secs(120));
-        config.timeouts.headers = Some(Duration::from_secs(120));
-        config.limits.max_connections = 20_000;
-        let stats = Arc::new(Stats::default());
-        let topics = Topics::new(catzilla_core::TopicConfig::default(), stats.clone());
+        let topics = builder.topics().clone();
         let handler = Arc::new(Scenarios {
-            stats: stats.clone(),
-            budget: StreamBudget::new(0),
-            buffer_size: config.buffer_size,
+            stats: builder.stats().clone(),
+            budget: builder.budget().clone(),
+            buffer_size,
             topics: topics.clone(),
             next_ws: AtomicU64::new(1),
             echo: Arc::new(Echo),
             sub: Arc::new(Subscriber(topics)),
         });
-        let server = serve(addr, config, router, handler, stats).await?;
+        let server = builder.serve(addr, handler).await?;
         println!("ready http://{}", server.local_addr());
         tokio::signal::ctrl_c().await?;
         server.close(Duration::from_secs(5)).await;

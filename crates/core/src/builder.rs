@@ -1,0 +1,131 @@
+//! The server builder: one place that owns a server's shared state (stats, the stream budget,
+//! topics) and every route kind (handler routes, static directories answered in Rust, WebSocket
+//! settings), and serves them. The Node binding and the standalone binary both start from it.
+
+use http::Method;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::body::budget::StreamBudget;
+use crate::config::ServerConfig;
+use crate::files::StaticOptions;
+use crate::handler::Handler;
+use crate::router::{RouteError, Router};
+use crate::server::ServerHandle;
+use crate::stats::Stats;
+use crate::topics::{TopicConfig, Topics};
+use crate::ws::WsConfig;
+
+/// What a matched route does.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Hand the request to the [`Handler`] with this route id.
+    Handler(u32),
+    /// Serve files from a directory in Rust; the handler never sees these requests.
+    Static(Arc<StaticDir>),
+}
+
+/// A directory served by a static route.
+#[derive(Debug)]
+pub struct StaticDir {
+    /// The resolved directory.
+    pub root: Arc<PathBuf>,
+    /// Index file, dotfiles and cache settings.
+    pub options: Arc<StaticOptions>,
+}
+
+impl StaticDir {
+    /// Resolves `dir` now; an error when it is not an existing directory.
+    pub fn new(dir: &Path, options: StaticOptions) -> io::Result<Self> {
+        let root = dir.canonicalize()?;
+        if !root.is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory"));
+        }
+        Ok(Self { root: Arc::new(root), options: Arc::new(options) })
+    }
+}
+
+/// Collects routes and settings, then serves them. Cloning shares the state (stats, budget,
+/// topics) and copies the routes.
+#[derive(Clone)]
+pub struct ServerBuilder {
+    config: ServerConfig,
+    router: Router<Route>,
+    stats: Arc<Stats>,
+    budget: Arc<StreamBudget>,
+    topics: Arc<Topics>,
+    websockets: HashMap<u32, WsConfig>,
+}
+
+impl ServerBuilder {
+    /// A builder with the shared state of one server. `max_stream_memory` bounds all stream rings
+    /// together (0: unbounded).
+    pub fn new(config: ServerConfig, topics: TopicConfig, max_stream_memory: usize) -> Self {
+        let stats = Arc::new(Stats::default());
+        Self {
+            config,
+            router: Router::new(),
+            topics: Topics::new(topics, stats.clone()),
+            budget: StreamBudget::new(max_stream_memory),
+            stats,
+            websockets: HashMap::new(),
+        }
+    }
+
+    /// The server configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The budget shared by all stream rings.
+    pub fn budget(&self) -> &Arc<StreamBudget> {
+        &self.budget
+    }
+
+    /// The server's topics (publish, subscriptions, history).
+    pub fn topics(&self) -> &Arc<Topics> {
+        &self.topics
+    }
+
+    /// Routes `method` (`None`: every method) and `pattern` to the handler with route id `id`.
+    pub fn route(&mut self, method: Option<Method>, pattern: &str, id: u32) -> Result<(), RouteError> {
+        self.router.add(method, pattern, Route::Handler(id))
+    }
+
+    /// Sends requests no route matches to the handler with route id `id` (a not-found handler).
+    pub fn not_found(&mut self, id: u32) {
+        self.router.set_fallback(Route::Handler(id));
+    }
+
+    /// Serves `dir` at `prefix/` (its index) and `prefix/*`, in Rust.
+    pub fn static_dir(&mut self, prefix: &str, dir: StaticDir) -> Result<(), RouteError> {
+        let base = prefix.strip_suffix('/').unwrap_or(prefix);
+        let dir = Arc::new(dir);
+        self.router.add(Some(Method::GET), &format!("{base}/"), Route::Static(dir.clone()))?;
+        self.router.add(Some(Method::GET), &format!("{base}/*"), Route::Static(dir))
+    }
+
+    /// Settings of the WebSockets accepted on route `id`.
+    pub fn websocket(&mut self, id: u32, config: WsConfig) {
+        self.websockets.insert(id, config);
+    }
+
+    /// The WebSocket settings of route `id` (the defaults when none were set).
+    pub fn ws_config(&self, id: u32) -> WsConfig {
+        self.websockets.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// Binds `addr` and serves the routes with `handler` on the current tokio runtime.
+    pub async fn serve<H: Handler>(&self, addr: SocketAddr, handler: Arc<H>) -> io::Result<ServerHandle> {
+        crate::server::serve(addr, self.config.clone(), self.router.clone(), handler, self.stats.clone())
+            .await
+    }
+}
