@@ -2,8 +2,8 @@
 
 use catzilla_core::http::{HeaderMap, StatusCode};
 use catzilla_core::{
-    serve, Handler, Message, Reply, ReplyBody, Request, Responder, Router, ServerConfig, Stats, WsAccept,
-    WsConfig, WsEvents, WsSocket,
+    Handler, Message, Reply, ReplyBody, Request, Responder, ServerBuilder, ServerConfig, Stats, TopicConfig,
+    WsAccept, WsConfig, WsEvents, WsSocket,
 };
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -64,14 +64,13 @@ impl Handler for Accept {
 }
 
 async fn start() -> (catzilla_core::ServerHandle, Arc<Recorder>) {
-    let mut router = Router::new();
-    router.add(None, "/ws", 0).expect("route");
-    let stats = Arc::new(Stats::default());
+    let mut builder = ServerBuilder::new(ServerConfig::default(), TopicConfig::default(), 0);
+    builder.route(None, "/ws", 0).expect("route");
+    let stats = builder.stats().clone();
     let events = Arc::new(Recorder::default());
-    let handler =
-        Arc::new(Accept { events: events.clone(), stats: stats.clone(), next: AtomicUsize::new(0) });
+    let handler = Arc::new(Accept { events: events.clone(), stats, next: AtomicUsize::new(0) });
     let addr = "127.0.0.1:0".parse().expect("addr");
-    let server = serve(addr, ServerConfig::default(), router, handler, stats).await.expect("serve");
+    let server = builder.serve(addr, handler).await.expect("serve");
     (server, events)
 }
 
