@@ -27,11 +27,14 @@ trap 'rm -rf "$work"' EXIT
 npm pack --silent --pack-destination "$work" >/dev/null
 (cd "npm/$platform" && npm pack --silent --pack-destination "$work" >/dev/null)
 app="$work/app"
-mkdir -p "$app/node_modules/catzilla" "$app/node_modules/catzilla-$platform"
-tar xzf "$work"/catzilla-[0-9]*.tgz -C "$app/node_modules/catzilla" --strip-components=1
-tar xzf "$work"/catzilla-"$platform"-*.tgz -C "$app/node_modules/catzilla-$platform" --strip-components=1
+mkdir -p "$app"
 cp scripts/smoke/run.mjs scripts/smoke/esm.mjs "$app/"
 echo '{ "name": "catzilla-smoke", "version": "1.0.0", "private": true, "type": "module" }' > "$app/package.json"
+# catzilla and its dependencies as npm installs them; the foreign platform package is unpacked by
+# hand, since npm on this x64 glibc host would skip it for its os/cpu/libc fields.
+(cd "$app" && npm install --silent --no-audit --no-fund --omit=optional "$work"/catzilla-[0-9]*.tgz)
+mkdir -p "$app/node_modules/catzilla-$platform"
+tar xzf "$work"/catzilla-"$platform"-*.tgz -C "$app/node_modules/catzilla-$platform" --strip-components=1
 echo "binary: $(file -b "$app/node_modules/catzilla-$platform/catzilla.$platform.node")"
 
 if [ "$platform" = linux-arm64-gnu ]; then
