@@ -1,25 +1,20 @@
 /** The pull-based pump: moves chunks from iterables and writer functions into the Rust ring, never ahead of the client. */
-import { CatzillaError } from './errors.js'
 import { Write } from './native.js'
 import type { CatzillaRequest } from './request.js'
 import { fail, isAsyncIterable, isIterable, noSniff, OCTET, packHeaders, sendBytes, TEXT } from './reply.js'
 import type { HeaderInput, ReplyHost } from './reply.js'
-import { StreamingResponse, StreamingWriter, StreamSink, typeName } from './streaming.js'
+import { badChunk, StreamingResponse, StreamingWriter, StreamSink, typeName } from './streaming.js'
 import type { StreamFormat, StreamingOptions } from './streaming.js'
 
 type AnyIterator = AsyncIterator<unknown> | Iterator<unknown>
+type Source = AsyncIterable<unknown> | Iterable<unknown>
 
 /** Returns `v` if it is a stream chunk; else throws `CZ_BAD_CHUNK` naming its type and the source's. */
 function checkChunk(v: unknown, source: object): unknown {
   if (typeof v === 'string' || v instanceof Uint8Array) return v
   const from = typeName(source)
-  throw new CatzillaError(
-    'CZ_BAD_CHUNK',
-    `stream chunks must be strings or Uint8Arrays, got ${typeName(v)} as the first item of ${/^[AEIOU]/.test(from) ? 'an' : 'a'} ${from}` +
-      (v instanceof Promise ? ' (a sync generator yielded a Promise: use an async generator)' : ''),
-  )
+  throw badChunk(v, ` as the first item of ${/^[AEIOU]/.test(from) ? 'an' : 'a'} ${from}`)
 }
-type Source = AsyncIterable<unknown> | Iterable<unknown>
 
 /** Sends a `StreamingResponse` (plain, typed, or writer function). */
 export async function streamResponse(host: ReplyHost, req: CatzillaRequest, r: StreamingResponse): Promise<void> {

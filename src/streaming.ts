@@ -197,9 +197,7 @@ export class StreamSink {
       }
       return this.#writeText()
     }
-    if (!(chunk instanceof Uint8Array)) {
-      throw new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${typeName(chunk)}`)
-    }
+    if (!(chunk instanceof Uint8Array)) throw badChunk(chunk)
     this.chunks++
     if (this.#text !== '' && this.#writeText() === Write.Closed) return Write.Closed
     status = n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
@@ -318,6 +316,12 @@ export class StreamSink {
       }
     }
   }
+}
+
+/** The `CZ_BAD_CHUNK` error for a stream item that is neither a string nor bytes; `where` says where it came from. @internal */
+export function badChunk(v: unknown, where = ''): CatzillaError {
+  const hint = v instanceof Promise ? ' (a sync generator yielded a Promise: use an async generator)' : ''
+  return new CatzillaError('CZ_BAD_CHUNK', `stream chunks must be strings or Uint8Arrays, got ${typeName(v)}${where}${hint}`)
 }
 
 /** Names a value's type for error messages (`Map`, `Promise`, `object`, ...). @internal */

@@ -423,11 +423,16 @@ impl Default for StaticOptions {
 /// `index.html` or a plain name that links outside the root or to a dotfile is refused. `None`
 /// means 404.
 pub fn resolve(root: &Path, rel: &str, opts: &StaticOptions) -> Option<PathBuf> {
+    resolve_in(&Confinement::new(root, opts.dotfiles).ok()?, rel, opts)
+}
+
+/// [`resolve`] under an already resolved root.
+fn resolve_in(confine: &Confinement, rel: &str, opts: &StaticOptions) -> Option<PathBuf> {
     let decoded = percent_encoding::percent_decode_str(rel).decode_utf8().ok()?;
     if decoded.contains('\0') || decoded.contains('\\') {
         return None;
     }
-    let mut path = root.to_path_buf();
+    let mut path = confine.root().to_path_buf();
     for c in Path::new(decoded.as_ref()).components() {
         match c {
             Component::Normal(part) => {
@@ -440,7 +445,6 @@ pub fn resolve(root: &Path, rel: &str, opts: &StaticOptions) -> Option<PathBuf> 
             Component::ParentDir | Component::Prefix(_) => return None,
         }
     }
-    let confine = Confinement::new(root, opts.dotfiles).ok()?;
     let mut real = path.canonicalize().ok()?;
     if real.is_dir() {
         real.push(opts.index.as_deref()?);
@@ -459,9 +463,10 @@ pub async fn static_reply(
     let resolved = {
         let (root, opts) = (root.clone(), opts.clone());
         tokio::task::spawn_blocking(move || {
-            // The opened file is checked again: the tree may change between resolving and opening.
+            // The root is resolved once; the opened file is checked against it again, since the
+            // tree may change between resolving and opening.
             let confine = Confinement::new(&root, opts.dotfiles).ok()?;
-            Some((resolve(&root, &rel, &opts)?, confine))
+            Some((resolve_in(&confine, &rel, &opts)?, confine))
         })
         .await
         .ok()
