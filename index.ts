@@ -25,6 +25,7 @@ export type {
   AppOptions,
   CloseOptions,
   CompressionOptions,
+  ContentCoding,
   Handler,
   HandlerResult,
   LimitOptions,

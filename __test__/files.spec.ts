@@ -1,5 +1,6 @@
 /** Files and static directories served by Rust: validators, 304, ranges, traversal, no JS per request. */
 import test from 'ava'
+import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -81,9 +82,84 @@ test('ranges give 206 with Content-Range, 416 when unsatisfiable, and whole bodi
   t.is(past.status, 416)
   t.is(past.headers.get('content-range'), 'bytes */13')
   await past.arrayBuffer()
-  const several = await fetch(`${url}/hello`, { headers: { range: 'bytes=0-1,4-5' } })
-  t.is(several.status, 200)
-  t.is(await several.text(), 'Hello, file!\n')
+  const bad = await fetch(`${url}/hello`, { headers: { range: 'bytes=0-1,x-5' } })
+  t.is(bad.status, 200, 'a malformed spec in the list: the Range is ignored')
+  t.is(await bad.text(), 'Hello, file!\n')
+})
+
+/** Parses a `multipart/byteranges` body with Python's email package (an independent MIME parser). */
+function byteranges(contentType: string, body: Buffer): Array<{ range: string; type: string; data: Buffer }> {
+  const script = `
+import sys, json, email.parser, email.policy
+raw = sys.stdin.buffer.read()
+msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+assert msg.is_multipart(), 'not multipart'
+parts = [{'range': p['content-range'], 'type': p['content-type'], 'data': p.get_payload(decode=True).hex()} for p in msg.iter_parts()]
+print(json.dumps({'defects': [str(d) for d in msg.defects], 'parts': parts}))`
+  const input = Buffer.concat([Buffer.from(`Content-Type: ${contentType}\r\n\r\n`), body])
+  const out = JSON.parse(execFileSync('python3', ['-c', script], { input }).toString()) as { defects: string[]; parts: Array<{ range: string; type: string; data: string }> }
+  if (out.defects.length) throw new Error(`MIME defects: ${out.defects.join('; ')}`)
+  return out.parts.map((p) => ({ range: p.range, type: p.type, data: Buffer.from(p.data, 'hex') }))
+}
+
+test('several ranges are answered as multipart/byteranges with an exact length', async (t) => {
+  const { app, url } = await filesApp()
+  t.teardown(() => app.close({ timeout: 100 }))
+  const res = await fetch(`${url}/big`, { headers: { range: 'bytes=1000000-1000099, 0-9, 500000-700000' } })
+  t.is(res.status, 206)
+  const type = res.headers.get('content-type')!
+  t.regex(type, /^multipart\/byteranges; boundary=CZ[0-9a-f]{32}$/)
+  t.is(res.headers.get('content-range'), null, 'the ranges are in the parts')
+  const body = Buffer.from(await res.arrayBuffer())
+  t.is(Number(res.headers.get('content-length')), body.length)
+  const parts = byteranges(type, body)
+  t.deepEqual(
+    parts.map((p) => p.range),
+    [`bytes 0-9/${big.length}`, `bytes 500000-700000/${big.length}`, `bytes 1000000-1000099/${big.length}`],
+    'sorted by position',
+  )
+  t.true(parts.every((p) => p.type === 'application/octet-stream'))
+  t.true(parts[0]!.data.equals(big.subarray(0, 10)))
+  t.is(sha(parts[1]!.data), sha(big.subarray(500000, 700001)), 'a part larger than one read is streamed whole')
+  t.true(parts[2]!.data.equals(big.subarray(1000000, 1000100)))
+})
+
+test('overlapping and nearby ranges are coalesced, unsatisfiable ones dropped, and too many ignored', async (t) => {
+  const { app, url } = await filesApp()
+  t.teardown(() => app.close({ timeout: 100 }))
+  const merged = await fetch(`${url}/hello`, { headers: { range: 'bytes=0-1,4-5' } })
+  t.is(merged.status, 206, 'a 2-byte gap costs less than a part head: one range')
+  t.is(merged.headers.get('content-range'), 'bytes 0-5/13')
+  t.is(await merged.text(), 'Hello,')
+  const dropped = await fetch(`${url}/hello`, { headers: { range: 'bytes=500-,7-10' } })
+  t.is(dropped.status, 206)
+  t.is(dropped.headers.get('content-range'), 'bytes 7-10/13')
+  t.is(await dropped.text(), 'file')
+  const none = await fetch(`${url}/hello`, { headers: { range: 'bytes=500-,600-' } })
+  t.is(none.status, 416)
+  t.is(none.headers.get('content-range'), 'bytes */13')
+  await none.arrayBuffer()
+  const specs = Array.from({ length: 33 }, (_, i) => `${i * 1000}-${i * 1000}`).join(',')
+  const many = await fetch(`${url}/big`, { headers: { range: `bytes=${specs}` } })
+  t.is(many.status, 200, 'more than 32 ranges: the whole file')
+  t.is(sha(new Uint8Array(await many.arrayBuffer())), sha(big))
+  const specs32 = Array.from({ length: 32 }, (_, i) => `${i * 1000}-${i * 1000}`).join(',')
+  const most = await fetch(`${url}/big`, { headers: { range: `bytes=${specs32}` } })
+  t.is(most.status, 206)
+  const parts = byteranges(most.headers.get('content-type')!, Buffer.from(await most.arrayBuffer()))
+  t.is(parts.length, 32)
+  t.true(parts.every((p, i) => p.data.length === 1 && p.data[0] === big[i * 1000]))
+})
+
+test('a HEAD with several ranges gets the multipart head and no body', async (t) => {
+  const { app, port } = await filesApp()
+  t.teardown(() => app.close({ timeout: 100 }))
+  const raw = await rawExchange(port, 'HEAD /big HTTP/1.1\r\nHost: x\r\nRange: bytes=0-0,5000-5000\r\nConnection: close\r\n\r\n')
+  const res = parseRaw(raw)
+  t.is(res.statusLine, 'HTTP/1.1 206 Partial Content')
+  t.regex(res.headers['content-type'] ?? '', /^multipart\/byteranges/)
+  t.true(Number(res.headers['content-length']) > 2)
+  t.is(res.body.length, 0)
 })
 
 test('If-Range lets a range through only for the current strong validator', async (t) => {

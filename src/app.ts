@@ -12,7 +12,7 @@ import { compose } from './compose.js'
 import { dispatcher } from './dispatch.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
-import type { AppOptions, CloseOptions, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
+import type { AppOptions, CloseOptions, ContentCoding, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
 import { publishTo, WebSocket } from './websocket.js'
 import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
 
@@ -34,12 +34,15 @@ type RouteArgs<P extends Params = Params> = [...Middleware[], Handler<P>]
 /** `app.onError` hook: answers a failure like a handler (its return value is the response), or returns `undefined` for the default answer. */
 export type ErrorHook = (err: unknown, req: CatzillaRequest) => HandlerResult | Promise<HandlerResult>
 
+/** The content codings the core can produce. */
+const CODINGS: readonly ContentCoding[] = ['br', 'zstd', 'gzip', 'deflate']
+
 /** Maps `AppOptions.compression` to the native options. */
 function compressionOptions(c: AppOptions['compression']) {
   if (c === undefined || c === false) return { compression: false }
   const o = c === true ? {} : c
-  for (const e of o.encodings ?? []) if (e !== 'br' && e !== 'gzip') throw new RangeError(`unknown compression encoding ${String(e)}`)
-  if (o.level !== undefined && !(Number.isInteger(o.level) && o.level >= 0 && o.level <= 11)) throw new RangeError('compression level must be an integer 0–11')
+  for (const e of o.encodings ?? []) if (!CODINGS.includes(e)) throw new RangeError(`unknown compression encoding ${String(e)} (one of ${CODINGS.join(', ')})`)
+  if (o.level !== undefined && !(Number.isInteger(o.level) && o.level >= 0 && o.level <= 19)) throw new RangeError('compression level must be an integer 0–19')
   return { compression: true, compressionThreshold: o.threshold, compressionEncodings: o.encodings, compressionLevel: o.level }
 }
 

@@ -98,13 +98,16 @@ export interface AppOptions {
   onError?: (err: unknown, req: CatzillaRequest) => void
 }
 
+/** A content coding the server can produce (`deflate` is the zlib format, as HTTP defines it). */
+export type ContentCoding = 'br' | 'zstd' | 'gzip' | 'deflate'
+
 /** Options of `compression`. */
 export interface CompressionOptions {
   /** Whole bodies smaller than this many bytes are sent uncompressed (streams always are compressed). Default 1024: below it the headers cost more than the saving. */
   threshold?: number
-  /** Codings in order of preference. Default `['br', 'gzip']`: brotli is smaller at similar speed at its default quality. */
-  encodings?: Array<'br' | 'gzip'>
-  /** gzip level 0–9 (default 6) and brotli quality 0–11 (default 4): the usual balance for dynamic responses. */
+  /** Codings in order of preference, used to break ties between codings the client gives the same q-value. Default `['br', 'zstd', 'gzip', 'deflate']`: brotli and zstd are smaller than gzip at similar speed at their default levels; `deflate` last because it is the least efficient. */
+  encodings?: ContentCoding[]
+  /** One level for every coding, clamped to each one's range: gzip/deflate 0–9 (default 6), brotli 0–11 (default 4), zstd 1–19 (default 3). The defaults are the usual balance for dynamic responses. */
   level?: number
 }
 

@@ -1,4 +1,5 @@
-//! `Accept-Encoding` negotiation: the pick is one of the server's codings and never one the client refused with q=0.
+//! `Accept-Encoding` negotiation: the pick is one of the server's codings, never one the client refused with q=0,
+//! and no offered coding has a higher q-value than the pick.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -9,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
     /// The server's preference list (may be empty or repeat a coding).
-    encodings: Vec<bool>,
+    encodings: Vec<u8>,
     header: Header<'a>,
 }
 
@@ -36,6 +37,7 @@ enum Token<'a> {
     Star,
     Identity,
     Deflate,
+    Zstd,
     /// A case variant of `br` / `gzip`.
     Upper(bool),
     Raw(&'a str),
@@ -71,9 +73,29 @@ fn is_zero_weight(p: &str) -> bool {
     frac.is_empty() || frac.strip_prefix('.').is_some_and(|d| d.len() <= 3 && d.bytes().all(|c| c == b'0'))
 }
 
+/// RFC 9110 §12.4.2 `qvalue` in thousandths, 0 when malformed.
+fn model_q(v: &str) -> u16 {
+    let (int, frac) = match v.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (v, ""),
+    };
+    if frac.len() > 3 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return 0;
+    }
+    let mut thousandths = 0u16;
+    for (i, d) in frac.bytes().enumerate() {
+        thousandths += u16::from(d - b'0') * [100, 10, 1][i];
+    }
+    match int {
+        "0" => thousandths,
+        "1" if thousandths == 0 => 1000,
+        _ => 0,
+    }
+}
+
 fuzz_target!(|input: Input<'_>| {
-    let encodings: Vec<Encoding> =
-        input.encodings.iter().map(|&b| if b { Encoding::Brotli } else { Encoding::Gzip }).collect();
+    let all = [Encoding::Brotli, Encoding::Zstd, Encoding::Gzip, Encoding::Deflate];
+    let encodings: Vec<Encoding> = input.encodings.iter().map(|&b| all[usize::from(b % 4)]).collect();
     let config = CompressionConfig { encodings, ..CompressionConfig::default() };
     let text = match &input.header {
         Header::Missing => None,
@@ -98,6 +120,7 @@ fuzz_target!(|input: Input<'_>| {
                     Token::Star => "*",
                     Token::Identity => "identity",
                     Token::Deflate => "deflate",
+                    Token::Zstd => "zstd",
                     Token::Upper(true) => "BR",
                     Token::Upper(false) => "GZip",
                     Token::Raw(r) => r,
@@ -139,6 +162,40 @@ fuzz_target!(|input: Input<'_>| {
     let Some(chosen) = got else { return };
     assert!(config.encodings.contains(&chosen), "{chosen:?} is not one of {:?}", config.encodings);
     let text = text.expect("a coding is only chosen when the client sent Accept-Encoding");
+
+    // Model of the weights: the first item naming a coding decides, `*` covers codings not named,
+    // a missing q is 1, and a malformed or repeated-with-zero q refuses.
+    let weight = |coding: Encoding| -> u16 {
+        let item = text
+            .split(',')
+            .map(|item| item.split(';'))
+            .find(|parts| {
+                parts
+                    .clone()
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches([' ', '\t'])
+                    .eq_ignore_ascii_case(coding.token())
+            })
+            .or_else(|| {
+                text.split(',')
+                    .map(|item| item.split(';'))
+                    .find(|p| p.clone().next().unwrap_or("").trim_matches([' ', '\t']) == "*")
+            });
+        let Some(mut parts) = item else { return 0 };
+        parts.next();
+        parts
+            .filter_map(|p| {
+                let p = p.trim_matches([' ', '\t']);
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .map(|v| model_q(v.trim_matches([' ', '\t'])))
+            })
+            .min()
+            .unwrap_or(1000)
+    };
+    let best = config.encodings.iter().map(|&e| weight(e)).max().unwrap_or(0);
+    assert_eq!(weight(chosen), best, "{text:?}: {chosen:?} chosen over a coding with a higher q-value");
 
     // Model: the first item naming the coding decides; `*` covers codings not named.
     let items: Vec<(&str, bool)> = text

@@ -1,8 +1,9 @@
-//! `Range` / `If-None-Match` parsing: ranges stay inside the file and only grammatical specs are honoured.
+//! `Range` / `If-None-Match` parsing: ranges stay inside the file, only grammatical specs are honoured,
+//! and several ranges come back sorted, disjoint, bounded in number and covering every satisfiable spec.
 #![no_main]
 
 use arbitrary::Arbitrary;
-use catzilla_core::files::{none_match, parse_range};
+use catzilla_core::files::{none_match, parse_ranges, COALESCE_GAP, MAX_RANGES};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -70,6 +71,40 @@ fn grammar(spec: &str) -> Option<(&str, &str)> {
     (digits(a) && digits(b) && !(a.is_empty() && b.is_empty())).then_some((a, b))
 }
 
+/// Several specs: the answer is sorted, disjoint with more than [`COALESCE_GAP`] between parts,
+/// inside the file, at most [`MAX_RANGES`] long, and covers every spec that is satisfiable alone.
+fn several(spec: &str, len: u64, got: Option<Result<Vec<(u64, u64)>, ()>>) {
+    let Some(got) = got else { return };
+    let pieces: Vec<&str> = spec.trim().trim_start_matches("bytes=").split(',').collect();
+    assert!(pieces.len() <= MAX_RANGES, "{spec:?}: more than MAX_RANGES specs honoured");
+    let alone: Vec<(u64, u64)> = pieces
+        .iter()
+        .filter_map(|p| match parse_ranges(&format!("bytes={p}"), len) {
+            Some(Ok(v)) => Some(v[0]),
+            Some(Err(())) => None,
+            None => panic!("{spec:?}: honoured although {p:?} alone is malformed"),
+        })
+        .collect();
+    match got {
+        Err(()) => assert!(alone.is_empty(), "{spec:?} len {len}: 416 although {alone:?} are satisfiable"),
+        Ok(v) => {
+            assert!(!v.is_empty());
+            for (i, &(s, e)) in v.iter().enumerate() {
+                assert!(s <= e && e < len, "{spec:?} len {len}: {v:?} leaves the file");
+                if i > 0 {
+                    assert!(s > v[i - 1].1.saturating_add(COALESCE_GAP), "{spec:?}: {v:?} not merged");
+                }
+            }
+            for (s, e) in alone {
+                assert!(
+                    v.iter().any(|&(a, b)| a <= s && e <= b),
+                    "{spec:?}: ({s}, {e}) not covered by {v:?}"
+                );
+            }
+        }
+    }
+}
+
 fuzz_target!(|input: Input<'_>| {
     let len = match input.len {
         Len::Small(n) => u64::from(n % 8),
@@ -96,10 +131,20 @@ fuzz_target!(|input: Input<'_>| {
         }
     };
 
-    let got = parse_range(&spec, len);
-    if spec.contains('+') || spec.contains(',') {
-        assert_eq!(got, None, "{spec:?}: a '+' or a ',' means the Range is ignored");
+    let all = parse_ranges(&spec, len);
+    if spec.contains('+') {
+        assert_eq!(all, None, "{spec:?}: a '+' means the Range is ignored");
     }
+    if spec.contains(',') {
+        several(&spec, len, all);
+        return;
+    }
+    let got = all.map(|r| {
+        r.map(|v| {
+            assert_eq!(v.len(), 1, "{spec:?}: one spec, one range");
+            v[0]
+        })
+    });
     match got {
         None => {}
         Some(result) => {

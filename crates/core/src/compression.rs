@@ -1,5 +1,6 @@
-//! Response compression in Rust: `Accept-Encoding` negotiation (br, gzip), whole bodies over a
-//! threshold, and streams compressed with a sync flush per frame so no event is ever held back.
+//! Response compression in Rust: `Accept-Encoding` negotiation (br, zstd, gzip, deflate), whole
+//! bodies over a threshold, and streams compressed with a sync flush per frame so no event is ever
+//! held back.
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -10,8 +11,12 @@ use std::io::Write;
 pub enum Encoding {
     /// `br` (brotli).
     Brotli,
+    /// `zstd` (RFC 8878; a 64 KiB window, well under the 8 MiB browsers accept).
+    Zstd,
     /// `gzip`.
     Gzip,
+    /// `deflate`: the zlib format (RFC 1950), which is what HTTP's `deflate` coding means.
+    Deflate,
 }
 
 impl Encoding {
@@ -19,8 +24,17 @@ impl Encoding {
     pub fn token(self) -> &'static str {
         match self {
             Encoding::Brotli => "br",
+            Encoding::Zstd => "zstd",
             Encoding::Gzip => "gzip",
+            Encoding::Deflate => "deflate",
         }
+    }
+
+    /// The coding named by `token` (case-insensitive), if Catzilla can produce it.
+    pub fn from_token(token: &str) -> Option<Self> {
+        [Encoding::Brotli, Encoding::Zstd, Encoding::Gzip, Encoding::Deflate]
+            .into_iter()
+            .find(|e| e.token().eq_ignore_ascii_case(token))
     }
 }
 
@@ -31,41 +45,68 @@ pub struct CompressionConfig {
     pub threshold: usize,
     /// Codings in order of preference; the first one the client accepts is used.
     pub encodings: Vec<Encoding>,
-    /// Quality: gzip level 0–9 (default 6), brotli quality 0–11 (default 4). `None`: defaults.
+    /// Quality: gzip/deflate level 0–9 (default 6), brotli quality 0–11 (default 4), zstd level
+    /// 1–19 (default 3). `None`: defaults.
     pub level: Option<u32>,
 }
 
 impl Default for CompressionConfig {
     fn default() -> Self {
-        Self { threshold: 1024, encodings: vec![Encoding::Brotli, Encoding::Gzip], level: None }
+        Self {
+            threshold: 1024,
+            encodings: vec![Encoding::Brotli, Encoding::Zstd, Encoding::Gzip, Encoding::Deflate],
+            level: None,
+        }
     }
 }
 
-/// Picks the coding for a request: the server's most preferred one the client accepts with a
-/// non-zero q-value (`*` covers codings not named).
+/// Picks the coding for a request: the one the client gives the highest q-value among those the
+/// server offers (`*` covers codings not named, q=0 refuses), ties going to the server's order.
 pub fn negotiate(accept: Option<&HeaderValue>, config: &CompressionConfig) -> Option<Encoding> {
     let accept = accept?.to_str().ok()?;
-    let mut named: Vec<(&str, bool)> = Vec::new();
+    // (token, q in thousandths); a malformed q-value counts as 0, so it is never chosen, and of
+    // repeated q parameters the lowest counts (a refusal is never overridden).
+    let mut named: Vec<(&str, u16)> = Vec::new();
     for item in accept.split(',') {
         let mut parts = item.split(';');
         let token = parts.next().unwrap_or("").trim();
-        let ok = parts.all(|p| {
+        let mut q = 1000;
+        for p in parts {
             let p = p.trim();
-            match p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
-                Some(q) => q.trim().parse::<f32>().is_ok_and(|q| q > 0.0),
-                None => true,
+            if let Some(v) = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                q = q.min(qvalue(v.trim()).unwrap_or(0));
             }
-        });
+        }
         if !token.is_empty() {
-            named.push((token, ok));
+            named.push((token, q));
         }
     }
-    config.encodings.iter().copied().find(|e| {
-        match named.iter().find(|(t, _)| t.eq_ignore_ascii_case(e.token())) {
-            Some((_, ok)) => *ok,
-            None => named.iter().any(|(t, ok)| *t == "*" && *ok),
+    let star = named.iter().find(|(t, _)| *t == "*").map(|(_, q)| *q);
+    let mut best: Option<(Encoding, u16)> = None;
+    for &e in &config.encodings {
+        let q = match named.iter().find(|(t, _)| t.eq_ignore_ascii_case(e.token())) {
+            Some((_, q)) => *q,
+            None => star.unwrap_or(0),
+        };
+        if q > 0 && best.is_none_or(|(_, b)| q > b) {
+            best = Some((e, q));
         }
-    })
+    }
+    best.map(|(e, _)| e)
+}
+
+/// An RFC 9110 §12.4.2 qvalue (`0`–`1` with up to three decimals) in thousandths.
+fn qvalue(v: &str) -> Option<u16> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let frac: u16 = format!("{frac:0<3}").parse().ok()?;
+    match int {
+        "0" => Some(frac),
+        "1" if frac == 0 => Some(1000),
+        _ => None,
+    }
 }
 
 /// Media types worth compressing (text, JSON, JS, XML, SVG, NDJSON, SSE).
@@ -114,18 +155,21 @@ pub struct Encoder {
 
 enum Inner {
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibEncoder<Vec<u8>>),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, Vec<u8>>>),
     Done,
 }
 
 impl Encoder {
-    /// A compressor for `encoding` at `level` (see [`CompressionConfig::level`]).
-    pub fn new(encoding: Encoding, level: Option<u32>) -> Self {
+    /// A compressor for `encoding` at `level` (see [`CompressionConfig::level`]). Fails only when
+    /// zstd cannot allocate its context; the response then goes out uncompressed.
+    pub fn new(encoding: Encoding, level: Option<u32>) -> std::io::Result<Self> {
+        let flate_level = || flate2::Compression::new(level.unwrap_or(6).min(9));
         let inner = match encoding {
-            Encoding::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::new(level.unwrap_or(6).min(9)),
-            )),
+            Encoding::Gzip => Inner::Gzip(flate2::write::GzEncoder::new(Vec::new(), flate_level())),
+            Encoding::Deflate => Inner::Deflate(flate2::write::ZlibEncoder::new(Vec::new(), flate_level())),
+            Encoding::Zstd => Inner::Zstd(Box::new(zstd_encoder(level)?)),
             // A 64 KiB window (lgwin 16) keeps the per-stream state small; 4 KiB input buffer.
             Encoding::Brotli => Inner::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
@@ -134,7 +178,7 @@ impl Encoder {
                 16,
             ))),
         };
-        Self { inner }
+        Ok(Self { inner })
     }
 
     /// Compresses `data` and flushes, so the output decodes to everything written so far.
@@ -145,7 +189,17 @@ impl Encoder {
                 e.flush()?;
                 Ok(Bytes::from(std::mem::take(e.get_mut())))
             }
+            Inner::Deflate(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(Bytes::from(std::mem::take(e.get_mut())))
+            }
             Inner::Brotli(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                Ok(Bytes::from(std::mem::take(e.get_mut())))
+            }
+            Inner::Zstd(e) => {
                 e.write_all(data)?;
                 e.flush()?;
                 Ok(Bytes::from(std::mem::take(e.get_mut())))
@@ -158,15 +212,30 @@ impl Encoder {
     pub fn finish(&mut self) -> std::io::Result<Bytes> {
         match std::mem::replace(&mut self.inner, Inner::Done) {
             Inner::Gzip(e) => Ok(Bytes::from(e.finish()?)),
+            Inner::Deflate(e) => Ok(Bytes::from(e.finish()?)),
             Inner::Brotli(e) => Ok(Bytes::from(e.into_inner())),
+            Inner::Zstd(e) => Ok(Bytes::from(e.finish()?)),
             Inner::Done => Ok(Bytes::new()),
         }
     }
 }
 
+/// A zstd stream encoder with a 64 KiB window (like brotli's here) and match tables sized for
+/// it, so a stream's state stays small (level 3's own tables alone would be ~770 KiB per stream)
+/// and any decoder accepts it.
+fn zstd_encoder(level: Option<u32>) -> std::io::Result<zstd::stream::write::Encoder<'static, Vec<u8>>> {
+    use zstd::zstd_safe::CParameter;
+    let level = level.map_or(3, |l| l.clamp(1, 19) as i32);
+    let mut e = zstd::stream::write::Encoder::new(Vec::new(), level)?;
+    e.window_log(16)?;
+    e.set_parameter(CParameter::HashLog(15))?;
+    e.set_parameter(CParameter::ChainLog(15))?;
+    Ok(e)
+}
+
 /// Compresses a whole body in one go.
 pub fn compress_all(encoding: Encoding, level: Option<u32>, data: &[u8]) -> std::io::Result<Bytes> {
-    let mut e = Encoder::new(encoding, level);
+    let mut e = Encoder::new(encoding, level)?;
     let mut out = e.write(data)?.to_vec();
     out.extend_from_slice(&e.finish()?);
     Ok(Bytes::from(out))
@@ -185,7 +254,10 @@ mod tests {
     fn negotiation_prefers_the_server_order_and_respects_q_zero() {
         let c = CompressionConfig::default();
         assert_eq!(negotiate(Some(&hv("gzip, deflate, br")), &c), Some(Encoding::Brotli));
+        assert_eq!(negotiate(Some(&hv("gzip, deflate, br, zstd")), &c), Some(Encoding::Brotli));
         assert_eq!(negotiate(Some(&hv("gzip")), &c), Some(Encoding::Gzip));
+        assert_eq!(negotiate(Some(&hv("deflate")), &c), Some(Encoding::Deflate));
+        assert_eq!(negotiate(Some(&hv("ZSTD")), &c), Some(Encoding::Zstd));
         assert_eq!(negotiate(Some(&hv("br;q=0, gzip;q=0.5")), &c), Some(Encoding::Gzip));
         assert_eq!(negotiate(Some(&hv("*")), &c), Some(Encoding::Brotli));
         assert_eq!(negotiate(Some(&hv("*;q=0")), &c), None);
@@ -194,9 +266,23 @@ mod tests {
     }
 
     #[test]
+    fn the_client_q_values_decide_before_the_server_order() {
+        let c = CompressionConfig::default();
+        assert_eq!(negotiate(Some(&hv("br;q=0.5, gzip;q=0.9")), &c), Some(Encoding::Gzip));
+        assert_eq!(negotiate(Some(&hv("deflate;q=1, br;q=0.999")), &c), Some(Encoding::Deflate));
+        assert_eq!(negotiate(Some(&hv("gzip;q=0.2, *;q=0.8")), &c), Some(Encoding::Brotli));
+        assert_eq!(negotiate(Some(&hv("br;q=0, *;q=0.1")), &c), Some(Encoding::Zstd));
+        // Malformed q-values refuse the coding rather than guess.
+        assert_eq!(
+            negotiate(Some(&hv("br;q=2, gzip;q=0.1234, zstd;q=x, deflate;q=0.3")), &c),
+            Some(Encoding::Deflate)
+        );
+    }
+
+    #[test]
     fn every_flushed_write_decodes_on_its_own() {
-        for enc in [Encoding::Gzip, Encoding::Brotli] {
-            let mut e = Encoder::new(enc, None);
+        for enc in [Encoding::Gzip, Encoding::Brotli, Encoding::Zstd, Encoding::Deflate] {
+            let mut e = Encoder::new(enc, None).expect("encoder");
             let mut wire = e.write(b"data: first\n\n").expect("write").to_vec();
             // What was sent so far must decode to the first event, before any more input.
             let partial = decode(enc, &wire, true);
@@ -213,6 +299,11 @@ mod tests {
         let r = match enc {
             Encoding::Gzip => flate2::read::GzDecoder::new(wire).read_to_end(&mut out),
             Encoding::Brotli => brotli::Decompressor::new(wire, 4096).read_to_end(&mut out),
+            Encoding::Deflate => flate2::read::ZlibDecoder::new(wire).read_to_end(&mut out),
+            Encoding::Zstd => match zstd::stream::read::Decoder::new(wire) {
+                Ok(mut d) => d.read_to_end(&mut out),
+                Err(e) => Err(e),
+            },
         };
         if !partial {
             r.expect("complete stream");

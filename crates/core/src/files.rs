@@ -1,9 +1,11 @@
-//! Files served from Rust: content type, ETag/Last-Modified, 304, single byte ranges (206/416),
-//! small files in one read and large ones streamed in bounded chunks; plus static directories.
+//! Files served from Rust: content type, ETag/Last-Modified, 304, byte ranges (206 with one range
+//! or `multipart/byteranges`, 416), small files in one read and large ones streamed in bounded
+//! chunks; plus static directories.
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future as _;
 use std::io;
@@ -181,13 +183,44 @@ pub fn none_match(list: &str, tag: &str) -> bool {
     list.split(',').any(|t| t.trim() == "*" || bare(t) == bare(tag))
 }
 
-/// A satisfiable single range, `Err(())` for an unsatisfiable one, `None` to send everything
-/// (no range, a malformed one, or several: RFC 9110 lets a server ignore Range).
-pub fn parse_range(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+/// A `Range` header with more range specs than this is ignored (the whole file is sent), so a
+/// request cannot make the server build thousands of parts (RFC 9110 §14.2 allows ignoring it).
+pub const MAX_RANGES: usize = 32;
+
+/// Ranges closer than this many bytes are merged into one part: a part's own head costs about as
+/// much (RFC 9110 §14.2 lets a server coalesce ranges separated by a gap smaller than that).
+pub const COALESCE_GAP: u64 = 80;
+
+/// The satisfiable ranges of a `Range` header, sorted, with overlapping and nearby ones merged
+/// (inclusive `(first, last)` pairs); `Err(())` when none is satisfiable (416); `None` to send
+/// everything: no `bytes=` unit, a malformed spec, or more than [`MAX_RANGES`] specs.
+pub fn parse_ranges(spec: &str, len: u64) -> Option<Result<Vec<(u64, u64)>, ()>> {
     let spec = spec.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
+    let mut ranges = Vec::new();
+    for (i, one) in spec.split(',').enumerate() {
+        if i == MAX_RANGES {
+            return None;
+        }
+        if let Ok(r) = parse_one(one, len)? {
+            ranges.push(r);
+        }
     }
+    if ranges.is_empty() {
+        return Some(Err(()));
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (s, e) in ranges {
+        match merged.last_mut() {
+            Some(last) if s <= last.1.saturating_add(COALESCE_GAP) => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    Some(Ok(merged))
+}
+
+/// One range spec: `Some(Ok)` satisfiable, `Some(Err)` not, `None` malformed.
+fn parse_one(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     let (a, b) = spec.trim().split_once('-')?;
     let (a, b) = (a.trim(), b.trim());
     // RFC 9110 §14.1.1: positions are 1*DIGIT; `parse` alone would also take a leading `+`.
@@ -211,6 +244,43 @@ pub fn parse_range(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
         return Some(Err(()));
     }
     Some(Ok((start, end.min(len - 1))))
+}
+
+/// A boundary for `multipart/byteranges` that no file content can be expected to contain:
+/// 128 bits from the standard library's per-process random keys and a counter.
+fn boundary() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let half = |salt: u64| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n ^ salt);
+        h.finish()
+    };
+    format!("CZ{:016x}{:016x}", half(0), half(u64::MAX))
+}
+
+/// The body of a `multipart/byteranges` answer for sorted, disjoint `ranges` of a file of `len`
+/// bytes of type `content_type`: the parts as segments, and the boundary.
+fn byteranges(
+    ranges: &[(u64, u64)],
+    len: u64,
+    content_type: Option<&HeaderValue>,
+) -> (VecDeque<Segment>, String) {
+    let boundary = boundary();
+    let ct = content_type
+        .and_then(|v| v.to_str().ok())
+        .map(|v| format!("Content-Type: {v}\r\n"))
+        .unwrap_or_default();
+    let mut parts = VecDeque::with_capacity(ranges.len() * 2 + 1);
+    for (i, &(s, e)) in ranges.iter().enumerate() {
+        let lead = if i == 0 { "" } else { "\r\n" };
+        let head = format!("{lead}--{boundary}\r\n{ct}Content-Range: bytes {s}-{e}/{len}\r\n\r\n");
+        parts.push_back(Segment::Bytes(Bytes::from(head)));
+        parts.push_back(Segment::File { pos: s, end: e + 1 });
+    }
+    parts.push_back(Segment::Bytes(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+    (parts, boundary)
 }
 
 fn value(s: &str) -> Option<HeaderValue> {
@@ -288,29 +358,39 @@ pub async fn file_reply(path: PathBuf, cond: Conditions, mut opts: FileOptions) 
             v == last_modified
         }
     });
-    let (status, start, end) =
-        match cond.range.as_deref().filter(|_| range_allowed).and_then(|r| parse_range(r, len)) {
-            Some(Ok((s, e))) => {
-                if let Some(v) = value(&format!("bytes {s}-{e}/{len}")) {
-                    headers.insert(header::CONTENT_RANGE, v);
-                }
-                (StatusCode::PARTIAL_CONTENT, s, e + 1)
+    let ranges = match cond.range.as_deref().filter(|_| range_allowed).and_then(|r| parse_ranges(r, len)) {
+        Some(Ok(ranges)) => ranges,
+        Some(Err(())) => {
+            if let Some(v) = value(&format!("bytes */{len}")) {
+                headers.insert(header::CONTENT_RANGE, v);
             }
-            Some(Err(())) => {
-                if let Some(v) = value(&format!("bytes */{len}")) {
-                    headers.insert(header::CONTENT_RANGE, v);
-                }
-                headers.remove(header::CONTENT_TYPE);
-                let mut reply = Reply::text(StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable");
-                for (k, v) in &headers {
-                    reply.headers.insert(k, v.clone());
-                }
-                return reply;
+            headers.remove(header::CONTENT_TYPE);
+            let mut reply = Reply::text(StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable");
+            for (k, v) in &headers {
+                reply.headers.insert(k, v.clone());
             }
-            None => (StatusCode::OK, 0, len),
-        };
-
+            return reply;
+        }
+        None => vec![],
+    };
     let file = Arc::new(file);
+    if ranges.len() > 1 {
+        let (segments, boundary) = byteranges(&ranges, len, headers.get(header::CONTENT_TYPE));
+        if let Some(v) = value(&format!("multipart/byteranges; boundary={boundary}")) {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+        let body = ReplyBody::File(FileBody::new(file, segments));
+        return Reply { status: StatusCode::PARTIAL_CONTENT, headers, body };
+    }
+    let (status, start, end) = match ranges.first() {
+        Some(&(s, e)) => {
+            if let Some(v) = value(&format!("bytes {s}-{e}/{len}")) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::PARTIAL_CONTENT, s, e + 1)
+        }
+        None => (StatusCode::OK, 0, len),
+    };
     let body = if end - start <= CHUNK as u64 {
         let f = file.clone();
         match tokio::task::spawn_blocking(move || read_chunk(&f, start, (end - start) as usize)).await {
@@ -318,7 +398,7 @@ pub async fn file_reply(path: PathBuf, cond: Conditions, mut opts: FileOptions) 
             _ => return Reply::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         }
     } else {
-        ReplyBody::File(FileBody { file, pos: start, end, pending: None })
+        ReplyBody::File(FileBody::new(file, VecDeque::from([Segment::File { pos: start, end }])))
     };
     Reply { status, headers, body }
 }
@@ -338,18 +418,49 @@ fn read_chunk(file: &File, at: u64, len: usize) -> io::Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// A large file streamed in [`CHUNK`]-sized reads, one in flight.
+/// A piece of a file body: bytes of the file, or bytes made here (a multipart part's head).
+#[derive(Debug)]
+enum Segment {
+    /// File bytes `pos..end`.
+    File { pos: u64, end: u64 },
+    /// Bytes sent as they are.
+    Bytes(Bytes),
+}
+
+impl Segment {
+    fn len(&self) -> u64 {
+        match self {
+            Segment::File { pos, end } => end.saturating_sub(*pos),
+            Segment::Bytes(b) => b.len() as u64,
+        }
+    }
+}
+
+/// A large file (or the parts of a multi-range answer) streamed in [`CHUNK`]-sized reads, one
+/// in flight, so a slow client holds one chunk.
 pub struct FileBody {
     file: Arc<File>,
-    pos: u64,
-    end: u64,
+    segments: VecDeque<Segment>,
+    remaining: u64,
     pending: Option<JoinHandle<io::Result<Bytes>>>,
 }
 
 impl FileBody {
+    fn new(file: Arc<File>, segments: VecDeque<Segment>) -> Self {
+        let remaining = segments.iter().map(Segment::len).sum();
+        Self { file, segments, remaining, pending: None }
+    }
+
     /// Bytes still to send.
     pub fn remaining(&self) -> u64 {
-        self.end.saturating_sub(self.pos)
+        self.remaining
+    }
+
+    /// Ends the body early (the file shrank): nothing more is sent.
+    fn fail(&mut self) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        self.segments.clear();
+        self.remaining = 0;
+        Poll::Ready(Some(Err(StreamAborted)))
     }
 }
 
@@ -362,13 +473,26 @@ impl Body for FileBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
         let this = self.get_mut();
-        if this.pos >= this.end {
-            return Poll::Ready(None);
-        }
+        let (at, want) = loop {
+            match this.segments.front() {
+                None => return Poll::Ready(None),
+                Some(&Segment::File { pos, end }) if pos < end => {
+                    break (pos, (end - pos).min(CHUNK as u64) as usize)
+                }
+                Some(Segment::File { .. }) => {
+                    this.segments.pop_front();
+                }
+                Some(Segment::Bytes(_)) => {
+                    if let Some(Segment::Bytes(b)) = this.segments.pop_front() {
+                        this.remaining -= b.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(b))));
+                    }
+                }
+            }
+        };
         let pending = this.pending.get_or_insert_with(|| {
-            let (f, at, len) =
-                (this.file.clone(), this.pos, (this.end - this.pos).min(CHUNK as u64) as usize);
-            tokio::task::spawn_blocking(move || read_chunk(&f, at, len))
+            let f = this.file.clone();
+            tokio::task::spawn_blocking(move || read_chunk(&f, at, want))
         });
         match Pin::new(pending).poll(cx) {
             Poll::Pending => Poll::Pending,
@@ -378,24 +502,24 @@ impl Body for FileBody {
                     // A file that shrank while being sent ends the response as an error, so the
                     // client sees a short body instead of a wrong one.
                     Ok(Ok(b)) if !b.is_empty() => {
-                        this.pos += b.len() as u64;
+                        if let Some(Segment::File { pos, .. }) = this.segments.front_mut() {
+                            *pos += b.len() as u64;
+                        }
+                        this.remaining -= b.len() as u64;
                         Poll::Ready(Some(Ok(Frame::data(b))))
                     }
-                    _ => {
-                        this.pos = this.end;
-                        Poll::Ready(Some(Err(StreamAborted)))
-                    }
+                    _ => this.fail(),
                 }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pos >= self.end
+        self.remaining == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.end - self.pos)
+        SizeHint::with_exact(self.remaining)
     }
 }
 
@@ -485,26 +609,76 @@ pub async fn static_reply(
 mod tests {
     use super::*;
 
-    #[test]
-    fn ranges_follow_rfc_9110() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
-        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
-        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
-        assert_eq!(parse_range("bytes=-1000", 100), Some(Ok((0, 99))));
-        assert_eq!(parse_range("bytes=95-200", 100), Some(Ok((95, 99))));
-        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
-        assert_eq!(parse_range("bytes=-0", 100), Some(Err(())));
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None, "several ranges: send the whole file");
-        assert_eq!(parse_range("items=0-1", 100), None);
-        assert_eq!(parse_range("bytes=5-1", 100), None);
+    /// The single range of a spec, for the one-range cases.
+    fn one(spec: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+        parse_ranges(spec, len).map(|r| {
+            r.map(|v| {
+                assert_eq!(v.len(), 1, "{spec}");
+                v[0]
+            })
+        })
     }
 
     #[test]
-    fn regression_range_with_a_plus_sign_is_ignored() {
-        assert_eq!(parse_range("bytes=+1-2", 100), None);
-        assert_eq!(parse_range("bytes=1-+2", 100), None);
-        assert_eq!(parse_range("bytes=-+2", 100), None);
-        assert_eq!(parse_range("bytes=0x1-2", 100), None);
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(one("bytes=0-9", 100), Some(Ok((0, 9))));
+        assert_eq!(one("bytes=90-", 100), Some(Ok((90, 99))));
+        assert_eq!(one("bytes=-10", 100), Some(Ok((90, 99))));
+        assert_eq!(one("bytes=-1000", 100), Some(Ok((0, 99))));
+        assert_eq!(one("bytes=95-200", 100), Some(Ok((95, 99))));
+        assert_eq!(one("bytes=100-", 100), Some(Err(())));
+        assert_eq!(one("bytes=-0", 100), Some(Err(())));
+        assert_eq!(one("items=0-1", 100), None);
+        assert_eq!(one("bytes=5-1", 100), None);
+    }
+
+    #[test]
+    fn several_ranges_are_sorted_coalesced_and_bounded() {
+        let len = 10_000;
+        assert_eq!(parse_ranges("bytes=0-1,500-600", len), Some(Ok(vec![(0, 1), (500, 600)])));
+        assert_eq!(parse_ranges("bytes=500-600, 0-1", len), Some(Ok(vec![(0, 1), (500, 600)])), "sorted");
+        assert_eq!(parse_ranges("bytes=0-100,50-200", len), Some(Ok(vec![(0, 200)])), "overlapping merge");
+        assert_eq!(
+            parse_ranges("bytes=0-9,60-69", len),
+            Some(Ok(vec![(0, 69)])),
+            "a gap under a part head merges"
+        );
+        assert_eq!(parse_ranges("bytes=0-9,9000-,-500", len), Some(Ok(vec![(0, 9), (9000, 9999)])));
+        assert_eq!(
+            parse_ranges("bytes=0-1,20000-", len),
+            Some(Ok(vec![(0, 1)])),
+            "unsatisfiable ones are dropped"
+        );
+        assert_eq!(parse_ranges("bytes=20000-,30000-", len), Some(Err(())));
+        assert_eq!(parse_ranges("bytes=0-1,x", len), None, "one malformed spec: the whole header is ignored");
+        let many = (0..MAX_RANGES).map(|i| format!("{}-{}", i * 200, i * 200)).collect::<Vec<_>>().join(",");
+        assert_eq!(
+            parse_ranges(&format!("bytes={many}"), len).map(|r| r.map(|v| v.len())),
+            Some(Ok(MAX_RANGES))
+        );
+        assert_eq!(parse_ranges(&format!("bytes={many},0-0"), len), None, "more than MAX_RANGES: ignored");
+    }
+
+    #[test]
+    fn a_multipart_body_has_exact_parts_and_length() {
+        let (parts, b) = byteranges(&[(0, 1), (5, 6)], 10, Some(&HeaderValue::from_static("text/plain")));
+        let heads: Vec<String> = parts
+            .iter()
+            .filter_map(|p| match p {
+                Segment::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                Segment::File { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            heads[0],
+            format!("--{b}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/10\r\n\r\n")
+        );
+        assert_eq!(
+            heads[1],
+            format!("\r\n--{b}\r\nContent-Type: text/plain\r\nContent-Range: bytes 5-6/10\r\n\r\n")
+        );
+        assert_eq!(heads[2], format!("\r\n--{b}--\r\n"));
+        assert_ne!(boundary(), boundary(), "boundaries differ per response");
     }
 
     #[test]

@@ -164,9 +164,10 @@ pub(crate) fn compress(
             }
         }
         _ => {
+            let Ok(encoder) = Encoder::new(encoding, config.level) else { return };
             let inner =
                 ResponseBody { kind: std::mem::replace(&mut body.kind, Kind::Full(None)), on_done: None };
-            body.kind = Kind::Encoded(Box::new(inner), Encoder::new(encoding, config.level), false);
+            body.kind = Kind::Encoded(Box::new(inner), encoder, false);
         }
     }
     res.headers_mut().insert(http::header::CONTENT_ENCODING, HeaderValue::from_static(encoding.token()));

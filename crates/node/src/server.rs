@@ -122,14 +122,7 @@ impl NativeServer {
                 cc.threshold = t as usize;
             }
             if let Some(list) = &o.compression_encodings {
-                cc.encodings = list
-                    .iter()
-                    .filter_map(|e| match e.as_str() {
-                        "br" => Some(Encoding::Brotli),
-                        "gzip" => Some(Encoding::Gzip),
-                        _ => None,
-                    })
-                    .collect();
+                cc.encodings = list.iter().filter_map(|e| Encoding::from_token(e)).collect();
             }
             cc.level = o.compression_level;
             c.compression = Some(cc);
