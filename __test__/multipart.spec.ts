@@ -102,3 +102,47 @@ test('a malformed body answers 400, an oversized one 413, too many parts 413', a
   t.is(tooMany.status, 413)
   await tooMany.arrayBuffer()
 })
+
+test('part headers keep their order and a header named __proto__ stays a plain header', async (t) => {
+  const { app, port } = await serve((app) =>
+    app.post('/heads', async (req) => {
+      const out: Array<{ name: string; headers: Record<string, string>; proto: boolean }> = []
+      for await (const part of req.parts()) {
+        out.push({ name: part.name, headers: { ...part.headers }, proto: Object.getPrototypeOf(part.headers) === Object.prototype })
+        await part.text()
+      }
+      return out
+    }),
+  )
+  t.teardown(() => app.close({ timeout: 100 }))
+  const body =
+    '--b1\r\nContent-Disposition: form-data; name="a"\r\n__proto__: x\r\nX-Custom: 1\r\n\r\nA\r\n' +
+    '--b1\r\nContent-Disposition: form-data; name="b"; filename="b.txt"\r\nContent-Type: text/plain\r\n\r\nB\r\n--b1--\r\n'
+  const raw = await rawExchange(
+    port,
+    `POST /heads HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b1\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+  )
+  const res = parseRaw(raw)
+  t.is(res.statusLine, 'HTTP/1.1 200 OK')
+  const parts = JSON.parse(res.body.toString()) as Array<{ name: string; headers: Record<string, string>; proto: boolean }>
+  t.deepEqual(Object.keys(parts[0]!.headers), ['content-disposition', '__proto__', 'x-custom'])
+  t.is(parts[0]!.headers['__proto__'], 'x')
+  t.true(parts[0]!.proto, 'the headers object keeps its prototype')
+  t.is(parts[1]!.headers['content-type'], 'text/plain')
+})
+
+test('parts() on a body that is not multipart answers 415 and leaves the body readable', async (t) => {
+  const { app, url } = await serve((app) =>
+    app.post('/either', async (req) => {
+      try {
+        req.parts()
+        return 'parts'
+      } catch (err) {
+        return { status: (err as { status?: number }).status, text: await req.text() }
+      }
+    }),
+  )
+  t.teardown(() => app.close({ timeout: 100 }))
+  const res = await fetch(`${url}/either`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'plain body' })
+  t.deepEqual(await res.json(), { status: 415, text: 'plain body' })
+})

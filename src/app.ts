@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { errorStatus, fromNative, HTTPError } from './errors.js'
 import { NativeServer } from './native.js'
-import type { NativeStats, NativeStream } from './native.js'
+import type { NativeStats, NativeStream, PartInfo, PartsStart, StreamOptions } from './native.js'
 import { CatzillaRequest } from './request.js'
 import { fail } from './reply.js'
 import type { ReplyHost } from './reply.js'
@@ -328,16 +328,9 @@ export class Catzilla implements ReplyHost {
   }
 
   /** @internal */
-  startStream(
-    id: number,
-    status: number,
-    headers: string,
-    bufferSize: number,
-    sseHeartbeatMs: number,
-    compress: boolean | null,
-  ): NativeStream | null {
+  startStream(id: number, status: number, headers: string, options: StreamOptions): NativeStream | null {
     try {
-      return this.native.startStream(id, status, headers, bufferSize, sseHeartbeatMs, compress)
+      return this.native.startStream(id, status, headers, options)
     } catch (err) {
       throw fromNative(err)
     }
@@ -359,8 +352,13 @@ export class Catzilla implements ReplyHost {
   }
 
   /** @internal */
-  multipartStart(id: number, boundary: string, prebuffered: Uint8Array | null): boolean {
-    return this.native.multipartStart(id, boundary, prebuffered === null ? null : Buffer.from(prebuffered.buffer, prebuffered.byteOffset, prebuffered.byteLength))
+  multipartStart(id: number): PartsStart {
+    return this.native.multipartStart(id)
+  }
+
+  /** @internal */
+  multipartHead(id: number): PartInfo | null {
+    return this.native.multipartHead(id)
   }
 
   /** @internal */

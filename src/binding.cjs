@@ -839,4 +839,5 @@ module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.NativeStream = nativeBinding.NativeStream
 module.exports.encodeSse = nativeBinding.encodeSse
 module.exports.EventKind = nativeBinding.EventKind
+module.exports.PartsStart = nativeBinding.PartsStart
 module.exports.ReplyCode = nativeBinding.ReplyCode

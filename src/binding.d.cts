@@ -26,10 +26,12 @@ export declare class NativeServer {
    */
   sendFile(id: number, path: string, options: FileSendOptions): Promise<FileSent>
   /**
-   * Starts reading request `id`'s body as multipart with `boundary`; `prebuffered` is the
-   * body JS already received with the request, if any. `false` when the request is gone.
+   * Starts reading request `id`'s body as multipart, with the boundary of its
+   * `Content-Type` and whatever body Rust holds for it (streamed or prebuffered).
    */
-  multipartStart(id: number, boundary: string, prebuffered?: Buffer | undefined | null): boolean
+  multipartStart(id: number): PartsStart
+  /** The head of the part a `PartStart` event announced (taken: `null` the second time). */
+  multipartHead(id: number): PartInfo | null
   /** Moves to the next part: a PartStart, PartsEnd or BodyError event follows. */
   multipartNext(id: number): void
   /** Reads the current part: a Body, BodyEnd or BodyError event follows. */
@@ -51,13 +53,11 @@ export declare class NativeServer {
   /** Completes request `id` with a string body (UTF-8). Returns a `ReplyCode`. */
   replyText(id: number, status: number, headers: string, body: string): number
   /**
-   * Starts a streamed response for request `id` with a ring of `bufferSize` bytes (0: the
-   * server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never); `compress`
-   * overrides the server's compression for this stream (`null`: follow it). Returns
-   * `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
-   * stays pending).
+   * Answers request `id` with a stream: sends the head (`headers` packed as `name\0value\0…`)
+   * and returns the writer of the stream's bounded ring. Returns `null` when the client is
+   * gone; throws `CZ_BAD_HEADER` for invalid headers (the request stays pending).
    */
-  startStream(id: number, status: number, headers: string, bufferSize: number, sseHeartbeatMs: number, compress?: boolean | undefined | null): NativeStream | null
+  startStream(id: number, status: number, headers: string, options: StreamOptions): NativeStream | null
   /** Requests the next chunk of request `id`'s body; it arrives as a Body/BodyEnd/BodyError event. */
   readBody(id: number): void
   /** Counts a handler failure (a 500 or an aborted stream) in `stats().handlerErrors`. */
@@ -168,7 +168,7 @@ export declare enum EventKind {
   WsDrain = 9,
   /** A WebSocket closed: `(kind, wsId, code, reason)`. */
   WsClose = 10,
-  /** A multipart part begins: `(kind, id, 0, packedHead)`. */
+  /** A multipart part begins: `(kind, id)`; its head is `multipartHead(id)`. */
   PartStart = 11,
   /** No more multipart parts: `(kind, id)`. */
   PartsEnd = 12,
@@ -270,6 +270,28 @@ export interface NativeStats {
   headerTimeouts: number
 }
 
+/** The head of one multipart part, as JS sees it. */
+export interface PartInfo {
+  /** `name` from `Content-Disposition`. */
+  name?: string
+  /** `filename` from `Content-Disposition` (file uploads). */
+  filename?: string
+  /** The part's `Content-Type`. */
+  contentType?: string
+  /** The part's headers as `[name, value]` pairs, names lower-case, in order. */
+  headers: Array<Array<string>>
+}
+
+/** Outcome of `multipartStart`. */
+export declare enum PartsStart {
+  /** The reader is ready: ask for the first part. */
+  Started = 0,
+  /** The request is not `multipart/form-data` with a boundary (415). */
+  NotMultipart = 1,
+  /** The request is gone or its body is being read. */
+  Gone = 2,
+}
+
 /** Outcome codes of the synchronous reply calls. */
 export declare enum ReplyCode {
   /** The reply was handed to the connection. */
@@ -354,6 +376,16 @@ export interface StreamCloseInfo {
   duration: number
   /** `true` when the client left (or the server cut the connection) before the end. */
   aborted: boolean
+}
+
+/** Options of one response stream (`startStream`). */
+export interface StreamOptions {
+  /** Ring capacity in bytes; absent or 0: the server's `bufferSize`. */
+  bufferSize?: number
+  /** An SSE comment heartbeat after this many ms of silence; absent or 0: none. */
+  sseHeartbeatMs?: number
+  /** Overrides the server's compression for this stream; absent: follow it. */
+  compress?: boolean
 }
 
 /** Options of one WebSocket route (`app.ws(path, behaviour)`). */

@@ -51,7 +51,7 @@ export function dispatcher(t: DispatchTarget) {
         return req?._bodyEvent(undefined, new HTTPError(num, text ?? 'Bad Request'))
       }
       case Ev.PartStart:
-        return t.requests.get(id)?._parts?._event(text!)
+        return t.requests.get(id)?._parts?._partStart()
       case Ev.PartsEnd:
         return t.requests.get(id)?._parts?._event(null)
       case Ev.WsMessage: {

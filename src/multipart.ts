@@ -1,22 +1,16 @@
 /** Streamed `multipart/form-data`: `req.parts()` yields one part at a time, parsed in Rust (multer). */
 import { CatzillaError, HTTPError } from './errors.js'
+import type { PartInfo, PartsStart } from './native.js'
 
 /** What the multipart reader needs from the app. @internal */
 export interface PartsHost {
-  multipartStart(id: number, boundary: string, prebuffered: Uint8Array | null): boolean
+  multipartStart(id: number): PartsStart
+  multipartHead(id: number): PartInfo | null
   multipartNext(id: number): void
   multipartRead(id: number): void
 }
 
-type Waiter = { resolve: (v: string | Uint8Array | null) => void; reject: (e: unknown) => void }
-
-/** The boundary of a `multipart/form-data` content type, or `undefined`. */
-export function boundaryOf(contentType: string | undefined): string | undefined {
-  if (contentType === undefined) return undefined
-  if (contentType.split(';')[0]!.trim().toLowerCase() !== 'multipart/form-data') return undefined
-  const m = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType)
-  return m?.[1] ?? m?.[2]
-}
+type Waiter = { resolve: (v: PartInfo | Uint8Array | null) => void; reject: (e: unknown) => void }
 
 /** Pulls part heads and chunks from Rust, one request at a time. @internal */
 export class MultipartReader {
@@ -28,7 +22,7 @@ export class MultipartReader {
     readonly id: number,
   ) {}
 
-  #ask(send: () => void): Promise<string | Uint8Array | null> {
+  #ask(send: () => void): Promise<PartInfo | Uint8Array | null> {
     if (this.#error !== undefined) return Promise.reject(this.#error)
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject }
@@ -36,9 +30,9 @@ export class MultipartReader {
     })
   }
 
-  /** The next part head (packed), or `null` after the last part. */
-  nextHead(): Promise<string | null> {
-    return this.#ask(() => this.host.multipartNext(this.id)) as Promise<string | null>
+  /** The next part head, or `null` after the last part. */
+  nextHead(): Promise<PartInfo | null> {
+    return this.#ask(() => this.host.multipartNext(this.id)) as Promise<PartInfo | null>
   }
 
   /** The next chunk of the current part, or `null` at its end. */
@@ -46,8 +40,13 @@ export class MultipartReader {
     return this.#ask(() => this.host.multipartRead(this.id)) as Promise<Uint8Array | null>
   }
 
+  /** A part started: its head is taken from Rust. */
+  _partStart(): void {
+    this._event(this.host.multipartHead(this.id))
+  }
+
   /** An event from Rust: a head, a chunk, an end (`null`), or an error. */
-  _event(value: string | Uint8Array | null, error?: unknown): void {
+  _event(value: PartInfo | Uint8Array | null, error?: unknown): void {
     const w = this.#waiter
     this.#waiter = undefined
     if (error !== undefined) {
@@ -76,15 +75,12 @@ export class Part {
   #state: 'fresh' | 'reading' | 'done' = 'fresh'
 
   /** @internal */
-  constructor(packed: string, reader: MultipartReader) {
-    const f = packed.split('\0')
-    const mask = f[0]!
-    this.name = mask[0] === '1' ? f[1]! : ''
-    this.filename = mask[1] === '1' ? f[2] : undefined
-    this.contentType = mask[2] === '1' ? f[3] : undefined
-    const headers: Record<string, string> = {}
-    for (let i = 4; i + 1 < f.length; i += 2) headers[f[i]!] = f[i + 1]!
-    this.headers = headers
+  constructor(head: PartInfo, reader: MultipartReader) {
+    this.name = head.name ?? ''
+    this.filename = head.filename ?? undefined
+    this.contentType = head.contentType ?? undefined
+    // fromEntries defines own properties, so a part header named `__proto__` stays a header.
+    this.headers = Object.fromEntries(head.headers.map(([k, v]) => [k!, v!]))
     this.#reader = reader
   }
 

@@ -1,6 +1,7 @@
 /** The request object handlers receive: head parsed lazily, body streamed from Rust on demand. */
 import { CatzillaError, HTTPError } from './errors.js'
-import { boundaryOf, iterateParts, MultipartReader, notMultipart } from './multipart.js'
+import { iterateParts, MultipartReader, notMultipart } from './multipart.js'
+import { PartsStart } from './native.js'
 import type { Part, PartsHost } from './multipart.js'
 import { parse as parseCookie, serialize as serializeCookie } from 'cookie'
 import type { SerializeOptions } from 'cookie'
@@ -267,16 +268,15 @@ export class CatzillaRequest<P extends Readonly<Record<string, string>> = Readon
    * }
    */
   parts(): AsyncIterable<Part> {
-    const boundary = boundaryOf(this.header('content-type'))
-    if (boundary === undefined) throw notMultipart()
     if (this.#bodyUsed) throw new CatzillaError('CZ_BODY_USED', 'the request body was already read')
+    // Rust reads the boundary from the request it holds and parses the body it holds (streamed
+    // or prebuffered): nothing crosses back but the request id.
+    const started = this.#host.multipartStart(this._id)
+    if (started === PartsStart.NotMultipart) throw notMultipart()
     this.#bodyUsed = true
-    const pre = this.#prebuffered
     this.#prebuffered = undefined
+    if (started !== PartsStart.Started) throw new CatzillaError('CZ_BODY', 'the client is gone')
     const reader = new MultipartReader(this.#host, this._id)
-    if (!this.#host.multipartStart(this._id, boundary, pre ?? null)) {
-      throw new CatzillaError('CZ_BODY', 'the client is gone')
-    }
     this._parts = reader
     return iterateParts(reader)
   }

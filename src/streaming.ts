@@ -1,7 +1,7 @@
 /** Streamed responses: `StreamingResponse`, `StreamingWriter`, and the pull-based pump into the Rust ring. */
 import { CatzillaError, fromNative, StreamClosedError } from './errors.js'
 import { NativeStream, Write } from './native.js'
-import type { StreamCloseInfo } from './native.js'
+import type { StreamCloseInfo, StreamOptions } from './native.js'
 
 /** A chunk a stream may carry. */
 export type Chunk = string | Uint8Array
@@ -97,14 +97,7 @@ export class StreamingResponse {
 
 /** The app-side hooks a sink needs. */
 export interface SinkHost {
-  startStream(
-    id: number,
-    status: number,
-    headers: string,
-    bufferSize: number,
-    sseHeartbeatMs: number,
-    compress: boolean | null,
-  ): NativeStream | null
+  startStream(id: number, status: number, headers: string, options: StreamOptions): NativeStream | null
   registerSink(id: number, sink: StreamSink): void
   reportError(err: unknown): void
 }
@@ -162,14 +155,11 @@ export class StreamSink {
   /** Sends the head; `false` when the client is already gone. */
   start(host: SinkHost, status: number, headers: string, format?: StreamFormat): boolean {
     this.#sse = format?.pack !== undefined
-    const native = host.startStream(
-      this.id,
-      status,
-      headers,
-      this.options.bufferSize ?? 0,
-      format?.heartbeatMs ?? 0,
-      this.options.compress ?? null,
-    )
+    const native = host.startStream(this.id, status, headers, {
+      bufferSize: this.options.bufferSize,
+      sseHeartbeatMs: format?.heartbeatMs,
+      compress: this.options.compress,
+    })
     if (native === null) {
       this.closed = true
       return false

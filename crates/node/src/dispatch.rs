@@ -26,7 +26,7 @@ pub(crate) enum Event {
     Body { id: u32, chunk: Bytes },
     BodyEnd { id: u32 },
     BodyError { id: u32, status: u16, message: &'static str },
-    PartStart { id: u32, head: String },
+    PartStart { id: u32 },
     PartsEnd { id: u32 },
     PartError { id: u32, status: u16, message: String },
     WsOpen { id: u32 },
@@ -58,7 +58,7 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
         Event::BodyError { id, status, message } => {
             (EventKind::BodyError as u32, id, f64::from(status), Some(message.to_owned()), None)
         }
-        Event::PartStart { id, head } => (EventKind::PartStart as u32, id, 0.0, Some(head), None),
+        Event::PartStart { id } => (EventKind::PartStart as u32, id, 0.0, None, None),
         Event::PartsEnd { id } => (EventKind::PartsEnd as u32, id, 0.0, None, None),
         Event::PartError { id, status, message } => {
             (EventKind::BodyError as u32, id, f64::from(status), Some(message), None)
@@ -84,6 +84,9 @@ struct Pending {
     /// If-*; SSE topics: Last-Event-ID) read them here instead of a round trip through JS.
     headers: HeaderMap,
     body: Option<StreamingBody>,
+    /// A multipart body that arrived whole with the request, kept (a reference, not a copy) so
+    /// `req.parts()` can parse it in Rust without JS sending it back.
+    prebuffered: Option<Bytes>,
     /// A body read is in flight (the body is temporarily out of the table).
     reading: bool,
 }
@@ -163,15 +166,27 @@ impl JsHandler {
         self.pending.lock().remove(&id);
     }
 
-    /// Takes the streamed body of a pending request: `Some(None)` when it had none left to
-    /// stream (prebuffered or already read), `None` when the request is unknown or being read.
-    pub(crate) fn take_body(&self, id: u32) -> Option<Option<StreamingBody>> {
+    /// Takes the body of a pending request for a multipart reader: streamed, prebuffered, or
+    /// empty when already read. `None` when the request is unknown or a read is in flight.
+    pub(crate) fn take_body(&self, id: u32) -> Option<RequestBody> {
         let mut table = self.pending.lock();
         let p = table.get_mut(&id)?;
         if p.reading {
             return None;
         }
-        Some(p.body.take())
+        Some(match (p.body.take(), p.prebuffered.take()) {
+            (Some(s), _) => RequestBody::Streaming(s),
+            (None, Some(b)) => RequestBody::Full(b),
+            (None, None) => RequestBody::Full(Bytes::new()),
+        })
+    }
+
+    /// The `Content-Type` of a pending request (`Some("")` when it has none).
+    pub(crate) fn content_type(&self, id: u32) -> Option<String> {
+        let table = self.pending.lock();
+        let p = table.get(&id)?;
+        let ct = p.headers.get(catzilla_core::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        Some(ct.unwrap_or("").to_owned())
     }
 
     /// Reads the next body chunk of request `id` and reports it as a `Body`, `BodyEnd` or
@@ -256,6 +271,13 @@ fn pack_head(req: &Request) -> String {
     s
 }
 
+/// `true` for a `multipart/form-data` request (the only prebuffered body Rust reads again).
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers.get(catzilla_core::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("multipart/form-data")
+    })
+}
+
 /// What the core calls for handler routes (static directories never get here): every request
 /// goes to JS.
 pub(crate) struct CoreHandler {
@@ -277,8 +299,14 @@ impl Handler for CoreHandler {
             RequestBody::Full(b) => (if b.is_empty() { None } else { Some(b) }, None),
             RequestBody::Streaming(s) => (None, Some(s)),
         };
-        let pending =
-            Pending { responder: Some(responder), headers: req.headers, body: streaming, reading: false };
+        let prebuffered = body.as_ref().filter(|_| is_multipart(&req.headers)).cloned();
+        let pending = Pending {
+            responder: Some(responder),
+            headers: req.headers,
+            body: streaming,
+            prebuffered,
+            reading: false,
+        };
         h.pending.lock().insert(id, pending);
         h.emit(Event::Request { id, route, head, body });
         id

@@ -1,8 +1,8 @@
 //! Streamed multipart for JS: `req.parts()` pulls one part head, then one chunk at a time, from
-//! the core's multer-based reader; results arrive as dispatcher events.
+//! the core's multer-based reader; results arrive as dispatcher events. JS names only the
+//! request: the boundary and any prebuffered body stay in Rust.
 
-use catzilla_core::{Bytes, PartHead, PartLimits, Parts, RequestBody};
-use napi::bindgen_prelude::BufferSlice;
+use catzilla_core::{PartHead, PartLimits, Parts};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -11,9 +11,17 @@ use std::sync::Arc;
 use crate::dispatch::{Event, JsHandler};
 use crate::server::NativeServer;
 
-/// Readers by request id; a reader is out of the table while one of its reads is in flight.
+/// A request's multipart reader and the head of the part it is on.
+struct Slot {
+    /// Out of the slot while one of its reads is in flight.
+    reader: Option<Parts>,
+    /// The head of the part that just started, until JS takes it.
+    head: Option<PartHead>,
+}
+
+/// Readers by request id.
 #[derive(Default)]
-pub(crate) struct PartsTable(Mutex<HashMap<u32, Option<Parts>>>);
+pub(crate) struct PartsTable(Mutex<HashMap<u32, Slot>>);
 
 impl PartsTable {
     pub(crate) fn remove(&self, id: u32) {
@@ -25,32 +33,46 @@ impl PartsTable {
     }
 }
 
-/// Packs a part head: `mask\0name\0filename\0contentType(\0header\0value)*`, where `mask` has one
-/// `0`/`1` per optional field, so an absent field and an empty one stay distinct.
-fn pack(head: &PartHead) -> String {
-    let opt = |v: &Option<String>| if v.is_some() { '1' } else { '0' };
-    let mut s = String::with_capacity(64);
-    s.push(opt(&head.name));
-    s.push(opt(&head.filename));
-    s.push(opt(&head.content_type));
-    for v in [&head.name, &head.filename, &head.content_type] {
-        s.push('\0');
-        s.push_str(v.as_deref().unwrap_or(""));
+/// The head of one multipart part, as JS sees it.
+#[napi(object)]
+pub struct PartInfo {
+    /// `name` from `Content-Disposition`.
+    pub name: Option<String>,
+    /// `filename` from `Content-Disposition` (file uploads).
+    pub filename: Option<String>,
+    /// The part's `Content-Type`.
+    pub content_type: Option<String>,
+    /// The part's headers as `[name, value]` pairs, names lower-case, in order.
+    pub headers: Vec<Vec<String>>,
+}
+
+impl From<PartHead> for PartInfo {
+    fn from(h: PartHead) -> Self {
+        Self {
+            name: h.name,
+            filename: h.filename,
+            content_type: h.content_type,
+            headers: h.headers.into_iter().map(|(k, v)| vec![k, v]).collect(),
+        }
     }
-    for (k, v) in &head.headers {
-        s.push('\0');
-        s.push_str(k);
-        s.push('\0');
-        s.push_str(v);
-    }
-    s
+}
+
+/// Outcome of `multipartStart`.
+#[napi]
+pub enum PartsStart {
+    /// The reader is ready: ask for the first part.
+    Started = 0,
+    /// The request is not `multipart/form-data` with a boundary (415).
+    NotMultipart = 1,
+    /// The request is gone or its body is being read.
+    Gone = 2,
 }
 
 impl JsHandler {
     /// Runs one step of request `id`'s multipart reader on napi's runtime and reports it.
     fn part_step(self: &Arc<Self>, id: u32, next: bool) {
         let reader = match self.parts.0.lock().get_mut(&id) {
-            Some(slot) => slot.take(),
+            Some(slot) => slot.reader.take(),
             None => return self.emit(Event::BodyEnd { id }),
         };
         let Some(mut reader) = reader else { return }; // a read is already in flight
@@ -59,22 +81,25 @@ impl JsHandler {
         napi::bindgen_prelude::spawn(async move {
             let event = if next {
                 match reader.next_part().await {
-                    Ok(Some(head)) => Ok(Event::PartStart { id, head: pack(&head) }),
-                    Ok(None) => Ok(Event::PartsEnd { id }),
+                    Ok(Some(head)) => Ok((Event::PartStart { id }, Some(head))),
+                    Ok(None) => Ok((Event::PartsEnd { id }, None)),
                     Err(e) => Err(e),
                 }
             } else {
                 match reader.chunk().await {
-                    Ok(Some(chunk)) => Ok(Event::Body { id, chunk }),
-                    Ok(None) => Ok(Event::BodyEnd { id }),
+                    Ok(Some(chunk)) => Ok((Event::Body { id, chunk }, None)),
+                    Ok(None) => Ok((Event::BodyEnd { id }, None)),
                     Err(e) => Err(e),
                 }
             };
             match event {
-                Ok(ev) => {
+                Ok((ev, head)) => {
                     // Put the reader back only while the request is still known.
                     if let Some(slot) = this.parts.0.lock().get_mut(&id) {
-                        *slot = Some(reader);
+                        slot.reader = Some(reader);
+                        if head.is_some() {
+                            slot.head = head;
+                        }
                     }
                     this.emit(ev);
                 }
@@ -94,19 +119,25 @@ impl JsHandler {
 
 #[napi]
 impl NativeServer {
-    /// Starts reading request `id`'s body as multipart with `boundary`; `prebuffered` is the
-    /// body JS already received with the request, if any. `false` when the request is gone.
+    /// Starts reading request `id`'s body as multipart, with the boundary of its
+    /// `Content-Type` and whatever body Rust holds for it (streamed or prebuffered).
     #[napi(catch_unwind)]
-    pub fn multipart_start(&self, id: u32, boundary: String, prebuffered: Option<BufferSlice>) -> bool {
-        let Some(h) = self.handler() else { return false };
-        let Some(streaming) = h.take_body(id) else { return false };
-        let body = match (streaming, prebuffered) {
-            (Some(s), _) => RequestBody::Streaming(s),
-            (None, Some(b)) => RequestBody::Full(Bytes::copy_from_slice(&b)),
-            (None, None) => RequestBody::Full(Bytes::new()),
-        };
-        h.parts.0.lock().insert(id, Some(Parts::new(body, &boundary, PartLimits::default())));
-        true
+    pub fn multipart_start(&self, id: u32) -> PartsStart {
+        let Some(h) = self.handler() else { return PartsStart::Gone };
+        let Some(content_type) = h.content_type(id) else { return PartsStart::Gone };
+        let Some(boundary) = Parts::boundary(&content_type) else { return PartsStart::NotMultipart };
+        let Some(body) = h.take_body(id) else { return PartsStart::Gone };
+        let reader = Parts::new(body, &boundary, PartLimits::default());
+        h.parts.0.lock().insert(id, Slot { reader: Some(reader), head: None });
+        PartsStart::Started
+    }
+
+    /// The head of the part a `PartStart` event announced (taken: `null` the second time).
+    #[napi(catch_unwind)]
+    pub fn multipart_head(&self, id: u32) -> Option<PartInfo> {
+        let h = self.handler()?;
+        let head = h.parts.0.lock().get_mut(&id)?.head.take();
+        head.map(PartInfo::from)
     }
 
     /// Moves to the next part: a PartStart, PartsEnd or BodyError event follows.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::dispatch::{to_js, CoreHandler, JsArgs, JsHandler};
 use crate::stream::{NativeStream, StreamEvents};
-use crate::types::{ListenInfo, NativeStats, ReplyCode, ServerOptions};
+use crate::types::{ListenInfo, NativeStats, ReplyCode, ServerOptions, StreamOptions};
 
 /// A Catzilla server owned by one JS `Catzilla` app.
 #[napi]
@@ -251,21 +251,16 @@ impl NativeServer {
         }
     }
 
-    /// Starts a streamed response for request `id` with a ring of `bufferSize` bytes (0: the
-    /// server default); `heartbeat` is sent after `heartbeatMs` of silence (0: never); `compress`
-    /// overrides the server's compression for this stream (`null`: follow it). Returns
-    /// `null` when the client is gone; throws `CZ_BAD_HEADER` for invalid headers (the request
-    /// stays pending).
+    /// Answers request `id` with a stream: sends the head (`headers` packed as `name\0value\0…`)
+    /// and returns the writer of the stream's bounded ring. Returns `null` when the client is
+    /// gone; throws `CZ_BAD_HEADER` for invalid headers (the request stays pending).
     #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments, reason = "one flat call per stream keeps it one crossing")]
     pub fn start_stream(
         &self,
         id: u32,
         status: u32,
         headers: String,
-        buffer_size: u32,
-        sse_heartbeat_ms: u32,
-        compress: Option<bool>,
+        options: StreamOptions,
     ) -> napi::Result<Option<NativeStream>> {
         let Some(h) = self.handler() else { return Ok(None) };
         let (Some(headers), Ok(status)) = (parse_headers(&headers), StatusCode::from_u16(status as u16))
@@ -273,16 +268,16 @@ impl NativeServer {
             return Err(code_error("CZ_BAD_HEADER", "invalid status or header"));
         };
         let Some(responder) = h.take_responder(id) else { return Ok(None) };
-        let size = if buffer_size == 0 { self.config.buffer_size } else { buffer_size as usize };
+        let size = match options.buffer_size {
+            Some(n) if n > 0 => n as usize,
+            _ => self.config.buffer_size,
+        };
         let info = Arc::new(Mutex::new(None));
         let events = StreamEvents { id, handler: h.clone(), info: info.clone() };
-        let heartbeat = (sse_heartbeat_ms > 0).then(|| {
-            (
-                Duration::from_millis(u64::from(sse_heartbeat_ms)),
-                Bytes::from_static(catzilla_core::sse::HEARTBEAT),
-            )
+        let heartbeat = options.sse_heartbeat_ms.filter(|&ms| ms > 0).map(|ms| {
+            (Duration::from_millis(u64::from(ms)), Bytes::from_static(catzilla_core::sse::HEARTBEAT))
         });
-        let config = RingConfig { capacity: size, heartbeat, compress };
+        let config = RingConfig { capacity: size, heartbeat, compress: options.compress };
         let (writer, body) = ring(config, Box::new(events), self.stats.clone(), self.budget.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
             Ok(Some(NativeStream { writer, info }))

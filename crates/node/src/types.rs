@@ -185,7 +185,7 @@ pub enum EventKind {
     WsDrain = 9,
     /// A WebSocket closed: `(kind, wsId, code, reason)`.
     WsClose = 10,
-    /// A multipart part begins: `(kind, id, 0, packedHead)`.
+    /// A multipart part begins: `(kind, id)`; its head is `multipartHead(id)`.
     PartStart = 11,
     /// No more multipart parts: `(kind, id)`.
     PartsEnd = 12,
@@ -203,6 +203,18 @@ pub struct WsOptions {
     pub max_backpressure: Option<f64>,
     /// Close (1008) instead of dropping once over `maxBackpressure`.
     pub close_on_backpressure_limit: Option<bool>,
+}
+
+/// Options of one response stream (`startStream`).
+#[napi(object)]
+#[derive(Default)]
+pub struct StreamOptions {
+    /// Ring capacity in bytes; absent or 0: the server's `bufferSize`.
+    pub buffer_size: Option<u32>,
+    /// An SSE comment heartbeat after this many ms of silence; absent or 0: none.
+    pub sse_heartbeat_ms: Option<u32>,
+    /// Overrides the server's compression for this stream; absent: follow it.
+    pub compress: Option<bool>,
 }
 
 /// Outcome codes of the synchronous reply calls.
