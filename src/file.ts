@@ -1,6 +1,6 @@
 /** `file(path)`: a file sent by Rust (Range, ETag, 304), never copied through JS. */
 import { fromNative } from './errors.js'
-import { packHeaders } from './reply.js'
+import { appendPacked, packHeaders } from './reply.js'
 import type { HeaderInput, ReplyHost } from './reply.js'
 import type { FileSent } from './native.js'
 import type { CatzillaRequest } from './request.js'
@@ -64,7 +64,7 @@ export function sendFile(host: ReplyHost, req: CatzillaRequest, f: FileResponse)
   const o = f.options
   let headers = packHeaders(req, o.headers)
   // The disposition is pure printable ASCII (see `disposition`), so it needs no NUL check.
-  if (o.filename !== undefined) headers += `${headers === '' ? '' : '\0'}content-disposition\0${disposition(o.filename)}`
+  if (o.filename !== undefined) headers = appendPacked(headers, 'content-disposition', disposition(o.filename))
   // Range and If-* are read in Rust from the request head it kept: only the id crosses.
   let pending: Promise<FileSent>
   try {

@@ -30,7 +30,7 @@ export type HeaderInput = Record<string, string | number | readonly string[]> | 
  */
 export function packHeaders(req: CatzillaRequest, headers: HeaderInput | undefined, contentType?: string): string {
   // Fast path of every plain reply: only a content type.
-  if (headers === undefined && req._responseHeaders === undefined) return contentType === undefined ? '' : `content-type\0${contentType}`
+  if (headers === undefined && req._responseHeaders === undefined) return contentType === undefined ? '' : appendPacked('', 'content-type', contentType)
   let out = ''
   let hasType = false
   const add = (name: string, value: string): void => {
@@ -38,7 +38,7 @@ export function packHeaders(req: CatzillaRequest, headers: HeaderInput | undefin
       throw new CatzillaError('CZ_BAD_HEADER', `header ${JSON.stringify(name)} contains a NUL byte`)
     }
     if (!hasType && name.length === 12 && name.toLowerCase() === 'content-type') hasType = true
-    out += out === '' ? `${name}\0${value}` : `\0${name}\0${value}`
+    out = appendPacked(out, name, value)
   }
   if (headers !== undefined) {
     if (Symbol.iterator in headers) {
@@ -57,12 +57,30 @@ export function packHeaders(req: CatzillaRequest, headers: HeaderInput | undefin
 }
 
 /**
+ * Appends one header to a packed list (`name\0value\0name\0value`, the one format
+ * `parse_headers` in crates/node/src/server.rs reads). Callers pass names and values that are
+ * NUL-free (checked in `packHeaders`, or built from printable ASCII).
+ */
+export function appendPacked(packed: string, name: string, value: string): string {
+  return packed === '' ? `${name}\0${value}` : `${packed}\0${name}\0${value}`
+}
+
+/** `true` when a packed list has a header `name` (lower-case), in any case. */
+function hasPacked(packed: string, name: string): boolean {
+  const fields = packed.split('\0')
+  for (let i = 0; i < fields.length; i += 2) if (fields[i]!.toLowerCase() === name) return true
+  return false
+}
+
+/** The packed headers of a plain-text error answer. */
+export const TEXT_HEADERS = appendPacked('', 'content-type', TEXT)
+
+/**
  * Adds `X-Content-Type-Options: nosniff` to packed stream headers unless they set it: without it
  * Chromium holds a streamed `text/plain` back (MIME sniffing) until ~1 KiB or the end.
  */
 export function noSniff(packed: string): string {
-  if (/(^|\0)x-content-type-options\0/i.test(packed)) return packed
-  return packed === '' ? 'x-content-type-options\0nosniff' : `${packed}\0x-content-type-options\0nosniff`
+  return hasPacked(packed, 'x-content-type-options') ? packed : appendPacked(packed, 'x-content-type-options', 'nosniff')
 }
 
 function asBuffer(b: Uint8Array): Buffer {
@@ -72,7 +90,7 @@ function asBuffer(b: Uint8Array): Buffer {
 function done(host: ReplyHost, req: CatzillaRequest, code: number, status: number, bytes: number): void {
   if (code === Reply.BadHeader) {
     host.reportError(new CatzillaError('CZ_BAD_HEADER', 'invalid response status or header'), req)
-    host.native.replyText(req._id, 500, `content-type\0${TEXT}`, 'Internal Server Error')
+    host.native.replyText(req._id, 500, TEXT_HEADERS, 'Internal Server Error')
     status = 500
   }
   host.finish(req)
@@ -126,13 +144,13 @@ export function fail(host: ReplyHost, req: CatzillaRequest, err: unknown): void 
     try {
       headers = packHeaders(req, h, type)
     } catch {
-      headers = `content-type\0${type}`
+      headers = appendPacked('', 'content-type', type)
     }
     const code = host.native.replyText(req._id, status, headers, body)
     return done(host, req, code, status, Buffer.byteLength(body))
   }
   if (!req._errorReported) host.reportError(err, req)
-  const code = host.native.replyText(req._id, 500, `content-type\0${TEXT}`, 'Internal Server Error')
+  const code = host.native.replyText(req._id, 500, TEXT_HEADERS, 'Internal Server Error')
   done(host, req, code, 500, 21)
 }
 

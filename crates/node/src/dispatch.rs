@@ -271,11 +271,13 @@ fn pack_head(req: &Request) -> String {
     s
 }
 
-/// `true` for a `multipart/form-data` request (the only prebuffered body Rust reads again).
+/// `true` for a `multipart/form-data` request with a boundary (the only prebuffered body Rust
+/// reads again), by the core's own rule.
 fn is_multipart(headers: &HeaderMap) -> bool {
-    headers.get(catzilla_core::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
-        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("multipart/form-data")
-    })
+    headers
+        .get(catzilla_core::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| catzilla_core::Parts::boundary(ct).is_some())
 }
 
 /// What the core calls for handler routes (static directories never get here): every request
