@@ -13,6 +13,8 @@ import { dispatcher } from './dispatch.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
 import type { AppOptions, CloseOptions, ContentCoding, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
+import { authorization, responseBatches } from './observe.js'
+import type { MetricsOptions, ResponseHook } from './observe.js'
 import { publishTo, WebSocket } from './websocket.js'
 import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
 
@@ -70,6 +72,7 @@ export class Catzilla implements ReplyHost {
   #sockets = new Map<number, WebSocket<unknown>>()
   #onError: (err: unknown, req: CatzillaRequest) => void
   #errorHook: ErrorHook | undefined
+  #responseHooks: ResponseHook[] = []
   #state: 'new' | 'listening' | 'closed' = 'new'
   #closing = new AbortController()
 
@@ -270,6 +273,53 @@ export class Catzilla implements ReplyHost {
     if (isPromiseLike(value)) value.then(settle, (e: unknown) => fallback(e ?? new Error('onError hook rejected')))
     else settle(value)
     return true
+  }
+
+  /**
+   * Calls `hook` once for every finished request — responses the core answers itself included
+   * (404, 405, 413, 414, 400, 503, static files, metrics scrapes, WebSocket upgrades) — with
+   * method, URL, status, bytes, duration, time to first byte and the stream/aborted flags. The core
+   * batches them (one crossing per ~5 ms or 1,024 requests, never one per request). Set before
+   * `listen()`.
+   *
+   * @example
+   * app.onResponse((r) => logger.info({ method: r.method, url: r.url, status: r.status, ms: r.durationMs }))
+   */
+  onResponse(hook: ResponseHook): this {
+    if (this.#state !== 'new') throw new Error('onResponse() must be set before listen()')
+    if (typeof hook !== 'function') throw new TypeError('onResponse needs a function')
+    if (this.#responseHooks.length === 0) {
+      this.native.onResponses(responseBatches(this.#responseHooks, (err) => {
+        this.native.countHandlerError()
+        console.error('[catzilla] onResponse hook failed:', err)
+      }))
+    }
+    this.#responseHooks.push(hook)
+    return this
+  }
+
+  /**
+   * Serves Prometheus metrics at `path` (GET), answered in Rust: request counts by method and
+   * status class, duration and time-to-first-byte histograms, streams, stream buffer bytes,
+   * WebSockets, topics and limit hits (`catzilla_*`). With `auth`, a scrape without that bearer
+   * token or Basic user/password gets 401. Set before `listen()`.
+   *
+   * @example
+   * app.metrics('/metrics', { auth: { bearer: process.env.METRICS_TOKEN! } })
+   */
+  metrics(path: string, options: MetricsOptions = {}): this {
+    if (this.#state !== 'new') throw new Error('metrics() must be set before listen()')
+    try {
+      this.native.metricsRoute(path, authorization(options.auth))
+    } catch (err) {
+      throw fromNative(err)
+    }
+    return this
+  }
+
+  /** The Prometheus (OpenMetrics text) exposition of the app's metrics now, for a route of your own. */
+  metricsText(): string {
+    return this.native.metricsText()
   }
 
   /** Adds middleware that wraps every route, in registration order (onion). */

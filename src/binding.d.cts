@@ -12,6 +12,18 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** A Catzilla server owned by one JS `Catzilla` app. */
 export declare class NativeServer {
   /**
+   * Calls `callback` with batches of finished exchanges (every response, including those the
+   * core answers itself). Set before `listen`.
+   */
+  onResponses(callback: (arg: Args) => void): void
+  /**
+   * Serves the Prometheus metrics at `path` in Rust; with `authorization`, only requests
+   * carrying exactly that `Authorization` header value (others get 401). Set before `listen`.
+   */
+  metricsRoute(path: string, authorization?: string | undefined | null): void
+  /** The Prometheus text exposition of this server's metrics now. */
+  metricsText(): string
+  /**
    * Serves the files under `dir` at `prefix/` and `prefix/*`, answered in Rust (requests
    * never reach JS). Throws `CZ_STATIC` when `dir` is not a readable directory and
    * `CZ_ROUTE` when the prefix clashes with a route.
@@ -300,6 +312,28 @@ export declare enum ReplyCode {
   Gone = 1,
   /** A header name or value was invalid; nothing was sent and the request is still pending. */
   BadHeader = 2,
+}
+
+/** One finished request as the access log reports it. */
+export interface ResponseInfo {
+  /** Request method. */
+  method: string
+  /** Request target as sent (path and query). */
+  url: string
+  /** Client IP address. */
+  remote: string
+  /** Response status; 0 when no response was produced (the client left first). */
+  status: number
+  /** Body bytes handed to the socket (after compression). */
+  bytes: number
+  /** From the request head to the end of the response, in ms. */
+  durationMs: number
+  /** From the request head to the response head, in ms; absent without a response. */
+  ttfbMs?: number
+  /** A streamed body. */
+  stream: boolean
+  /** The body did not complete (client left, stream cut). */
+  aborted: boolean
 }
 
 /** Options for `new NativeServer()`. Every field is optional; defaults live in `catzilla-core`. */

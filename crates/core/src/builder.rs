@@ -1,6 +1,6 @@
 //! The server builder: one place that owns a server's shared state (stats, the stream budget,
 //! topics) and every route kind (handler routes, static directories answered in Rust, WebSocket
-//! settings), and serves them. The Node binding and the standalone binary both start from it.
+//! settings, metrics, the access log), and serves them. The Node binding and the standalone binary both start from it.
 
 use http::Method;
 use std::collections::HashMap;
@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::access::AccessLog;
 use crate::body::budget::StreamBudget;
 use crate::config::ServerConfig;
 use crate::files::StaticOptions;
@@ -26,6 +27,15 @@ pub enum Route {
     Handler(u32),
     /// Serve files from a directory in Rust; the handler never sees these requests.
     Static(Arc<StaticDir>),
+    /// Serve the Prometheus metrics in Rust, behind an optional `Authorization` check.
+    Metrics(Arc<MetricsRoute>),
+}
+
+/// The settings of a metrics route.
+#[derive(Debug)]
+pub struct MetricsRoute {
+    /// The exact `Authorization` header value required (`Bearer …` or `Basic …`); `None`: open.
+    pub authorization: Option<String>,
 }
 
 /// A directory served by a static route.
@@ -58,6 +68,7 @@ pub struct ServerBuilder {
     budget: Arc<StreamBudget>,
     topics: Arc<Topics>,
     websockets: HashMap<u32, WsConfig>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl ServerBuilder {
@@ -72,6 +83,7 @@ impl ServerBuilder {
             budget: StreamBudget::new(max_stream_memory),
             stats,
             websockets: HashMap::new(),
+            access_log: None,
         }
     }
 
@@ -123,9 +135,27 @@ impl ServerBuilder {
         self.websockets.get(&id).cloned().unwrap_or_default()
     }
 
+    /// Serves the Prometheus text exposition of this server's metrics at `path` (GET), answered
+    /// in Rust; with `authorization`, only requests carrying exactly that `Authorization` value
+    /// get it (others get `401`).
+    pub fn metrics(&mut self, path: &str, authorization: Option<String>) -> Result<(), RouteError> {
+        self.router.add(Some(Method::GET), path, Route::Metrics(Arc::new(MetricsRoute { authorization })))
+    }
+
+    /// Sends every finished exchange (responses the core answers itself included) to `log`.
+    pub fn access_log(&mut self, log: Arc<AccessLog>) {
+        self.access_log = Some(log);
+    }
+
     /// Binds `addr` and serves the routes with `handler` on the current tokio runtime.
     pub async fn serve<H: Handler>(&self, addr: SocketAddr, handler: Arc<H>) -> io::Result<ServerHandle> {
-        crate::server::serve(addr, self.config.clone(), self.router.clone(), handler, self.stats.clone())
-            .await
+        let parts = crate::server::Parts {
+            config: self.config.clone(),
+            router: self.router.clone(),
+            stats: self.stats.clone(),
+            budget: self.budget.clone(),
+            access_log: self.access_log.clone(),
+        };
+        crate::server::serve(addr, parts, handler).await
     }
 }

@@ -1,14 +1,17 @@
 //! Catzilla's core: a tokio + hyper HTTP/1.1 server with a Rust router, bounded streaming rings,
-//! WebSockets, topic fan-out, files, limits, timeouts and stats. It never depends on napi; the Node binding and the standalone
+//! WebSockets, topic fan-out, files, limits, timeouts, stats, Prometheus metrics and an access log. It never depends on napi; the Node binding and the standalone
 //! binary both plug in through [`Handler`].
 
+pub mod access;
 pub mod body;
 pub mod builder;
 pub mod compression;
 pub mod config;
+pub mod exchange;
 pub mod files;
 pub mod handler;
 mod linger;
+pub mod metrics;
 pub mod multipart;
 pub mod response;
 pub mod router;
@@ -20,12 +23,14 @@ pub mod topics;
 mod validate;
 pub mod ws;
 
+pub use access::{AccessLog, ExchangeSink};
 pub use body::budget::StreamBudget;
 pub use body::incoming::{BodyError, RequestBody, StreamingBody};
 pub use body::ring::{ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, WriteStatus};
 pub use builder::{Route, ServerBuilder, StaticDir};
 pub use compression::{CompressionConfig, Encoding};
 pub use config::{Limits, ServerConfig, Timeouts};
+pub use exchange::Exchange;
 pub use files::{file_reply, static_reply, Conditions, Confinement, FileOptions, StaticOptions};
 pub use handler::{Handler, Reply, ReplyBody, Request, Responder};
 pub use multipart::{PartError, PartHead, PartLimits, Parts};

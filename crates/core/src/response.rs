@@ -8,26 +8,31 @@ use std::task::{Context, Poll};
 
 use crate::body::ring::{RingBody, StreamAborted};
 use crate::compression::{self, CompressionConfig, Encoder};
+use crate::exchange::Tracker;
 use crate::files::FileBody;
 use crate::handler::{Reply, ReplyBody};
 use crate::topics::TopicBody;
 
-/// Runs its hook exactly once when dropped: when the response body is gone (sent, or its
-/// connection closed), or, if no response was ever built, when the request future is dropped
-/// (hyper drops it when the client leaves before the reply), so per-request counters always
-/// come back down.
-pub(crate) struct OnDone(Option<Box<dyn FnOnce() + Send>>);
+/// Tracks one exchange and runs its hook exactly once when dropped: when the response body is
+/// gone (sent, or its connection closed), or, if no response was ever built, when the request
+/// future is dropped (hyper drops it when the client leaves before the reply), so per-request
+/// counters always come back down and every exchange reaches the metrics and the access log.
+pub(crate) struct OnDone(Option<(Tracker, Box<dyn FnOnce(Tracker) + Send>)>);
 
 impl OnDone {
-    pub(crate) fn new(f: impl FnOnce() + Send + 'static) -> Self {
-        Self(Some(Box::new(f)))
+    pub(crate) fn new(tracker: Tracker, f: impl FnOnce(Tracker) + Send + 'static) -> Self {
+        Self(Some((tracker, Box::new(f))))
+    }
+
+    fn tracker(&mut self) -> Option<&mut Tracker> {
+        self.0.as_mut().map(|(t, _)| t)
     }
 }
 
 impl Drop for OnDone {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f();
+        if let Some((t, f)) = self.0.take() {
+            f(t);
         }
     }
 }
@@ -66,17 +71,49 @@ impl ResponseBody {
         self.on_done = Some(on_done);
         self
     }
+
+    /// The response head with `status` is being handed to the connection.
+    pub(crate) fn responded(&mut self, status: StatusCode) {
+        let stream = self.kind.is_stream();
+        if let Some(t) = self.on_done.as_mut().and_then(OnDone::tracker) {
+            t.status = Some(status);
+            t.head_at = Some(std::time::Instant::now());
+            t.stream = stream;
+        }
+    }
 }
 
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = StreamAborted;
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // A body with nothing (left) to send is complete even if hyper never polled it.
+        let end = self.kind.is_end();
+        if let Some(t) = self.on_done.as_mut().and_then(OnDone::tracker) {
+            t.complete |= end;
+        }
+    }
+}
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
-        match &mut self.get_mut().kind {
+impl Kind {
+    fn is_stream(&self) -> bool {
+        match self {
+            Kind::Ring(_) | Kind::Topic(_) => true,
+            Kind::Encoded(inner, ..) => inner.kind.is_stream(),
+            Kind::Full(_) | Kind::File(_) => false,
+        }
+    }
+
+    fn is_end(&self) -> bool {
+        match self {
+            Kind::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            Kind::Ring(r) => r.is_end_stream(),
+            Kind::Topic(t) => t.is_end_stream(),
+            Kind::File(f) => f.is_end_stream(),
+            Kind::Encoded(_, _, finished) => *finished,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        match self {
             Kind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             Kind::Ring(r) => Pin::new(r).poll_frame(cx),
             Kind::Topic(t) => Pin::new(t).poll_frame(cx),
@@ -106,15 +143,30 @@ impl Body for ResponseBody {
             },
         }
     }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = StreamAborted;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+        let this = self.get_mut();
+        let polled = this.kind.poll(cx);
+        if let Some(t) = this.on_done.as_mut().and_then(OnDone::tracker) {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => t.bytes += frame.data_ref().map_or(0, |d| d.len() as u64),
+                Poll::Ready(None) => t.complete = true,
+                Poll::Ready(Some(Err(_))) | Poll::Pending => {}
+            }
+        }
+        polled
+    }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
-            Kind::Ring(r) => r.is_end_stream(),
-            Kind::Topic(t) => t.is_end_stream(),
-            Kind::File(f) => f.is_end_stream(),
-            Kind::Encoded(_, _, finished) => *finished,
-        }
+        self.kind.is_end()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -14,9 +14,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
+use crate::access::AccessLog;
+use crate::body::budget::StreamBudget;
 use crate::body::incoming::{RequestBody, StreamingBody};
 use crate::builder::Route;
 use crate::config::ServerConfig;
+use crate::exchange::Tracker;
 use crate::handler::{Handler, Request, Responder};
 use crate::response::{self, ResponseBody};
 use crate::router::{RouteMatch, Router};
@@ -38,6 +41,8 @@ struct Shared<H: Handler> {
     router: Router<Route>,
     handler: Arc<H>,
     stats: Arc<Stats>,
+    budget: Arc<StreamBudget>,
+    access_log: Option<Arc<AccessLog>>,
     phase: watch::Sender<Phase>,
     open: AtomicUsize,
     all_closed: Notify,
@@ -51,6 +56,7 @@ pub struct ServerHandle {
     stats: Arc<Stats>,
     phase: watch::Sender<Phase>,
     closer: Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl ServerHandle {
@@ -75,17 +81,29 @@ impl ServerHandle {
             self.phase.send_replace(Phase::Cut);
             (self.closer)().await;
         }
+        // Every exchange has ended: the access log gets the last of them.
+        if let Some(log) = &self.access_log {
+            log.stop();
+        }
     }
+}
+
+/// What a server is built from (see [`crate::ServerBuilder::serve`]).
+pub(crate) struct Parts {
+    pub(crate) config: ServerConfig,
+    pub(crate) router: Router<Route>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) budget: Arc<StreamBudget>,
+    pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
 /// Binds `addr` and starts serving on the current tokio runtime (see [`crate::ServerBuilder::serve`]).
 pub(crate) async fn serve<H: Handler>(
     addr: SocketAddr,
-    config: ServerConfig,
-    router: Router<Route>,
+    parts: Parts,
     handler: Arc<H>,
-    stats: Arc<Stats>,
 ) -> std::io::Result<ServerHandle> {
+    let Parts { config, router, stats, budget, access_log } = parts;
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (phase, _) = watch::channel(Phase::Running);
@@ -94,6 +112,8 @@ pub(crate) async fn serve<H: Handler>(
         router,
         handler,
         stats: stats.clone(),
+        budget,
+        access_log: access_log.clone(),
         phase: phase.clone(),
         open: AtomicUsize::new(1), // the accept loop itself counts as open until it stops
         all_closed: Notify::new(),
@@ -101,6 +121,9 @@ pub(crate) async fn serve<H: Handler>(
         lingering: Arc::default(),
     });
     tokio::spawn(accept_loop(listener, shared.clone()));
+    if let Some(log) = &access_log {
+        tokio::spawn(log.clone().run());
+    }
     let closer_shared = shared.clone();
     let closer = Arc::new(move || {
         let s = closer_shared.clone();
@@ -114,7 +137,7 @@ pub(crate) async fn serve<H: Handler>(
             }
         }) as Pin<Box<dyn Future<Output = ()> + Send>>
     });
-    Ok(ServerHandle { local_addr, stats, phase, closer })
+    Ok(ServerHandle { local_addr, stats, phase, closer, access_log })
 }
 
 fn release<H: Handler>(shared: &Shared<H>) {
@@ -299,14 +322,24 @@ impl<H: Handler> Drop for CancelGuard<H> {
     }
 }
 
-/// Marks the connection idle again and the request finished once the response body is gone.
-fn done_hook<H: Handler>(shared: &Arc<Shared<H>>, conn: &Arc<ConnState>) -> response::OnDone {
+/// Marks the connection idle again and the request finished once the response body is gone,
+/// and hands the exchange to the metrics and the access log.
+fn done_hook<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    conn: &Arc<ConnState>,
+    tracker: Tracker,
+) -> response::OnDone {
     let shared = shared.clone();
     let conn = conn.clone();
-    response::OnDone::new(move || {
+    response::OnDone::new(tracker, move |tracker| {
         conn.idle_since_ms.store(shared.started.elapsed().as_millis() as u64, Ordering::Release);
         conn.inflight.fetch_sub(1, Ordering::AcqRel);
         shared.stats.request_finished();
+        let ex = tracker.finish();
+        shared.stats.responses.observe(&ex);
+        if let Some(log) = &shared.access_log {
+            log.push(ex);
+        }
     })
 }
 
@@ -324,9 +357,15 @@ impl<H: Handler> hyper::service::Service<http::Request<Incoming>> for Service<H>
         self.socket.head_dispatched();
         self.conn.inflight.fetch_add(1, Ordering::AcqRel);
         shared.stats.request_started();
-        let on_done = done_hook(&shared, &self.conn);
+        let tracker = Tracker::new(req.method().clone(), req.uri().clone(), remote);
+        let on_done = done_hook(&shared, &self.conn, tracker);
         let socket = self.socket.clone();
-        Box::pin(async move { Ok(respond(shared, remote, req, on_done, socket).await) })
+        Box::pin(async move {
+            let mut res = respond(shared, remote, req, on_done, socket).await;
+            let status = res.status();
+            res.body_mut().responded(status);
+            Ok(res)
+        })
     }
 }
 
@@ -390,6 +429,10 @@ async fn respond<H: Handler>(
             let head = parts.method == http::Method::HEAD;
             response::compress(&mut res, accept, shared.config.compression.as_ref(), head);
             return res;
+        }
+        RouteMatch::Found(Route::Metrics(route), _) => {
+            let res = crate::metrics::reply(&route, &parts.headers, &shared.stats, &shared.budget);
+            return with_done(res, on_done);
         }
         RouteMatch::NotFound => {
             return with_done(

@@ -35,6 +35,8 @@ pub struct Stats {
     subscribers_dropped: AtomicU64,
     stalled_cut: AtomicU64,
     header_timeouts: AtomicU64,
+    /// Counters and histograms of finished responses (Prometheus metrics).
+    pub responses: crate::metrics::ResponseMetrics,
 }
 
 /// A consistent-enough copy of [`Stats`] for reporting.

@@ -3,6 +3,7 @@
 //! One ThreadsafeFunction per server carries every Rust→JS event (requests, drain, close, body
 //! chunks); JS answers with synchronous calls (`reply`, `startStream`, `NativeStream.write`).
 
+mod access;
 mod dispatch;
 mod files;
 mod multipart;

@@ -24,7 +24,7 @@ pub struct NativeServer {
     pub(crate) builder: Mutex<ServerBuilder>,
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
-    budget: Arc<StreamBudget>,
+    pub(crate) budget: Arc<StreamBudget>,
     handler: Mutex<Option<Arc<JsHandler>>>,
     handle: Mutex<Option<Arc<ServerHandle>>>,
     /// Topics for `publish`, WebSocket subscriptions and SSE topic streams.

@@ -1,0 +1,98 @@
+//! The access log for JS: the core batches every finished exchange (its own 404/413/static
+//! answers included) and this sink hands each batch to one JS callback call.
+
+use catzilla_core::{AccessLog, Exchange, ExchangeSink};
+use napi::bindgen_prelude::{FnArgs, Function};
+use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+
+use crate::server::{code_error, NativeServer};
+
+/// One finished request as the access log reports it.
+#[napi(object)]
+pub struct ResponseInfo {
+    /// Request method.
+    pub method: String,
+    /// Request target as sent (path and query).
+    pub url: String,
+    /// Client IP address.
+    pub remote: String,
+    /// Response status; 0 when no response was produced (the client left first).
+    pub status: u32,
+    /// Body bytes handed to the socket (after compression).
+    pub bytes: f64,
+    /// From the request head to the end of the response, in ms.
+    pub duration_ms: f64,
+    /// From the request head to the response head, in ms; absent without a response.
+    pub ttfb_ms: Option<f64>,
+    /// A streamed body.
+    pub stream: bool,
+    /// The body did not complete (client left, stream cut).
+    pub aborted: bool,
+}
+
+impl From<Exchange> for ResponseInfo {
+    fn from(ex: Exchange) -> Self {
+        Self {
+            method: ex.method.to_string(),
+            url: ex.uri.to_string(),
+            remote: ex.remote.ip().to_string(),
+            status: ex.status.map_or(0, |s| u32::from(s.as_u16())),
+            bytes: ex.bytes as f64,
+            duration_ms: ex.duration.as_secs_f64() * 1000.0,
+            ttfb_ms: ex.ttfb.map(|t| t.as_secs_f64() * 1000.0),
+            stream: ex.stream,
+            aborted: ex.aborted,
+        }
+    }
+}
+
+type Args = FnArgs<(Vec<ResponseInfo>,)>;
+
+/// At most this many batches wait for the JS thread; beyond, batches are dropped and counted
+/// (a log that cannot keep up must not grow the process).
+const MAX_QUEUED_BATCHES: usize = 256;
+
+/// Weak: a pending log batch never keeps the process alive on its own.
+type LogFn = ThreadsafeFunction<Vec<Exchange>, (), Args, Status, false, true, MAX_QUEUED_BATCHES>;
+
+struct JsSink(LogFn);
+
+impl ExchangeSink for JsSink {
+    fn deliver(&self, batch: Vec<Exchange>) -> bool {
+        self.0.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok
+    }
+}
+
+#[napi]
+impl NativeServer {
+    /// Calls `callback` with batches of finished exchanges (every response, including those the
+    /// core answers itself). Set before `listen`.
+    #[napi(catch_unwind)]
+    pub fn on_responses(&self, callback: Function<Args, ()>) -> napi::Result<()> {
+        let tsfn: LogFn = callback
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .max_queue_size::<MAX_QUEUED_BATCHES>()
+            .build_callback(|ctx: ThreadsafeCallContext<Vec<Exchange>>| {
+                Ok(FnArgs::from((ctx.value.into_iter().map(ResponseInfo::from).collect(),)))
+            })?;
+        self.builder.lock().access_log(AccessLog::new(JsSink(tsfn)));
+        Ok(())
+    }
+
+    /// Serves the Prometheus metrics at `path` in Rust; with `authorization`, only requests
+    /// carrying exactly that `Authorization` header value (others get 401). Set before `listen`.
+    #[napi(catch_unwind)]
+    pub fn metrics_route(&self, path: String, authorization: Option<String>) -> napi::Result<()> {
+        self.builder.lock().metrics(&path, authorization).map_err(|e| code_error("CZ_ROUTE", e.to_string()))
+    }
+
+    /// The Prometheus text exposition of this server's metrics now.
+    #[napi(catch_unwind)]
+    pub fn metrics_text(&self) -> String {
+        catzilla_core::metrics::encode(&self.stats, &self.budget)
+    }
+}
