@@ -17,7 +17,10 @@ use crate::topics::TopicBody;
 /// gone (sent, or its connection closed), or, if no response was ever built, when the request
 /// future is dropped (hyper drops it when the client leaves before the reply), so per-request
 /// counters always come back down and every exchange reaches the metrics and the access log.
-pub(crate) struct OnDone(Option<(Tracker, Box<dyn FnOnce(Tracker) + Send>)>);
+pub(crate) struct OnDone(Option<(Tracker, DoneHook)>);
+
+/// What runs with the finished exchange.
+type DoneHook = Box<dyn FnOnce(Tracker) + Send>;
 
 impl OnDone {
     pub(crate) fn new(tracker: Tracker, f: impl FnOnce(Tracker) + Send + 'static) -> Self {
