@@ -2,12 +2,13 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { execFileSync } from 'node:child_process'
+import WsClient from 'ws'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ResponseInfo } from '../index.js'
-import { Catzilla, sse } from '../index.js'
-import { rawExchange, serve, within } from './helpers.js'
+import { Catzilla, sse, StreamingResponse } from '../index.js'
+import { deferred, openRaw, rawExchange, serve, within } from './helpers.js'
 
 interface Sample {
   name: string
@@ -172,4 +173,49 @@ test('onResponse must be set before listen', async (t) => {
   t.teardown(() => app.close({ timeout: 100 }))
   t.throws(() => app.onResponse(() => {}), { message: /before listen/ })
   t.throws(() => app.metrics('/m'), { message: /before listen/ })
+})
+
+test('streams() lists live streams and WebSockets with their progress, and closeStream cuts one so its finally runs', async (t) => {
+  const finished = deferred<string>()
+  const { app, url, port } = await serve((app) => {
+    app.get('/firehose', () =>
+      new StreamingResponse(
+        (async function* () {
+          try {
+            for (;;) yield 'x'.repeat(16 * 1024)
+          } finally {
+            finished.resolve('finally ran')
+          }
+        })(),
+        { bufferSize: 64 * 1024 },
+      ),
+    )
+    app.ws('/ws', { open: (ws) => void ws.send('hello') })
+  })
+  t.teardown(() => app.close({ timeout: 100 }))
+  // A client that never reads: the ring fills and the producer waits.
+  const socket = openRaw(port, '/firehose')
+  socket.pause()
+  t.teardown(() => socket.destroy())
+  const ws = new WsClient(`${url.replace('http', 'ws')}/ws`)
+  await new Promise((r) => ws.once('message', r))
+  t.teardown(() => ws.close())
+  let rows = app.streams()
+  for (let i = 0; i < 200 && !rows.some((r) => r.path === '/firehose' && r.stalledSince !== undefined); i++) {
+    await new Promise((r) => setTimeout(r, 20))
+    rows = app.streams()
+  }
+  const stream = rows.find((r) => r.path === '/firehose')!
+  t.like(stream, { kind: 'stream', method: 'GET', remote: '127.0.0.1', bufferSize: 64 * 1024 })
+  t.true(stream.chunks > 4 && stream.bytes > 0 && stream.buffered >= 64 * 1024, JSON.stringify(stream))
+  t.true(stream.stalledSince! <= Date.now() && stream.ageMs >= 0)
+  const socketRow = rows.find((r) => r.path === '/ws')!
+  t.like(socketRow, { kind: 'websocket', chunks: 1, bytes: 5, buffered: 0 })
+  t.is(socketRow.stalledSince, undefined)
+  t.true(app.closeStream(stream.id))
+  t.is(await within(finished.promise, 5000, 'the generator finally'), 'finally ran')
+  for (let i = 0; i < 100 && app.streams().some((r) => r.id === stream.id); i++) await new Promise((r) => setTimeout(r, 10))
+  t.false(app.streams().some((r) => r.id === stream.id), 'gone from the list')
+  t.false(app.closeStream(stream.id))
+  t.false(app.closeStream(-1))
 })

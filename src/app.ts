@@ -14,7 +14,7 @@ import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
 import type { AppOptions, CloseOptions, ContentCoding, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
 import { authorization, responseBatches } from './observe.js'
-import type { MetricsOptions, ResponseHook } from './observe.js'
+import type { LiveStream, MetricsOptions, ResponseHook } from './observe.js'
 import { publishTo, WebSocket } from './websocket.js'
 import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
 
@@ -315,6 +315,27 @@ export class Catzilla implements ReplyHost {
       throw fromNative(err)
     }
     return this
+  }
+
+  /**
+   * Every live stream and WebSocket now, oldest first: route path, client, age, bytes and chunks
+   * sent, bytes buffered, buffer size, and since when the producer waits for a slow client
+   * (`stalledSince`). Read from atomics in Rust; listing never waits on a stream.
+   *
+   * @example
+   * app.get('/debug/streams', () => app.streams().filter((s) => s.stalledSince !== undefined))
+   */
+  streams(): LiveStream[] {
+    return this.native.streams()
+  }
+
+  /**
+   * Cuts live stream `id` from `streams()`: what was written still goes out, then the connection
+   * closes and the producer sees the stream closed (its `finally` runs); a WebSocket gets a 1001
+   * close. `false` when it is not live (any more).
+   */
+  closeStream(id: number): boolean {
+    return this.native.closeStream(id)
   }
 
   /** The Prometheus (OpenMetrics text) exposition of the app's metrics now, for a route of your own. */

@@ -21,6 +21,10 @@ export declare class NativeServer {
    * carrying exactly that `Authorization` header value (others get 401). Set before `listen`.
    */
   metricsRoute(path: string, authorization?: string | undefined | null): void
+  /** Every live stream and WebSocket now, oldest first (reads atomics; never waits on a stream). */
+  streams(): Array<LiveStream>
+  /** Cuts live stream `id` (a WebSocket gets a 1001 close); `false` when it is not live. */
+  closeStream(id: number): boolean
   /** The Prometheus text exposition of this server's metrics now. */
   metricsText(): string
   /**
@@ -212,6 +216,34 @@ export interface ListenInfo {
   port: number
   /** Bound IP address. */
   address: string
+}
+
+/** One live stream or WebSocket (`app.streams()`). */
+export interface LiveStream {
+  /** Id for `closeStream`. */
+  id: number
+  /** `stream`, `topic` or `websocket`. */
+  kind: string
+  /** Request method. */
+  method: string
+  /** Request path. */
+  path: string
+  /** Client IP address. */
+  remote: string
+  /** Start time, ms since the Unix epoch. */
+  startedAt: number
+  /** Age in ms. */
+  ageMs: number
+  /** Bytes handed to the socket (message payload bytes for a WebSocket). */
+  bytes: number
+  /** Chunks written by the producer (messages sent for a WebSocket). */
+  chunks: number
+  /** Bytes buffered and not yet handed to the socket. */
+  buffered: number
+  /** Buffer size in bytes (the ring, or a WebSocket's maxBackpressure). */
+  bufferSize: number
+  /** Since when (ms since the Unix epoch) the producer waits for a slow client; absent when not. */
+  stalledSince?: number
 }
 
 /** Counters, as `app.stats()` reports them. */

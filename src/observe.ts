@@ -1,7 +1,7 @@
 /** Operations: the access-log hook (`app.onResponse`) and the Prometheus metrics route's authorization. */
-import type { ResponseInfo } from './native.js'
+import type { LiveStream, ResponseInfo } from './native.js'
 
-export type { ResponseInfo }
+export type { LiveStream, ResponseInfo }
 
 /** `app.onResponse` hook: called once per finished request, responses the core answered itself included. */
 export type ResponseHook = (info: ResponseInfo) => void

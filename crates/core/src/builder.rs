@@ -14,6 +14,7 @@ use crate::body::budget::StreamBudget;
 use crate::config::ServerConfig;
 use crate::files::StaticOptions;
 use crate::handler::Handler;
+use crate::live::Live;
 use crate::router::{RouteError, Router};
 use crate::server::ServerHandle;
 use crate::stats::Stats;
@@ -69,6 +70,7 @@ pub struct ServerBuilder {
     topics: Arc<Topics>,
     websockets: HashMap<u32, WsConfig>,
     access_log: Option<Arc<AccessLog>>,
+    live: Arc<Live>,
 }
 
 impl ServerBuilder {
@@ -84,7 +86,13 @@ impl ServerBuilder {
             stats,
             websockets: HashMap::new(),
             access_log: None,
+            live: Live::new(),
         }
+    }
+
+    /// The live streams and WebSockets of this server (`app.streams()`).
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
 
     /// The server configuration.
@@ -155,6 +163,7 @@ impl ServerBuilder {
             stats: self.stats.clone(),
             budget: self.budget.clone(),
             access_log: self.access_log.clone(),
+            live: self.live.clone(),
         };
         crate::server::serve(addr, parts, handler).await
     }

@@ -21,6 +21,7 @@ use crate::builder::Route;
 use crate::config::ServerConfig;
 use crate::exchange::Tracker;
 use crate::handler::{Handler, Request, Responder};
+use crate::live::{Live, LiveRequest};
 use crate::response::{self, ResponseBody};
 use crate::router::{RouteMatch, Router};
 use crate::socket::{ConnIo, SocketState};
@@ -43,6 +44,7 @@ struct Shared<H: Handler> {
     stats: Arc<Stats>,
     budget: Arc<StreamBudget>,
     access_log: Option<Arc<AccessLog>>,
+    live: Arc<Live>,
     phase: watch::Sender<Phase>,
     open: AtomicUsize,
     all_closed: Notify,
@@ -95,6 +97,7 @@ pub(crate) struct Parts {
     pub(crate) stats: Arc<Stats>,
     pub(crate) budget: Arc<StreamBudget>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
+    pub(crate) live: Arc<Live>,
 }
 
 /// Binds `addr` and starts serving on the current tokio runtime (see [`crate::ServerBuilder::serve`]).
@@ -103,7 +106,7 @@ pub(crate) async fn serve<H: Handler>(
     parts: Parts,
     handler: Arc<H>,
 ) -> std::io::Result<ServerHandle> {
-    let Parts { config, router, stats, budget, access_log } = parts;
+    let Parts { config, router, stats, budget, access_log, live } = parts;
     let listener = TcpListener::bind(addr).await?;
     let local_addr = listener.local_addr()?;
     let (phase, _) = watch::channel(Phase::Running);
@@ -114,6 +117,7 @@ pub(crate) async fn serve<H: Handler>(
         stats: stats.clone(),
         budget,
         access_log: access_log.clone(),
+        live,
         phase: phase.clone(),
         open: AtomicUsize::new(1), // the accept loop itself counts as open until it stops
         all_closed: Notify::new(),
@@ -260,6 +264,10 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
                     }
                     _ => {}
                 }
+            }
+            () = socket.cut_requested() => {
+                // `app.closeStream`: the state already says to close without lingering.
+                break;
             }
             _ = &mut stall_check, if stream_idle.is_some() => {
                 let limit = stream_idle.unwrap_or_default();
@@ -481,6 +489,10 @@ async fn respond<H: Handler>(
     };
 
     let websocket = upgrade.is_some() && parts.method == http::Method::GET;
+    // For `app.streams()`, should the answer be a stream or a WebSocket (cheap clones).
+    let (method, uri) = (parts.method.clone(), parts.uri.clone());
+    let live_request =
+        move || LiveRequest { method: method.to_string(), path: uri.path().to_owned(), remote };
     let accept_encoding = parts.headers.get(http::header::ACCEPT_ENCODING).cloned();
     let head = parts.method == http::Method::HEAD;
     let request = Request {
@@ -503,9 +515,12 @@ async fn respond<H: Handler>(
         Ok(mut reply) => {
             match std::mem::replace(&mut reply.body, crate::handler::ReplyBody::Full(bytes::Bytes::new())) {
                 crate::handler::ReplyBody::WebSocket(accept) => {
-                    upgrade_websocket(&shared, reply, accept, upgrade, on_done, socket)
+                    upgrade_websocket(&shared, reply, accept, upgrade, on_done, socket, live_request())
                 }
-                body => {
+                mut body => {
+                    if let crate::handler::ReplyBody::Stream(ring) = &mut body {
+                        ring.go_live(&shared.live, live_request(), Arc::downgrade(&socket));
+                    }
                     reply.body = body;
                     let mut res = response::build(reply, Some(on_done));
                     let config = shared.config.compression.as_ref();
@@ -534,6 +549,7 @@ fn upgrade_websocket<H: Handler>(
     upgrade: Option<(String, hyper::upgrade::OnUpgrade)>,
     on_done: response::OnDone,
     socket: Arc<SocketState>,
+    live_request: LiveRequest,
 ) -> http::Response<ResponseBody> {
     let Some((key, on_upgrade)) = upgrade else {
         shared.stats.ws_rejected();
@@ -557,6 +573,7 @@ fn upgrade_websocket<H: Handler>(
         let phase = shared.phase.subscribe();
         match on_upgrade.await {
             Ok(upgraded) => {
+                let _listed = accept.socket.go_live(&shared.live, live_request);
                 let draining = wait_phase(phase.clone(), |p| p != Phase::Running);
                 let cut = wait_phase(phase, |p| p == Phase::Cut);
                 tokio::select! {

@@ -32,6 +32,8 @@ pub(crate) struct SocketState {
     last_answer: Mutex<Option<Bytes>>,
     /// The server's count of lingering sockets (bounded by `linger::MAX_LINGERING`).
     lingering: Arc<Lingering>,
+    /// Wakes the connection loop to drop the connection now (`app.closeStream`).
+    cut: tokio::sync::Notify,
 }
 
 impl SocketState {
@@ -44,7 +46,20 @@ impl SocketState {
             abort: AtomicBool::new(false),
             last_answer: Mutex::new(None),
             lingering,
+            cut: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Drops the connection now, without lingering, even while a write to a client that does not
+    /// read is pending (the response body cannot end it then: hyper is not polling it).
+    pub(crate) fn cut(&self) {
+        self.abort_on_close();
+        self.cut.notify_one();
+    }
+
+    /// Resolves once [`SocketState::cut`] was called.
+    pub(crate) async fn cut_requested(&self) {
+        self.cut.notified().await;
     }
 
     fn now(&self) -> u64 {

@@ -103,6 +103,8 @@ struct Inner {
     inbound_room: Notify,
     subscriptions: Mutex<Vec<Arc<Topic>>>,
     stats: Arc<Stats>,
+    /// What `app.streams()` reads: bytes and messages written, queued bytes, over-limit since.
+    probe: Arc<crate::live::Probe>,
 }
 
 /// A handle to one WebSocket connection; cheap to clone, usable from any thread.
@@ -115,6 +117,7 @@ const INBOUND_WINDOW: usize = 1 << 20;
 impl WsSocket {
     /// A socket that is not connected yet; messages sent now are queued until the upgrade.
     pub fn new(id: u64, config: WsConfig, stats: Arc<Stats>) -> Self {
+        let config_backpressure = config.max_backpressure;
         Self(Arc::new(Inner {
             id,
             config,
@@ -130,7 +133,26 @@ impl WsSocket {
             inbound_room: Notify::new(),
             subscriptions: Mutex::new(Vec::new()),
             stats,
+            probe: {
+                let probe = Arc::new(crate::live::Probe::default());
+                probe.capacity.store(config_backpressure as u64, Ordering::Relaxed);
+                probe
+            },
         }))
+    }
+
+    /// Lists this socket in `live` until the guard is dropped; closing it there sends 1001.
+    pub(crate) fn go_live(
+        &self,
+        live: &Arc<crate::live::Live>,
+        req: crate::live::LiveRequest,
+    ) -> crate::live::LiveGuard {
+        live.register(
+            crate::live::LiveKind::WebSocket,
+            req,
+            self.0.probe.clone(),
+            Box::new(WsCloser(self.clone())),
+        )
     }
 
     /// The id given at creation.
@@ -156,8 +178,10 @@ impl WsSocket {
             return SendStatus::Dropped;
         }
         out.bytes += len;
+        self.0.probe.buffered.store(out.bytes as u64, Ordering::Relaxed);
         let status = if out.bytes > cfg.max_backpressure {
             out.over = true;
+            self.0.probe.stalled();
             SendStatus::Queued
         } else {
             SendStatus::Sent
@@ -291,6 +315,15 @@ pub struct WsAccept {
     pub socket: WsSocket,
     /// The route's callbacks.
     pub events: Arc<dyn WsEvents>,
+}
+
+/// Closes a socket from outside (the dashboard): a 1001 close after what is queued.
+struct WsCloser(WsSocket);
+
+impl crate::live::Closer for WsCloser {
+    fn close(&self) {
+        self.0.close(1001, "closed by the server");
+    }
 }
 
 /// Why the connection ended: the code and reason reported to [`WsEvents::close`].
@@ -486,12 +519,16 @@ where
             return None;
         }
         inner.stats.ws_out(count);
+        inner.probe.chunks.fetch_add(count, Ordering::Relaxed);
+        inner.probe.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let drained = {
             let mut out = inner.out.lock();
             out.bytes = out.bytes.saturating_sub(bytes);
+            inner.probe.buffered.store(out.bytes as u64, Ordering::Relaxed);
             let drained = out.over && out.bytes <= inner.config.max_backpressure / 2;
             if drained {
                 out.over = false;
+                inner.probe.unstalled();
             }
             drained
         };

@@ -1,7 +1,8 @@
-//! The access log for JS: the core batches every finished exchange (its own 404/413/static
-//! answers included) and this sink hands each batch to one JS callback call.
+//! Operations for JS: the access log (the core batches every finished exchange, its own
+//! 404/413/static answers included, and this sink hands each batch to one JS callback call),
+//! the metrics route, and the table of live streams and WebSockets.
 
-use catzilla_core::{AccessLog, Exchange, ExchangeSink};
+use catzilla_core::{AccessLog, Exchange, ExchangeSink, LiveInfo, LiveKind};
 use napi::bindgen_prelude::{FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -48,6 +49,59 @@ impl From<Exchange> for ResponseInfo {
     }
 }
 
+/// One live stream or WebSocket (`app.streams()`).
+#[napi(object)]
+pub struct LiveStream {
+    /// Id for `closeStream`.
+    pub id: f64,
+    /// `stream`, `topic` or `websocket`.
+    pub kind: String,
+    /// Request method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// Client IP address.
+    pub remote: String,
+    /// Start time, ms since the Unix epoch.
+    pub started_at: f64,
+    /// Age in ms.
+    pub age_ms: f64,
+    /// Bytes handed to the socket (message payload bytes for a WebSocket).
+    pub bytes: f64,
+    /// Chunks written by the producer (messages sent for a WebSocket).
+    pub chunks: f64,
+    /// Bytes buffered and not yet handed to the socket.
+    pub buffered: f64,
+    /// Buffer size in bytes (the ring, or a WebSocket's maxBackpressure).
+    pub buffer_size: f64,
+    /// Since when (ms since the Unix epoch) the producer waits for a slow client; absent when not.
+    pub stalled_since: Option<f64>,
+}
+
+impl From<LiveInfo> for LiveStream {
+    fn from(i: LiveInfo) -> Self {
+        Self {
+            id: i.id as f64,
+            kind: match i.kind {
+                LiveKind::Stream => "stream",
+                LiveKind::Topic => "topic",
+                LiveKind::WebSocket => "websocket",
+            }
+            .to_owned(),
+            method: i.method,
+            path: i.path,
+            remote: i.remote.ip().to_string(),
+            started_at: i.started_at as f64,
+            age_ms: i.age_ms as f64,
+            bytes: i.bytes as f64,
+            chunks: i.chunks as f64,
+            buffered: i.buffered as f64,
+            buffer_size: i.capacity as f64,
+            stalled_since: i.stalled_since.map(|t| t as f64),
+        }
+    }
+}
+
 type Args = FnArgs<(Vec<ResponseInfo>,)>;
 
 /// At most this many batches wait for the JS thread; beyond, batches are dropped and counted
@@ -88,6 +142,18 @@ impl NativeServer {
     #[napi(catch_unwind)]
     pub fn metrics_route(&self, path: String, authorization: Option<String>) -> napi::Result<()> {
         self.builder.lock().metrics(&path, authorization).map_err(|e| code_error("CZ_ROUTE", e.to_string()))
+    }
+
+    /// Every live stream and WebSocket now, oldest first (reads atomics; never waits on a stream).
+    #[napi(catch_unwind)]
+    pub fn streams(&self) -> Vec<LiveStream> {
+        self.live.list().into_iter().map(LiveStream::from).collect()
+    }
+
+    /// Cuts live stream `id` (a WebSocket gets a 1001 close); `false` when it is not live.
+    #[napi(catch_unwind)]
+    pub fn close_stream(&self, id: f64) -> bool {
+        id >= 0.0 && id.fract() == 0.0 && self.live.close(id as u64)
     }
 
     /// The Prometheus text exposition of this server's metrics now.

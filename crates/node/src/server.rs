@@ -29,6 +29,8 @@ pub struct NativeServer {
     handle: Mutex<Option<Arc<ServerHandle>>>,
     /// Topics for `publish`, WebSocket subscriptions and SSE topic streams.
     pub(crate) topics: Arc<Topics>,
+    /// Live streams and WebSockets (`app.streams()`).
+    pub(crate) live: Arc<catzilla_core::Live>,
 }
 
 fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
@@ -138,6 +140,7 @@ impl NativeServer {
             stats: builder.stats().clone(),
             budget: builder.budget().clone(),
             topics: builder.topics().clone(),
+            live: builder.live().clone(),
             builder: Mutex::new(builder),
             handler: Mutex::new(None),
             handle: Mutex::new(None),

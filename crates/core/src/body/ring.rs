@@ -14,11 +14,14 @@ use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::budget::StreamBudget;
+use crate::live::{Closer, Live, LiveGuard, LiveKind, LiveRequest, Probe};
+use crate::socket::SocketState;
 use crate::stats::Stats;
 
 /// Largest frame handed to hyper in one poll: large enough that small writes coalesce into few
@@ -80,6 +83,8 @@ pub(crate) struct Shared {
     events: Box<dyn RingEvents>,
     stats: Arc<Stats>,
     budget: Arc<StreamBudget>,
+    /// What `app.streams()` reads: bytes, chunks, buffered, stalled since.
+    probe: Arc<Probe>,
 }
 
 /// How a ring is set up.
@@ -119,12 +124,39 @@ pub struct RingBody {
     shared: Arc<Shared>,
     heartbeat: Option<Heartbeat>,
     compress: Option<bool>,
+    /// Keeps the stream listed in `app.streams()` while the body lives.
+    _live: Option<LiveGuard>,
 }
 
 impl RingBody {
     /// The stream's compression override (see [`RingConfig::compress`]).
     pub fn compress(&self) -> Option<bool> {
         self.compress
+    }
+
+    /// Lists this stream in `live` until it ends; closing it there aborts the stream and cuts
+    /// its connection `socket`.
+    pub(crate) fn go_live(&mut self, live: &Arc<Live>, req: LiveRequest, socket: Weak<SocketState>) {
+        let closer = Box::new(RingCloser { ring: Arc::downgrade(&self.shared), socket });
+        self._live = Some(live.register(LiveKind::Stream, req, self.shared.probe.clone(), closer));
+    }
+}
+
+/// Ends a stream from outside: the producer is told it closed (aborted) and the connection is
+/// dropped at once, even if its client stopped reading (then hyper is not polling the body).
+struct RingCloser {
+    ring: Weak<Shared>,
+    socket: Weak<SocketState>,
+}
+
+impl Closer for RingCloser {
+    fn close(&self) {
+        if let Some(shared) = self.ring.upgrade() {
+            RingWriter { shared }.abort();
+        }
+        if let Some(socket) = self.socket.upgrade() {
+            socket.cut();
+        }
     }
 }
 
@@ -151,6 +183,8 @@ pub fn ring(
 ) -> (RingWriter, RingBody) {
     let capacity = config.capacity.max(1);
     stats.stream_opened();
+    let probe = Arc::new(Probe::default());
+    probe.capacity.store(capacity as u64, std::sync::atomic::Ordering::Relaxed);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             buf: BytesMut::new(),
@@ -169,9 +203,13 @@ pub fn ring(
         events,
         stats,
         budget,
+        probe,
     });
     let heartbeat = config.heartbeat.map(|(every, bytes)| Heartbeat { every, bytes, sleep: None });
-    (RingWriter { shared: shared.clone() }, RingBody { shared, heartbeat, compress: config.compress })
+    (
+        RingWriter { shared: shared.clone() },
+        RingBody { shared, heartbeat, compress: config.compress, _live: None },
+    )
 }
 
 /// Called by the budget when bytes were released: unblocks this ring's writer if it has room.
@@ -187,6 +225,7 @@ pub(crate) fn budget_available(shared: &Arc<Shared>) {
     }
     st.writer_blocked = false;
     drop(st);
+    shared.probe.unstalled();
     shared.events.drained();
 }
 
@@ -203,11 +242,15 @@ impl RingWriter {
         }
         st.buf.extend_from_slice(data);
         st.chunks += 1;
+        let probe = &self.shared.probe;
+        probe.chunks.store(st.chunks, Relaxed);
+        probe.buffered.store(st.buf.len() as u64, Relaxed);
         let within_budget = self.shared.budget.acquire(data.len());
         if st.buf.len() < self.shared.capacity && within_budget {
             return WriteStatus::Ready;
         }
         st.writer_blocked = true;
+        probe.stalled();
         let waker = st.waker.take();
         drop(st);
         if let Some(w) = waker {
@@ -302,6 +345,8 @@ impl Body for RingBody {
                 frame
             };
             st.bytes += data.len() as u64;
+            shared.probe.bytes.store(st.bytes, Relaxed);
+            shared.probe.buffered.store(st.buf.len() as u64, Relaxed);
             let unblock = st.writer_blocked && st.buf.len() < shared.low_water;
             drop(st);
             shared.budget.release(data.len());
@@ -339,7 +384,10 @@ impl Body for RingBody {
             if sleep.as_mut().poll(cx).is_ready() {
                 sleep.as_mut().reset(tokio::time::Instant::now() + every);
                 let bytes = hb.bytes.clone();
-                this.shared.state.lock().bytes += bytes.len() as u64;
+                let mut st = this.shared.state.lock();
+                st.bytes += bytes.len() as u64;
+                this.shared.probe.bytes.store(st.bytes, Relaxed);
+                drop(st);
                 this.shared.stats.add_stream_bytes(bytes.len() as u64);
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
