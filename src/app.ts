@@ -13,6 +13,8 @@ import { dispatcher } from './dispatch.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
 import type { AppOptions, CloseOptions, ContentCoding, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
+import { mountDashboard } from './dashboard.js'
+import type { DashboardOptions } from './dashboard.js'
 import { authorization, responseBatches } from './observe.js'
 import type { LiveStream, MetricsOptions, ResponseHook } from './observe.js'
 import { publishTo, WebSocket } from './websocket.js'
@@ -336,6 +338,22 @@ export class Catzilla implements ReplyHost {
    */
   closeStream(id: number): boolean {
     return this.native.closeStream(id)
+  }
+
+  /**
+   * Serves a live debug dashboard at `path`: counters, a throughput chart and the table of
+   * `streams()` with a close button per row, one self-contained page updated over SSE by the app
+   * itself. Off unless called. Without `auth` only loopback clients may open it (it can close
+   * streams); with `{ username, password }` the browser asks for them (HTTP Basic), or pass a
+   * function `(req) => boolean`. Set before `listen()`.
+   *
+   * @example
+   * app.dashboard('/_catzilla', { auth: { username: 'ops', password: process.env.DASHBOARD_PASSWORD! } })
+   */
+  dashboard(path: string, options: DashboardOptions = {}): this {
+    if (this.#state !== 'new') throw new Error('dashboard() must be set before listen()')
+    mountDashboard(this, path, options)
+    return this
   }
 
   /** The Prometheus (OpenMetrics text) exposition of the app's metrics now, for a route of your own. */
