@@ -34,6 +34,7 @@ export type {
   ListenOptions,
   ListenResult,
   Middleware,
+  RouteOptions,
   Next,
   ParamNames,
   Params,

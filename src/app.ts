@@ -12,7 +12,7 @@ import { compose } from './compose.js'
 import { dispatcher } from './dispatch.js'
 import { respond } from './response.js'
 import type { StreamSink } from './streaming.js'
-import type { AppOptions, CloseOptions, ContentCoding, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteParams, StaticOptions } from './types.js'
+import type { AppOptions, CloseOptions, ContentCoding, Handler, HandlerResult, ListenOptions, ListenResult, Middleware, Params, RouteOptions, RouteParams, StaticOptions } from './types.js'
 import { mountDashboard } from './dashboard.js'
 import type { DashboardOptions } from './dashboard.js'
 import { authorization, responseBatches } from './observe.js'
@@ -34,6 +34,26 @@ interface Route {
 
 /** Middleware for this route, then its handler, whose `req.params` is typed from the pattern. */
 type RouteArgs<P extends Params = Params> = [...Middleware[], Handler<P>]
+
+/** Checks route options and maps them to the native shape (times in ms, 0 = no limit). */
+function routeLimits(o: RouteOptions) {
+  const count = (v: number | undefined, name: string, min = 0) => {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) throw new RangeError(`route ${name} must be an integer ≥ ${min}`)
+    return v
+  }
+  const t = o.timeouts ?? {}
+  const ms = (v: number | undefined, name: string) => (v === undefined ? undefined : Math.min(count(v, `timeouts.${name}`)!, 0xffffffff))
+  if (o.compress !== undefined && typeof o.compress !== 'boolean') throw new TypeError('route compress must be a boolean')
+  return {
+    maxBodySize: count(o.maxBodySize, 'maxBodySize'),
+    bufferSize: count(o.bufferSize, 'bufferSize', 1),
+    compress: o.compress,
+    maxStreams: count(o.maxStreams, 'maxStreams', 1),
+    bodyTimeout: ms(t.body, 'body'),
+    streamIdleTimeout: ms(t.streamIdle, 'streamIdle'),
+    streamLifetime: ms(t.streamLifetime, 'streamLifetime'),
+  }
+}
 
 /** `app.onError` hook: answers a failure like a handler (its return value is the response), or returns `undefined` for the default answer. */
 export type ErrorHook = (err: unknown, req: CatzillaRequest) => HandlerResult | Promise<HandlerResult>
@@ -105,14 +125,18 @@ export class Catzilla implements ReplyHost {
   }
 
   /** Adds a route for `method` (`'ALL'` for every method). Middleware may precede the handler. */
-  route<Path extends string>(method: string, path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
+  route<Path extends string>(method: string, path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  /** Adds a route with its own limits (see {@link RouteOptions}). */
+  route<Path extends string>(method: string, path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  route(method: string, path: string, ...args: unknown[]): this {
     if (this.#state !== 'new') throw new Error('routes must be added before listen()')
     const handler = args[args.length - 1] as Handler
     if (typeof handler !== 'function') throw new TypeError('a route needs a handler function')
-    const middleware = args.slice(0, -1) as Middleware[]
+    const options = typeof args[0] === 'object' && args[0] !== null ? (args[0] as RouteOptions) : undefined
+    const middleware = args.slice(options === undefined ? 0 : 1, -1) as Middleware[]
     const id = this.#routes.length
     try {
-      this.native.route(method, path, id)
+      this.native.route(method, path, id, options === undefined ? undefined : routeLimits(options))
     } catch (err) {
       throw fromNative(err)
     }
@@ -121,36 +145,52 @@ export class Catzilla implements ReplyHost {
   }
 
   /** `GET` route; `HEAD` is answered by it too, without a body. */
-  get<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('GET', path, ...args)
+  get<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  get<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  get(path: string, ...args: unknown[]): this {
+    return this.route('GET', path, ...(args as RouteArgs))
   }
   /** `POST` route. */
-  post<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('POST', path, ...args)
+  post<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  post<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  post(path: string, ...args: unknown[]): this {
+    return this.route('POST', path, ...(args as RouteArgs))
   }
   /** `PUT` route. */
-  put<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('PUT', path, ...args)
+  put<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  put<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  put(path: string, ...args: unknown[]): this {
+    return this.route('PUT', path, ...(args as RouteArgs))
   }
   /** `PATCH` route. */
-  patch<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('PATCH', path, ...args)
+  patch<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  patch<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  patch(path: string, ...args: unknown[]): this {
+    return this.route('PATCH', path, ...(args as RouteArgs))
   }
   /** `DELETE` route. */
-  delete<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('DELETE', path, ...args)
+  delete<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  delete<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  delete(path: string, ...args: unknown[]): this {
+    return this.route('DELETE', path, ...(args as RouteArgs))
   }
   /** Explicit `HEAD` route (otherwise `GET` routes answer `HEAD`). */
-  head<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('HEAD', path, ...args)
+  head<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  head<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  head(path: string, ...args: unknown[]): this {
+    return this.route('HEAD', path, ...(args as RouteArgs))
   }
   /** `OPTIONS` route. */
-  options<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('OPTIONS', path, ...args)
+  options<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  options<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  options(path: string, ...args: unknown[]): this {
+    return this.route('OPTIONS', path, ...(args as RouteArgs))
   }
   /** A route for every method. */
-  all<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this {
-    return this.route('ALL', path, ...args)
+  all<Path extends string>(path: Path, ...args: RouteArgs<RouteParams<Path>>): this
+  all<Path extends string>(path: Path, options: RouteOptions, ...args: RouteArgs<RouteParams<Path>>): this
+  all(path: string, ...args: unknown[]): this {
+    return this.route('ALL', path, ...(args as RouteArgs))
   }
 
   /**

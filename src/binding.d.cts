@@ -56,8 +56,11 @@ export declare class NativeServer {
   constructor(options?: ServerOptions | undefined | null)
   /** Makes route `routeId` answer every path no other route matches (the app's not-found handler). */
   setNotFound(routeId: number): void
-  /** Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern. */
-  route(method: string, path: string, routeId: number): void
+  /**
+   * Adds a route; `method` `"ALL"` matches every method; `options` replace the server's
+   * limits for its requests. Throws `CZ_ROUTE` on a bad pattern.
+   */
+  route(method: string, path: string, routeId: number, options?: RouteLimits | undefined | null): void
   /** Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`. */
   setDispatcher(callback: (kind: number, id: number, num: number, text: string | null, data: Buffer | null) => void): void
   /** Binds and starts serving. Throws `CZ_LISTEN` when the address cannot be bound. */
@@ -312,6 +315,10 @@ export interface NativeStats {
   stalledCut: number
   /** Request heads not completed within `timeouts.headers` (answered 408; also in `timeouts`). */
   headerTimeouts: number
+  /** Streams cut at their route's `streamLifetime`. */
+  streamsExpired: number
+  /** Requests answered 503 because their route was at `maxStreams`. */
+  routeFull: number
 }
 
 /** The head of one multipart part, as JS sees it. */
@@ -366,6 +373,27 @@ export interface ResponseInfo {
   stream: boolean
   /** The body did not complete (client left, stream cut). */
   aborted: boolean
+}
+
+/**
+ * Options of one route that replace the server's (`app.get(path, options, handler)`); times in
+ * ms, where 0 means no limit.
+ */
+export interface RouteLimits {
+  /** Request body bytes at most (413 beyond). */
+  maxBodySize?: number
+  /** Time between request body chunks (408 beyond); 0: none. */
+  bodyTimeout?: number
+  /** Time a write may stay blocked by a client that does not read; 0: none. */
+  streamIdleTimeout?: number
+  /** Total time a stream may last; 0 or absent: unlimited. */
+  streamLifetime?: number
+  /** Ring capacity of the route's streams in bytes. */
+  bufferSize?: number
+  /** Compression of the route's responses. */
+  compress?: boolean
+  /** Responses in progress at most (503 beyond). */
+  maxStreams?: number
 }
 
 /** Options for `new NativeServer()`. Every field is optional; defaults live in `catzilla-core`. */

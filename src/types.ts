@@ -44,6 +44,30 @@ export interface TimeoutOptions {
   streamIdle?: number
 }
 
+/**
+ * Settings of one route that replace the app's for its requests:
+ * `app.post('/upload', { maxBodySize: 1 << 30, timeouts: { body: 120_000 } }, handler)`.
+ */
+export interface RouteOptions {
+  /** Request body bytes at most (413 beyond). Default: the app's `limits.maxBodySize`. */
+  maxBodySize?: number
+  /** Ring size of this route's streams in bytes. Default: the app's `bufferSize`. */
+  bufferSize?: number
+  /** Compress this route's responses (`false`: never; `true`: even when the app's `compression` is off). Default: the app setting. */
+  compress?: boolean
+  /** Responses of this route in progress at most — for an SSE or streaming route, its open streams. A request beyond gets `503` with `Retry-After: 1` before its handler runs. Default: no limit. */
+  maxStreams?: number
+  /** Times in ms; 0 disables one. */
+  timeouts?: {
+    /** Between two request body chunks (408 beyond). Default: the app's `timeouts.body`. */
+    body?: number
+    /** A write blocked by a client that does not read (the connection is cut beyond). Default: the app's `timeouts.streamIdle`. */
+    streamIdle?: number
+    /** Total life of a streamed response: the stream is cut beyond (its producer sees the close). Default: unlimited. */
+    streamLifetime?: number
+  }
+}
+
 /** Limits that protect the server; exceeding one answers with a real status. */
 export interface LimitOptions {
   /** Open connections at most (503 beyond). Default 10 000. */

@@ -52,3 +52,13 @@ export type Checks = [
 // A handler written against the base request type is accepted for any route.
 const generic = (req: CatzillaRequest) => req.path
 app.get('/g/:x', generic)
+
+// Route options come first and keep the params typed.
+app.post('/upload/:bucket', { maxBodySize: 1 << 30, timeouts: { body: 120_000 } }, auth, (req) => req.params.bucket)
+app.get('/events/:room', { maxStreams: 100, timeouts: { streamLifetime: 3_600_000 } }, (req) => {
+  // @ts-expect-error: the pattern has no `nope` parameter
+  void req.params.nope
+  return req.params.room
+})
+// @ts-expect-error: unknown route option
+app.get('/typo', { maxBodySise: 1 }, () => 'x')

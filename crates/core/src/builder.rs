@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::access::AccessLog;
 use crate::body::budget::StreamBudget;
-use crate::config::ServerConfig;
+use crate::config::{RouteOptions, RouteSettings, ServerConfig};
 use crate::files::StaticOptions;
 use crate::handler::Handler;
 use crate::live::Live;
@@ -24,8 +24,8 @@ use crate::ws::WsConfig;
 /// What a matched route does.
 #[derive(Debug, Clone)]
 pub enum Route {
-    /// Hand the request to the [`Handler`] with this route id.
-    Handler(u32),
+    /// Hand the request to the [`Handler`] with this route id, under the route's own options.
+    Handler(u32, Option<Arc<RouteSettings>>),
     /// Serve files from a directory in Rust; the handler never sees these requests.
     Static(Arc<StaticDir>),
     /// Serve the Prometheus metrics in Rust, behind an optional `Authorization` check.
@@ -117,12 +117,23 @@ impl ServerBuilder {
 
     /// Routes `method` (`None`: every method) and `pattern` to the handler with route id `id`.
     pub fn route(&mut self, method: Option<Method>, pattern: &str, id: u32) -> Result<(), RouteError> {
-        self.router.add(method, pattern, Route::Handler(id))
+        self.router.add(method, pattern, Route::Handler(id, None))
+    }
+
+    /// Adds a handler route with options that replace the server's for its requests.
+    pub fn route_with(
+        &mut self,
+        method: Option<Method>,
+        pattern: &str,
+        id: u32,
+        options: RouteOptions,
+    ) -> Result<(), RouteError> {
+        self.router.add(method, pattern, Route::Handler(id, Some(Arc::new(RouteSettings::new(options)))))
     }
 
     /// Sends requests no route matches to the handler with route id `id` (a not-found handler).
     pub fn not_found(&mut self, id: u32) {
-        self.router.set_fallback(Route::Handler(id));
+        self.router.set_fallback(Route::Handler(id, None));
     }
 
     /// Serves `dir` at `prefix/` (its index) and `prefix/*`, in Rust.

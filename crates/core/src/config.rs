@@ -87,3 +87,48 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// Settings of one handler route that replace the server's for its requests (`None`: the
+/// server's value). A route for uploads may take 1 GiB while the rest keeps 1 MiB; an SSE route
+/// may live for hours while a JSON route may not.
+#[derive(Debug, Clone, Default)]
+pub struct RouteOptions {
+    /// Request body bytes at most (413 beyond).
+    pub max_body_size: Option<u64>,
+    /// Time allowed between two request body chunks (`Some(None)`: no limit).
+    pub body_timeout: Option<Option<Duration>>,
+    /// Time a response write may stay blocked by a client that does not read (`Some(None)`: no
+    /// limit).
+    pub stream_idle: Option<Option<Duration>>,
+    /// Total time a streamed response may last; past it the stream is cut (its producer sees
+    /// the close) and counted. `None`: unlimited.
+    pub stream_lifetime: Option<Duration>,
+    /// Ring capacity of this route's streams in bytes.
+    pub buffer_size: Option<usize>,
+    /// Compression of this route's responses (`Some(false)`: never; `Some(true)`: even when the
+    /// server setting is off).
+    pub compress: Option<bool>,
+    /// Responses of this route in progress at most (for a streaming route, its open streams);
+    /// a request beyond gets `503` with `Retry-After` before its handler runs.
+    pub max_streams: Option<usize>,
+}
+
+/// A route's options and its count of responses in progress (for `max_streams`).
+#[derive(Debug, Default)]
+pub struct RouteSettings {
+    /// The options.
+    pub options: RouteOptions,
+    pub(crate) active: std::sync::atomic::AtomicUsize,
+}
+
+impl RouteSettings {
+    /// Settings with no response in progress.
+    pub fn new(options: RouteOptions) -> Self {
+        Self { options, active: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Responses of the route in progress now.
+    pub fn active(&self) -> usize {
+        self.active.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

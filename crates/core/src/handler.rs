@@ -4,10 +4,12 @@
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::body::incoming::RequestBody;
 use crate::body::ring::RingBody;
+use crate::config::RouteSettings;
 use crate::files::FileBody;
 use crate::topics::TopicBody;
 use crate::ws::WsAccept;
@@ -32,6 +34,8 @@ pub struct Request {
     pub body: RequestBody,
     /// A valid WebSocket upgrade request: the handler may answer [`ReplyBody::WebSocket`].
     pub websocket: bool,
+    /// The route's own options (buffer size and compression of its streams), if it has any.
+    pub options: Option<Arc<RouteSettings>>,
 }
 
 /// The body of a [`Reply`].

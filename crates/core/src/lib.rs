@@ -30,7 +30,7 @@ pub use body::incoming::{BodyError, RequestBody, StreamingBody};
 pub use body::ring::{ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, WriteStatus};
 pub use builder::{Route, ServerBuilder, StaticDir};
 pub use compression::{CompressionConfig, Encoding};
-pub use config::{Limits, ServerConfig, Timeouts};
+pub use config::{Limits, RouteOptions, RouteSettings, ServerConfig, Timeouts};
 pub use exchange::Exchange;
 pub use files::{file_reply, static_reply, Conditions, Confinement, FileOptions, StaticOptions};
 pub use handler::{Handler, Reply, ReplyBody, Request, Responder};

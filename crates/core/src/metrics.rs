@@ -273,7 +273,7 @@ impl Collector for Scrape {
         }
         let mut fam = e.encode_descriptor(
             "limit_hits",
-            "Requests refused by a limit, by kind: body_too_large 413, url_too_long 414, headers_too_large 431, body_timeout and header_timeout 408, overload 503.",
+            "Limits hit, by kind: body_too_large 413, url_too_long 414, headers_too_large 431, body_timeout and header_timeout 408, overload and route_max_streams 503, stream_lifetime and stream_idle (streams cut).",
             None,
             Counter,
         )?;
@@ -284,6 +284,9 @@ impl Collector for Scrape {
             ("body_timeout", s.timeouts.saturating_sub(s.header_timeouts)),
             ("header_timeout", s.header_timeouts),
             ("overload", s.connections_rejected),
+            ("route_max_streams", s.route_full),
+            ("stream_lifetime", s.streams_expired),
+            ("stream_idle", s.stalled_cut),
         ] {
             ConstCounter::new(v).encode(fam.encode_family(&[("kind", kind)])?)?;
         }

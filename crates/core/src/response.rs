@@ -8,35 +8,63 @@ use std::task::{Context, Poll};
 
 use crate::body::ring::{RingBody, StreamAborted};
 use crate::compression::{self, CompressionConfig, Encoder};
+use crate::config::RouteSettings;
 use crate::exchange::Tracker;
 use crate::files::FileBody;
 use crate::handler::{Reply, ReplyBody};
 use crate::topics::TopicBody;
+use std::sync::Arc;
 
 /// Tracks one exchange and runs its hook exactly once when dropped: when the response body is
 /// gone (sent, or its connection closed), or, if no response was ever built, when the request
 /// future is dropped (hyper drops it when the client leaves before the reply), so per-request
 /// counters always come back down and every exchange reaches the metrics and the access log.
-pub(crate) struct OnDone(Option<(Tracker, DoneHook)>);
+pub(crate) struct OnDone {
+    done: Option<(Tracker, DoneHook)>,
+    /// A route's `max_streams` slot, given back when the exchange ends.
+    slot: Option<RouteSlot>,
+}
 
 /// What runs with the finished exchange.
 type DoneHook = Box<dyn FnOnce(Tracker) + Send>;
 
 impl OnDone {
     pub(crate) fn new(tracker: Tracker, f: impl FnOnce(Tracker) + Send + 'static) -> Self {
-        Self(Some((tracker, Box::new(f))))
+        Self { done: Some((tracker, Box::new(f))), slot: None }
     }
 
     fn tracker(&mut self) -> Option<&mut Tracker> {
-        self.0.as_mut().map(|(t, _)| t)
+        self.done.as_mut().map(|(t, _)| t)
+    }
+
+    /// Holds a route slot until the exchange ends.
+    pub(crate) fn hold(&mut self, slot: RouteSlot) {
+        self.slot = Some(slot);
     }
 }
 
 impl Drop for OnDone {
     fn drop(&mut self) {
-        if let Some((t, f)) = self.0.take() {
+        self.slot = None;
+        if let Some((t, f)) = self.done.take() {
             f(t);
         }
+    }
+}
+
+/// One response in progress on a route with `max_streams`; counted while it lives.
+pub(crate) struct RouteSlot(Arc<RouteSettings>);
+
+impl RouteSlot {
+    pub(crate) fn take(settings: Arc<RouteSettings>) -> Self {
+        settings.active.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(settings)
+    }
+}
+
+impl Drop for RouteSlot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 
@@ -192,12 +220,14 @@ pub(crate) fn compress(
     accept: Option<&HeaderValue>,
     config: Option<&CompressionConfig>,
     head: bool,
+    route: Option<bool>,
 ) {
     let body = res.body_mut();
+    let default = route.unwrap_or(config.is_some());
     let wanted = match &body.kind {
-        Kind::Ring(r) => r.compress().unwrap_or(config.is_some()),
+        Kind::Ring(r) => r.compress().unwrap_or(default),
         Kind::Topic(_) | Kind::Encoded(..) => false,
-        Kind::Full(_) | Kind::File(_) => config.is_some(),
+        Kind::Full(_) | Kind::File(_) => default,
     };
     if !wanted || !compression::eligible(res.status(), res.headers()) {
         return;

@@ -220,8 +220,8 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
     }
     let io = ConnIo::new(stream, socket.clone());
     let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
-    let stream_idle = cfg.timeouts.stream_idle;
-    let stall_check = tokio::time::sleep(stream_idle.unwrap_or(Duration::from_secs(3600)));
+    let default_idle = cfg.timeouts.stream_idle;
+    let stall_check = tokio::time::sleep(default_idle.unwrap_or(Duration::from_secs(3600)));
     tokio::pin!(stall_check);
     tokio::pin!(conn);
     let mut phase = shared.phase.subscribe();
@@ -266,11 +266,19 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
                 }
             }
             () = socket.cut_requested() => {
-                // `app.closeStream`: the state already says to close without lingering.
+                // `app.closeStream` or a stream's lifetime: the state says to close at once.
                 break;
             }
-            _ = &mut stall_check, if stream_idle.is_some() => {
-                let limit = stream_idle.unwrap_or_default();
+            () = socket.stall_limit_changed() => {
+                // A route with its own `streamIdle`: check against it from now on.
+                let limit = socket.stall_limit(default_idle).unwrap_or(Duration::from_secs(3600));
+                stall_check.as_mut().reset(tokio::time::Instant::now() + limit.max(Duration::from_millis(50)));
+            }
+            _ = &mut stall_check => {
+                let Some(limit) = socket.stall_limit(default_idle) else {
+                    stall_check.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                    continue;
+                };
                 let blocked = Duration::from_millis(socket.blocked_for_ms());
                 if blocked >= limit {
                     // The client stopped reading: free its buffers and tell the producer.
@@ -381,7 +389,7 @@ async fn respond<H: Handler>(
     shared: Arc<Shared<H>>,
     remote: SocketAddr,
     mut req: http::Request<Incoming>,
-    on_done: response::OnDone,
+    mut on_done: response::OnDone,
     socket: Arc<SocketState>,
 ) -> http::Response<ResponseBody> {
     let stats = &shared.stats;
@@ -419,8 +427,8 @@ async fn respond<H: Handler>(
             on_done,
         );
     }
-    let (route, params) = match shared.router.find(&parts.method, parts.uri.path()) {
-        RouteMatch::Found(Route::Handler(route), params) => (route, params),
+    let (route, params, settings) = match shared.router.find(&parts.method, parts.uri.path()) {
+        RouteMatch::Found(Route::Handler(route, settings), params) => (route, params, settings),
         RouteMatch::Found(Route::Static(dir), params) => {
             // Static directories are answered here: the handler never sees these requests.
             let rel = params.into_iter().find(|(k, _)| k == crate::router::WILDCARD).map(|(_, v)| v);
@@ -435,7 +443,7 @@ async fn respond<H: Handler>(
             let mut res = response::build(reply, Some(on_done));
             let accept = parts.headers.get(http::header::ACCEPT_ENCODING);
             let head = parts.method == http::Method::HEAD;
-            response::compress(&mut res, accept, shared.config.compression.as_ref(), head);
+            response::compress(&mut res, accept, shared.config.compression.as_ref(), head, None);
             return res;
         }
         RouteMatch::Found(Route::Metrics(route), _) => {
@@ -456,12 +464,36 @@ async fn respond<H: Handler>(
         }
     };
 
+    let route_options = settings.as_ref().map(|s| &s.options);
+    if let Some(s) = &settings {
+        // Admission for `max_streams`: counted until this exchange ends (the slot is held by
+        // `on_done`), so a streaming route's open streams never exceed it.
+        match s.options.max_streams {
+            Some(max) if s.active.load(Ordering::Acquire) >= max => {
+                let mut res = early(
+                    Rejection::Unavailable,
+                    response::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Service Unavailable: route at maxStreams",
+                    ),
+                );
+                res.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                shared.stats.route_full();
+                return with_done(res, on_done);
+            }
+            Some(_) => on_done.hold(response::RouteSlot::take(s.clone())),
+            None => {}
+        }
+    }
+    socket.set_stall_limit(route_options.and_then(|o| o.stream_idle));
+    let max_body_size = route_options.and_then(|o| o.max_body_size).unwrap_or(limits.max_body_size);
+    let body_timeout = route_options.and_then(|o| o.body_timeout).unwrap_or(shared.config.timeouts.body);
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_size) {
+    if declared.is_some_and(|n| n > max_body_size) {
         let mut res = early(
             Rejection::BodyTooLarge,
             response::error(StatusCode::PAYLOAD_TOO_LARGE, crate::body::incoming::TOO_LARGE),
@@ -472,8 +504,7 @@ async fn respond<H: Handler>(
         return with_done(res, on_done);
     }
     let no_body = hyper::body::Body::is_end_stream(&body) || declared == Some(0);
-    let streaming =
-        StreamingBody::new(body, limits.max_body_size, shared.config.timeouts.body, stats.clone());
+    let streaming = StreamingBody::new(body, max_body_size, body_timeout, stats.clone());
     let body = if no_body {
         RequestBody::Full(bytes::Bytes::new())
     } else if declared.is_some_and(|n| n <= shared.config.prebuffer_body) {
@@ -505,6 +536,7 @@ async fn respond<H: Handler>(
         remote,
         body,
         websocket,
+        options: settings.clone(),
     };
     let (responder, rx) = Responder::new();
     let token = shared.handler.handle(request, responder);
@@ -520,11 +552,15 @@ async fn respond<H: Handler>(
                 mut body => {
                     if let crate::handler::ReplyBody::Stream(ring) = &mut body {
                         ring.go_live(&shared.live, live_request(), Arc::downgrade(&socket));
+                        if let Some(lifetime) = settings.as_ref().and_then(|s| s.options.stream_lifetime) {
+                            ring.expire_after(lifetime, Arc::downgrade(&socket), shared.stats.clone());
+                        }
                     }
                     reply.body = body;
                     let mut res = response::build(reply, Some(on_done));
                     let config = shared.config.compression.as_ref();
-                    response::compress(&mut res, accept_encoding.as_ref(), config, head);
+                    let route_compress = settings.as_ref().and_then(|s| s.options.compress);
+                    response::compress(&mut res, accept_encoding.as_ref(), config, head, route_compress);
                     res
                 }
             }

@@ -34,6 +34,10 @@ pub(crate) struct SocketState {
     lingering: Arc<Lingering>,
     /// Wakes the connection loop to drop the connection now (`app.closeStream`).
     cut: tokio::sync::Notify,
+    /// The current route's own `stream_idle` in ms: 0 none (the server's), `u64::MAX` no limit.
+    stall_limit_ms: AtomicU64,
+    /// Wakes the connection loop when `stall_limit_ms` changed.
+    stall_limit_changed: tokio::sync::Notify,
 }
 
 impl SocketState {
@@ -47,7 +51,36 @@ impl SocketState {
             last_answer: Mutex::new(None),
             lingering,
             cut: tokio::sync::Notify::new(),
+            stall_limit_ms: AtomicU64::new(0),
+            stall_limit_changed: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Sets the `stream_idle` of the request being answered: `None` the server's, `Some(None)`
+    /// no limit, `Some(Some(d))` `d`.
+    pub(crate) fn set_stall_limit(&self, limit: Option<Option<std::time::Duration>>) {
+        let ms = match limit {
+            None => 0,
+            Some(None) => u64::MAX,
+            Some(Some(d)) => (d.as_millis() as u64).clamp(1, u64::MAX - 1),
+        };
+        if self.stall_limit_ms.swap(ms, Ordering::AcqRel) != ms {
+            self.stall_limit_changed.notify_one();
+        }
+    }
+
+    /// The `stream_idle` in force: the route's, else `default`.
+    pub(crate) fn stall_limit(&self, default: Option<std::time::Duration>) -> Option<std::time::Duration> {
+        match self.stall_limit_ms.load(Ordering::Acquire) {
+            0 => default,
+            u64::MAX => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+
+    /// Resolves when the route's `stream_idle` changed.
+    pub(crate) async fn stall_limit_changed(&self) {
+        self.stall_limit_changed.notified().await;
     }
 
     /// Drops the connection now, without lingering, even while a write to a client that does not

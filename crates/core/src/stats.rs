@@ -35,6 +35,8 @@ pub struct Stats {
     subscribers_dropped: AtomicU64,
     stalled_cut: AtomicU64,
     header_timeouts: AtomicU64,
+    streams_expired: AtomicU64,
+    route_full: AtomicU64,
     /// Counters and histograms of finished responses (Prometheus metrics).
     pub responses: crate::metrics::ResponseMetrics,
 }
@@ -102,6 +104,10 @@ pub struct StatsSnapshot {
     pub stalled_cut: u64,
     /// Request heads not completed within `timeouts.headers` (answered `408`, also in `timeouts`).
     pub header_timeouts: u64,
+    /// Streams cut at their route's `stream_lifetime`.
+    pub streams_expired: u64,
+    /// Requests answered `503` because their route was at `max_streams` (also in `unavailable`).
+    pub route_full: u64,
 }
 
 /// Status counters that [`Stats::count_status`] knows.
@@ -195,6 +201,16 @@ impl Stats {
         }
     }
 
+    /// A stream reached its route's `stream_lifetime` and was cut.
+    pub(crate) fn stream_expired(&self) {
+        self.streams_expired.fetch_add(1, Relaxed);
+    }
+
+    /// A request got 503 because its route was at `max_streams` (also counted as unavailable).
+    pub(crate) fn route_full(&self) {
+        self.route_full.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn stalled(&self) {
         self.stalled_cut.fetch_add(1, Relaxed);
     }
@@ -252,6 +268,8 @@ impl Stats {
             subscribers_dropped: self.subscribers_dropped.load(Relaxed),
             stalled_cut: self.stalled_cut.load(Relaxed),
             header_timeouts: self.header_timeouts.load(Relaxed),
+            streams_expired: self.streams_expired.load(Relaxed),
+            route_full: self.route_full.load(Relaxed),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use catzilla_core::http::HeaderMap;
-use catzilla_core::{Handler, Message, Request, RequestBody, Responder, StreamingBody};
+use catzilla_core::{Handler, Message, Request, RequestBody, Responder, RouteSettings, StreamingBody};
 use napi::bindgen_prelude::{Buffer, FnArgs};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -87,6 +87,8 @@ struct Pending {
     /// A multipart body that arrived whole with the request, kept (a reference, not a copy) so
     /// `req.parts()` can parse it in Rust without JS sending it back.
     prebuffered: Option<Bytes>,
+    /// The route's own options (its streams' buffer size and compression).
+    options: Option<Arc<RouteSettings>>,
     /// A body read is in flight (the body is temporarily out of the table).
     reading: bool,
 }
@@ -144,6 +146,16 @@ impl JsHandler {
     /// Takes the responder of a pending request (the request stays known for body reads).
     pub(crate) fn take_responder(&self, id: u32) -> Option<Responder> {
         self.pending.lock().get_mut(&id).and_then(|p| p.responder.take())
+    }
+
+    /// Takes the responder with the route's options (for a stream).
+    pub(crate) fn take_responder_with_options(
+        &self,
+        id: u32,
+    ) -> Option<(Responder, Option<Arc<RouteSettings>>)> {
+        let mut table = self.pending.lock();
+        let p = table.get_mut(&id)?;
+        Some((p.responder.take()?, p.options.clone()))
     }
 
     /// Takes the responder and forgets the request in one step (a whole-body reply).
@@ -307,6 +319,7 @@ impl Handler for CoreHandler {
             headers: req.headers,
             body: streaming,
             prebuffered,
+            options: req.options,
             reading: false,
         };
         h.pending.lock().insert(id, pending);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::dispatch::{to_js, CoreHandler, JsArgs, JsHandler};
 use crate::stream::{NativeStream, StreamEvents};
-use crate::types::{ListenInfo, NativeStats, ReplyCode, ServerOptions, StreamOptions};
+use crate::types::{ListenInfo, NativeStats, ReplyCode, RouteLimits, ServerOptions, StreamOptions};
 
 /// A Catzilla server owned by one JS `Catzilla` app.
 #[napi]
@@ -153,14 +153,26 @@ impl NativeServer {
         self.builder.lock().not_found(route_id);
     }
 
-    /// Adds a route; `method` `"ALL"` matches every method. Throws `CZ_ROUTE` on a bad pattern.
+    /// Adds a route; `method` `"ALL"` matches every method; `options` replace the server's
+    /// limits for its requests. Throws `CZ_ROUTE` on a bad pattern.
     #[napi(catch_unwind)]
-    pub fn route(&self, method: String, path: String, route_id: u32) -> napi::Result<()> {
+    pub fn route(
+        &self,
+        method: String,
+        path: String,
+        route_id: u32,
+        options: Option<RouteLimits>,
+    ) -> napi::Result<()> {
         let method = match method.to_ascii_uppercase().as_str() {
             "ALL" => None,
             m => Some(Method::from_bytes(m.as_bytes()).map_err(|e| code_error("CZ_ROUTE", e.to_string()))?),
         };
-        self.builder.lock().route(method, &path, route_id).map_err(|e| code_error("CZ_ROUTE", e.to_string()))
+        let mut b = self.builder.lock();
+        let added = match options {
+            Some(o) => b.route_with(method, &path, route_id, o.into()),
+            None => b.route(method, &path, route_id),
+        };
+        added.map_err(|e| code_error("CZ_ROUTE", e.to_string()))
     }
 
     /// Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`.
@@ -270,17 +282,20 @@ impl NativeServer {
         else {
             return Err(code_error("CZ_BAD_HEADER", "invalid status or header"));
         };
-        let Some(responder) = h.take_responder(id) else { return Ok(None) };
+        let Some((responder, route)) = h.take_responder_with_options(id) else { return Ok(None) };
+        // The stream's own option, else its route's, else the server's.
+        let route = route.as_ref().map(|r| &r.options);
         let size = match options.buffer_size {
             Some(n) if n > 0 => n as usize,
-            _ => self.config.buffer_size,
+            _ => route.and_then(|r| r.buffer_size).unwrap_or(self.config.buffer_size),
         };
+        let compress = options.compress.or(route.and_then(|r| r.compress));
         let info = Arc::new(Mutex::new(None));
         let events = StreamEvents { id, handler: h.clone(), info: info.clone() };
         let heartbeat = options.sse_heartbeat_ms.filter(|&ms| ms > 0).map(|ms| {
             (Duration::from_millis(u64::from(ms)), Bytes::from_static(catzilla_core::sse::HEARTBEAT))
         });
-        let config = RingConfig { capacity: size, heartbeat, compress: options.compress };
+        let config = RingConfig { capacity: size, heartbeat, compress };
         let (writer, body) = ring(config, Box::new(events), self.stats.clone(), self.budget.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
             Ok(Some(NativeStream { writer, info }))

@@ -2,6 +2,7 @@
 
 use catzilla_core::StatsSnapshot;
 use napi_derive::napi;
+use std::time::Duration;
 
 /// Options for `new NativeServer()`. Every field is optional; defaults live in `catzilla-core`.
 #[napi(object)]
@@ -119,6 +120,10 @@ pub struct NativeStats {
     pub stalled_cut: f64,
     /// Request heads not completed within `timeouts.headers` (answered 408; also in `timeouts`).
     pub header_timeouts: f64,
+    /// Streams cut at their route's `streamLifetime`.
+    pub streams_expired: f64,
+    /// Requests answered 503 because their route was at `maxStreams`.
+    pub route_full: f64,
 }
 
 impl From<StatsSnapshot> for NativeStats {
@@ -156,6 +161,8 @@ impl From<StatsSnapshot> for NativeStats {
             subscribers_dropped: s.subscribers_dropped as f64,
             stalled_cut: s.stalled_cut as f64,
             header_timeouts: s.header_timeouts as f64,
+            streams_expired: s.streams_expired as f64,
+            route_full: s.route_full as f64,
         }
     }
 }
@@ -203,6 +210,42 @@ pub struct WsOptions {
     pub max_backpressure: Option<f64>,
     /// Close (1008) instead of dropping once over `maxBackpressure`.
     pub close_on_backpressure_limit: Option<bool>,
+}
+
+/// Options of one route that replace the server's (`app.get(path, options, handler)`); times in
+/// ms, where 0 means no limit.
+#[napi(object)]
+#[derive(Default)]
+pub struct RouteLimits {
+    /// Request body bytes at most (413 beyond).
+    pub max_body_size: Option<f64>,
+    /// Time between request body chunks (408 beyond); 0: none.
+    pub body_timeout: Option<u32>,
+    /// Time a write may stay blocked by a client that does not read; 0: none.
+    pub stream_idle_timeout: Option<u32>,
+    /// Total time a stream may last; 0 or absent: unlimited.
+    pub stream_lifetime: Option<u32>,
+    /// Ring capacity of the route's streams in bytes.
+    pub buffer_size: Option<u32>,
+    /// Compression of the route's responses.
+    pub compress: Option<bool>,
+    /// Responses in progress at most (503 beyond).
+    pub max_streams: Option<u32>,
+}
+
+impl From<RouteLimits> for catzilla_core::RouteOptions {
+    fn from(o: RouteLimits) -> Self {
+        let ms = |v: u32| (v > 0).then(|| Duration::from_millis(u64::from(v)));
+        Self {
+            max_body_size: o.max_body_size.map(|v| v as u64),
+            body_timeout: o.body_timeout.map(ms),
+            stream_idle: o.stream_idle_timeout.map(ms),
+            stream_lifetime: o.stream_lifetime.and_then(ms),
+            buffer_size: o.buffer_size.filter(|&n| n > 0).map(|n| n as usize),
+            compress: o.compress,
+            max_streams: o.max_streams.map(|n| n as usize),
+        }
+    }
 }
 
 /// Options of one response stream (`startStream`).

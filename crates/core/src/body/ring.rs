@@ -142,6 +142,23 @@ impl RingBody {
     }
 }
 
+impl RingBody {
+    /// Cuts the stream after `lifetime` (a route's `stream_lifetime`): the producer sees the close
+    /// and the connection `socket` is dropped; counted in stats.
+    pub(crate) fn expire_after(&self, lifetime: Duration, socket: Weak<SocketState>, stats: Arc<Stats>) {
+        let closer = RingCloser { ring: Arc::downgrade(&self.shared), socket };
+        tokio::spawn(async move {
+            tokio::time::sleep(lifetime).await;
+            // Still running (the ring is alive and not closed): end it.
+            let open = closer.ring.upgrade().is_some_and(|s| !s.state.lock().closed);
+            if open {
+                stats.stream_expired();
+                closer.close();
+            }
+        });
+    }
+}
+
 /// Ends a stream from outside: the producer is told it closed (aborted) and the connection is
 /// dropped at once, even if its client stopped reading (then hyper is not polling the body).
 struct RingCloser {
