@@ -146,12 +146,13 @@ test('onResponse sees every response, including those answered in Rust', async (
   await rawExchange(port, 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\n', 500)
   await rawExchange(port, 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\n', 200) // the client leaves before the answer
   await rawExchange(port, 'HEAD /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 500)
+  await rawExchange(port, `GET /json HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`, 500)
   await within(
     (async () => {
-      while (seen.length < 9) await new Promise((r) => setTimeout(r, 10))
+      while (seen.length < 10) await new Promise((r) => setTimeout(r, 10))
     })(),
     5000,
-    'nine exchanges reported',
+    'ten exchanges reported',
   )
   const by = (url: string, method = 'GET') => seen.find((s) => s.url === url && s.method === method)
   t.like(by('/json'), { status: 200, stream: false, aborted: false, remote: '127.0.0.1' })
@@ -165,6 +166,7 @@ test('onResponse sees every response, including those answered in Rust', async (
   t.like(by('/upload', 'POST'), { status: 413 })
   t.like(by('/slow'), { status: 0, aborted: true, ttfbMs: undefined })
   t.like(by('/json', 'HEAD'), { status: 200, aborted: false, bytes: 0 })
+  t.like(by('-', '-'), { status: 431, remote: '127.0.0.1' }, 'a head too large is logged like nginx does, without a request line')
   t.is(secondHookCalls, seen.length, 'a hook that threw once is still called for every exchange')
 })
 

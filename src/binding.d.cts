@@ -355,9 +355,12 @@ export declare enum ReplyCode {
 
 /** One finished request as the access log reports it. */
 export interface ResponseInfo {
-  /** Request method. */
+  /**
+   * Request method; `-` when the request head was never parsed (431, 408, 400, 503 at the
+   * connection limit).
+   */
   method: string
-  /** Request target as sent (path and query). */
+  /** Request target as sent (path and query); `-` as for `method`. */
   url: string
   /** Client IP address. */
   remote: string

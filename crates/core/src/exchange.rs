@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 /// answers itself (404, 405, 413, 414, 400, 503, static files, WebSocket upgrades).
 #[derive(Debug, Clone)]
 pub struct Exchange {
-    /// Request method.
-    pub method: Method,
-    /// Request target as sent.
-    pub uri: Uri,
+    /// Request method; `None` when the request head was never parsed (a `431`, a `408` for a
+    /// partial head, a `400` for garbage, a `503` at the connection limit).
+    pub method: Option<Method>,
+    /// Request target as sent; `None` as for `method`.
+    pub uri: Option<Uri>,
     /// Address of the peer.
     pub remote: SocketAddr,
     /// Response status; `None` when no response was produced (the client left first).
@@ -66,14 +67,32 @@ impl Tracker {
         let head_only = self.method == Method::HEAD && self.status.is_some();
         Exchange {
             aborted: !(self.complete || head_only),
-            method: self.method,
-            uri: self.uri,
+            method: Some(self.method),
+            uri: Some(self.uri),
             remote: self.remote,
             status: self.status,
             bytes: self.bytes,
             duration: now.saturating_duration_since(self.started),
             ttfb: self.head_at.map(|t| t.saturating_duration_since(self.started)),
             stream: self.stream,
+        }
+    }
+}
+
+impl Exchange {
+    /// An answer given at the connection level, before any request head was parsed.
+    pub(crate) fn unparsed(remote: SocketAddr, status: http::StatusCode, started: Instant) -> Self {
+        let duration = started.elapsed();
+        Exchange {
+            method: None,
+            uri: None,
+            remote,
+            status: Some(status),
+            bytes: 0,
+            duration,
+            ttfb: Some(duration),
+            stream: false,
+            aborted: false,
         }
     }
 }

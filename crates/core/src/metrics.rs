@@ -93,7 +93,8 @@ impl Default for ResponseMetrics {
 impl ResponseMetrics {
     /// Counts one finished exchange.
     pub fn observe(&self, ex: &Exchange) {
-        let m = METHODS.iter().position(|m| *m == ex.method.as_str()).unwrap_or(METHODS.len() - 1);
+        let method = ex.method.as_ref().map_or("", http::Method::as_str);
+        let m = METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len() - 1);
         let c = ex.status.map_or(CLASSES.len() - 1, |s| (s.as_u16() / 100).clamp(1, 5) as usize - 1);
         self.requests[m][c].fetch_add(1, Relaxed);
         self.duration.observe(ex.duration);

@@ -170,6 +170,8 @@ async fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<Shared<H>>) 
                     // `open` counts the accept loop too, hence `>`.
                     if shared.open.load(Ordering::Relaxed) > shared.config.limits.max_connections {
                         shared.stats.connection_rejected();
+                        let now = Instant::now();
+                        shared.finished(crate::exchange::Exchange::unparsed(remote, StatusCode::SERVICE_UNAVAILABLE, now));
                         tokio::spawn(reject_overloaded(stream));
                         continue;
                     }
@@ -204,6 +206,7 @@ struct ConnState {
 }
 
 async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared<H>>) {
+    let opened = Instant::now();
     let cfg = &shared.config;
     let state = Arc::new(ConnState { inflight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) });
     let socket = SocketState::new(shared.started, shared.lingering.clone());
@@ -237,15 +240,20 @@ async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: A
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
+                    // Answers given before a head was parsed: counted, and logged with `-`.
+                    let unparsed = |status| crate::exchange::Exchange::unparsed(remote, status, opened);
                     if e.is_parse_too_large() {
                         shared.stats.count(Rejection::HeadersTooLarge);
+                        shared.finished(unparsed(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
                     } else if e.is_parse() {
                         shared.stats.count(Rejection::BadRequest);
+                        shared.finished(unparsed(StatusCode::BAD_REQUEST));
                     } else if e.is_timeout() && socket.head_pending() {
                         // hyper closes a head that timed out silently; part of a request arrived,
                         // so the client is owed an answer.
                         shared.stats.count(Rejection::HeaderTimeout);
                         socket.answer_on_close(request_timeout());
+                        shared.finished(unparsed(StatusCode::REQUEST_TIMEOUT));
                     }
                 }
                 // Dropping `conn` below hands the socket to a lingering close (see `socket`).
@@ -338,6 +346,16 @@ impl<H: Handler> Drop for CancelGuard<H> {
     }
 }
 
+impl<H: Handler> Shared<H> {
+    /// Hands a finished exchange to the metrics and the access log.
+    fn finished(&self, ex: crate::exchange::Exchange) {
+        self.stats.responses.observe(&ex);
+        if let Some(log) = &self.access_log {
+            log.push(ex);
+        }
+    }
+}
+
 /// Marks the connection idle again and the request finished once the response body is gone,
 /// and hands the exchange to the metrics and the access log.
 fn done_hook<H: Handler>(
@@ -351,11 +369,7 @@ fn done_hook<H: Handler>(
         conn.idle_since_ms.store(shared.started.elapsed().as_millis() as u64, Ordering::Release);
         conn.inflight.fetch_sub(1, Ordering::AcqRel);
         shared.stats.request_finished();
-        let ex = tracker.finish();
-        shared.stats.responses.observe(&ex);
-        if let Some(log) = &shared.access_log {
-            log.push(ex);
-        }
+        shared.finished(tracker.finish());
     })
 }
 

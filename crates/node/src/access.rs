@@ -13,9 +13,10 @@ use crate::server::{code_error, NativeServer};
 /// One finished request as the access log reports it.
 #[napi(object)]
 pub struct ResponseInfo {
-    /// Request method.
+    /// Request method; `-` when the request head was never parsed (431, 408, 400, 503 at the
+    /// connection limit).
     pub method: String,
-    /// Request target as sent (path and query).
+    /// Request target as sent (path and query); `-` as for `method`.
     pub url: String,
     /// Client IP address.
     pub remote: String,
@@ -36,8 +37,8 @@ pub struct ResponseInfo {
 impl From<Exchange> for ResponseInfo {
     fn from(ex: Exchange) -> Self {
         Self {
-            method: ex.method.to_string(),
-            url: ex.uri.to_string(),
+            method: ex.method.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            url: ex.uri.map_or_else(|| "-".to_owned(), |u| u.to_string()),
             remote: ex.remote.ip().to_string(),
             status: ex.status.map_or(0, |s| u32::from(s.as_u16())),
             bytes: ex.bytes as f64,
