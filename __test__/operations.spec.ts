@@ -221,3 +221,24 @@ test('streams() lists live streams and WebSockets with their progress, and close
   t.false(app.closeStream(stream.id))
   t.false(app.closeStream(-1))
 })
+
+test('streams() lists SSE topic subscribers too, and closeStream cuts one', async (t) => {
+  const { app, port } = await serve((app) => app.get('/news', () => sse.topic('news')))
+  t.teardown(() => app.close({ timeout: 100 }))
+  const sock = openRaw(port, '/news')
+  t.teardown(() => sock.destroy())
+  sock.resume()
+  for (let i = 0; i < 100 && app.subscribers('news') === 0; i++) await new Promise((r) => setTimeout(r, 10))
+  app.publish('news', 'hello subscribers')
+  let row = app.streams().find((r) => r.kind === 'topic')
+  for (let i = 0; i < 100 && !(row && row.bytes > 0); i++) {
+    await new Promise((r) => setTimeout(r, 10))
+    row = app.streams().find((r) => r.kind === 'topic')
+  }
+  t.like(row, { kind: 'topic', method: 'GET', path: '/news', chunks: 1 })
+  t.true(row!.bytes >= 'data: hello subscribers\n\n'.length)
+  t.true(app.closeStream(row!.id))
+  for (let i = 0; i < 100 && app.subscribers('news') > 0; i++) await new Promise((r) => setTimeout(r, 10))
+  t.is(app.subscribers('news'), 0)
+  t.is(app.streams().length, 0)
+})

@@ -564,6 +564,9 @@ async fn respond<H: Handler>(
                     upgrade_websocket(&shared, reply, accept, upgrade, on_done, socket, live_request())
                 }
                 mut body => {
+                    if let crate::handler::ReplyBody::Topic(topic) = &mut body {
+                        topic.go_live(&shared.live, live_request(), Arc::downgrade(&socket));
+                    }
                     if let crate::handler::ReplyBody::Stream(ring) = &mut body {
                         ring.go_live(&shared.live, live_request(), Arc::downgrade(&socket));
                         if let Some(lifetime) = settings.as_ref().and_then(|s| s.options.stream_lifetime) {

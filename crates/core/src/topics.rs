@@ -310,6 +310,11 @@ impl Topics {
         let queue = Arc::new(SseQueue {
             state: Mutex::new(QueueState { frames: VecDeque::new(), bytes: 0, cut: false, waker: None }),
             limit: opts.max_backpressure.max(1),
+            probe: {
+                let probe = Arc::new(crate::live::Probe::default());
+                probe.capacity.store(opts.max_backpressure.max(1) as u64, Ordering::Relaxed);
+                probe
+            },
         });
         {
             let mut st = topic.state.lock();
@@ -363,6 +368,7 @@ impl Topics {
             heartbeat: opts.heartbeat,
             sleep: None,
             ended: false,
+            _live: None,
         }
     }
 }
@@ -420,6 +426,8 @@ struct QueueState {
 struct SseQueue {
     state: Mutex<QueueState>,
     limit: usize,
+    /// What `app.streams()` reads: bytes and events sent, bytes queued, queued since.
+    probe: Arc<crate::live::Probe>,
 }
 
 impl SseQueue {
@@ -436,6 +444,8 @@ impl SseQueue {
         } else {
             q.bytes += frame.len();
             q.frames.push_back(frame);
+            self.probe.buffered.store(q.bytes as u64, Ordering::Relaxed);
+            self.probe.stalled();
         }
         let ok = !q.cut;
         let waker = q.waker.take();
@@ -459,6 +469,48 @@ pub struct TopicBody {
     heartbeat: Option<(Duration, Bytes)>,
     sleep: Option<Pin<Box<Sleep>>>,
     ended: bool,
+    /// Keeps the subscriber listed in `app.streams()` while the body lives.
+    _live: Option<crate::live::LiveGuard>,
+}
+
+impl TopicBody {
+    /// Lists this subscriber in `live` until it ends; closing it there cuts it and its
+    /// connection `socket` (which may be blocked on a client that does not read).
+    pub(crate) fn go_live(
+        &mut self,
+        live: &Arc<crate::live::Live>,
+        req: crate::live::LiveRequest,
+        socket: Weak<crate::socket::SocketState>,
+    ) {
+        let closer = Box::new(TopicCloser { queue: Arc::downgrade(&self.queue), socket });
+        let probe = self.queue.probe.clone();
+        self._live = Some(live.register(crate::live::LiveKind::Topic, req, probe, closer));
+    }
+}
+
+/// Cuts a topic subscriber from outside.
+struct TopicCloser {
+    queue: Weak<SseQueue>,
+    socket: Weak<crate::socket::SocketState>,
+}
+
+impl crate::live::Closer for TopicCloser {
+    fn close(&self) {
+        if let Some(queue) = self.queue.upgrade() {
+            let mut q = queue.state.lock();
+            q.cut = true;
+            q.frames.clear();
+            q.bytes = 0;
+            let waker = q.waker.take();
+            drop(q);
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        if let Some(socket) = self.socket.upgrade() {
+            socket.cut();
+        }
+    }
 }
 
 impl Drop for TopicBody {
@@ -503,7 +555,14 @@ impl Body for TopicBody {
                     buf.freeze()
                 };
                 q.bytes -= data.len();
+                let probe = &this.queue.probe;
+                probe.buffered.store(q.bytes as u64, Ordering::Relaxed);
+                if q.frames.is_empty() {
+                    probe.unstalled();
+                }
                 drop(q);
+                probe.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                probe.chunks.fetch_add(1, Ordering::Relaxed);
                 if let (Some((every, _)), Some(s)) = (&this.heartbeat, this.sleep.as_mut()) {
                     s.as_mut().reset(tokio::time::Instant::now() + *every);
                 }
