@@ -242,3 +242,30 @@ test('streams() lists SSE topic subscribers too, and closeStream cuts one', asyn
   t.is(app.subscribers('news'), 0)
   t.is(app.streams().length, 0)
 })
+
+test('a WebSocket is logged once it closes, with its lifetime and the bytes it sent', async (t) => {
+  const seen: ResponseInfo[] = []
+  const { app, url } = await serve((app) => {
+    app.ws('/chat', { message: (ws, data) => void ws.send(data) })
+    app.onResponse((info) => seen.push(info))
+  })
+  t.teardown(() => app.close({ timeout: 100 }))
+  const ws = new WsClient(`${url.replace('http', 'ws')}/chat`)
+  await new Promise((r) => ws.once('open', r))
+  ws.send('hello')
+  await new Promise((r) => ws.once('message', r))
+  await new Promise((r) => setTimeout(r, 150))
+  t.is(seen.filter((s) => s.url === '/chat').length, 0, 'not logged while open')
+  ws.close(1000)
+  await within(
+    (async () => {
+      while (!seen.some((s) => s.url === '/chat')) await new Promise((r) => setTimeout(r, 10))
+    })(),
+    5000,
+    'the WebSocket exchange',
+  )
+  const info = seen.find((s) => s.url === '/chat')!
+  t.like(info, { method: 'GET', status: 101, stream: true, aborted: false, bytes: 5 })
+  t.true(info.durationMs >= 150, `${info.durationMs} ms: the socket's lifetime`)
+  t.true(info.ttfbMs! < info.durationMs)
+})

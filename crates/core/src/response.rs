@@ -37,6 +37,24 @@ impl OnDone {
         self.done.as_mut().map(|(t, _)| t)
     }
 
+    /// The response head with `status` went out (for exchanges whose body is not a
+    /// [`ResponseBody`], such as a WebSocket).
+    pub(crate) fn responded(&mut self, status: StatusCode, stream: bool) {
+        if let Some(t) = self.tracker() {
+            t.status = Some(status);
+            t.head_at = Some(std::time::Instant::now());
+            t.stream = stream;
+        }
+    }
+
+    /// Such an exchange ended after sending `bytes`; `complete` when it ended normally.
+    pub(crate) fn ended(&mut self, bytes: u64, complete: bool) {
+        if let Some(t) = self.tracker() {
+            t.bytes = bytes;
+            t.complete = complete;
+        }
+    }
+
     /// Holds a route slot until the exchange ends.
     pub(crate) fn hold(&mut self, slot: RouteSlot) {
         self.slot = Some(slot);

@@ -609,9 +609,13 @@ fn upgrade_websocket<H: Handler>(
         crate::ws::abandon(accept);
         return with_done(response::error(StatusCode::UPGRADE_REQUIRED, "Upgrade Required"), on_done);
     };
+    // The exchange of a WebSocket lasts as long as the socket: its `on_done` goes with the socket
+    // task, so the access log reports the upgrade once it closes, with the bytes it sent.
+    let mut on_done = on_done;
+    on_done.responded(StatusCode::SWITCHING_PROTOCOLS, true);
     let mut res = response::build(
         crate::handler::Reply { body: crate::handler::ReplyBody::Full(bytes::Bytes::new()), ..reply },
-        Some(on_done),
+        None,
     );
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = res.headers_mut();
@@ -626,17 +630,23 @@ fn upgrade_websocket<H: Handler>(
         let phase = shared.phase.subscribe();
         match on_upgrade.await {
             Ok(upgraded) => {
-                let _listed = accept.socket.go_live(&shared.live, live_request);
+                let ws = accept.socket.clone();
+                let _listed = ws.go_live(&shared.live, live_request);
                 let draining = wait_phase(phase.clone(), |p| p != Phase::Running);
                 let cut = wait_phase(phase, |p| p == Phase::Cut);
-                tokio::select! {
-                    () = crate::ws::run(TokioIo::new(upgraded), accept, draining) => {}
+                let closed = tokio::select! {
+                    () = crate::ws::run(TokioIo::new(upgraded), accept, draining) => true,
                     // A forced close drops the socket at once, without lingering.
-                    () = cut => socket.abort_on_close(),
-                }
+                    () = cut => {
+                        socket.abort_on_close();
+                        false
+                    }
+                };
+                on_done.ended(ws.sent_bytes(), closed);
             }
             Err(_) => crate::ws::abandon(accept),
         }
+        drop(on_done);
         release(&shared);
     });
     res

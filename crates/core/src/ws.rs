@@ -216,6 +216,11 @@ impl WsSocket {
         self.0.wake_writer.notify_one();
     }
 
+    /// Message payload bytes written to the socket so far.
+    pub fn sent_bytes(&self) -> u64 {
+        self.0.probe.bytes.load(Ordering::Relaxed)
+    }
+
     /// Outbound bytes not yet written to the socket.
     pub fn buffered_amount(&self) -> usize {
         self.0.out.lock().bytes
