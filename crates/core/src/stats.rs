@@ -52,7 +52,7 @@ pub struct StatsSnapshot {
     pub connections_rejected: u64,
     /// Requests routed since start.
     pub requests_total: u64,
-    /// Requests whose response has not been produced yet.
+    /// Requests whose response has not finished yet (an open WebSocket counts until it closes).
     pub requests_active: u64,
     /// Streamed responses started since start.
     pub streams_total: u64,
