@@ -15,7 +15,7 @@ export declare class NativeServer {
    * Calls `callback` with batches of finished exchanges (every response, including those the
    * core answers itself). Set before `listen`.
    */
-  onResponses(callback: (arg: Args) => void): void
+  onResponses(callback: (infos: ResponseInfo[]) => void): void
   /**
    * Serves the Prometheus metrics at `path` in Rust; with `authorization`, only requests
    * carrying exactly that `Authorization` header value (others get 401). Set before `listen`.

@@ -125,7 +125,10 @@ impl NativeServer {
     /// Calls `callback` with batches of finished exchanges (every response, including those the
     /// core answers itself). Set before `listen`.
     #[napi(catch_unwind)]
-    pub fn on_responses(&self, callback: Function<Args, ()>) -> napi::Result<()> {
+    pub fn on_responses(
+        &self,
+        #[napi(ts_arg_type = "(infos: ResponseInfo[]) => void")] callback: Function<Args, ()>,
+    ) -> napi::Result<()> {
         let tsfn: LogFn = callback
             .build_threadsafe_function()
             .callee_handled::<false>()
