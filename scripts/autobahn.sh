@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the Autobahn|Testsuite fuzzingclient (wstest, PyPI autobahntestsuite under Python 2.7)
+# against a Catzilla echo route; fails on any FAILED case or an UNIMPLEMENTED one outside the
+# groups named in AUTOBAHN_ALLOW_UNIMPLEMENTED (default: 12. 13., permessage-deflate, not built yet).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A Python 2.7 that runs: $PY27, pyenv's, or one on PATH (pyenv's shim fails when 2.7 is not selected).
+for candidate in "${PY27:-}" "$HOME"/.pyenv/versions/2.7*/bin/python python2.7; do
+  if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (2, 7)' >/dev/null 2>&1; then
+    PY27="$candidate"
+    break
+  fi
+  PY27=""
+done
+if [ -z "$PY27" ]; then
+  echo "autobahn: no Python 2.7 (wstest needs it); install one (pyenv install 2.7.18)" >&2
+  exit 1
+fi
+work="$(mktemp -d)"
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+# Pinned: the last autobahntestsuite and its Python 2.7 dependencies, into a private directory.
+"$PY27" -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+  --target "$work/site" "autobahntestsuite==25.10.1" 2>&1 | grep -v DEPRECATION || true
+
+npx tsx scripts/autobahn/echo-server.ts 0 > "$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do grep -q '^port ' "$work/server.log" && break; sleep 0.1; done
+port="$(sed -n 's/^port //p' "$work/server.log")"
+[ -n "$port" ] || { cat "$work/server.log"; exit 1; }
+
+cat > "$work/spec.json" <<JSON
+{ "outdir": "$work/report", "servers": [{ "agent": "catzilla", "url": "ws://127.0.0.1:$port/echo" }],
+  "cases": ["*"], "exclude-cases": [], "exclude-agent-cases": {} }
+JSON
+( cd "$work" && timeout 900 "$PY27" -c "import site, sys; site.addsitedir('$work/site'); sys.argv = ['wstest'] + sys.argv[1:]; from autobahntestsuite.wstest import run; sys.exit(run())" \
+    -m fuzzingclient -s spec.json > wstest.log 2>&1 ) || { tail -20 "$work/wstest.log"; exit 1; }
+python3 scripts/autobahn/summary.py "$work/report/index.json" ${AUTOBAHN_ALLOW_UNIMPLEMENTED-12. 13.}
