@@ -203,3 +203,45 @@ test('regression: repeated response headers are kept beside a managed header (tw
   const cookies = raw.split('\r\n').filter((l) => l.toLowerCase().startsWith('set-cookie:'))
   t.deepEqual(cookies.map((l) => l.slice(11).trim()), ['a=1', 'b=2'])
 })
+
+/** A masked client frame (FIN set): `opcode`, payload, and extra RSV bits (0x40 = RSV1). */
+function clientFrame(opcode: number, payload: Buffer, rsv = 0): Buffer {
+  const mask = Buffer.from([1, 2, 3, 4])
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))
+  return Buffer.concat([Buffer.from([0x80 | rsv | opcode, 0x80 | payload.length]), mask, masked])
+}
+
+test('regression: a valid message just before a protocol violation in the same packet is echoed before the 1002 close (Autobahn 3.2)', async (t) => {
+  const { app, port } = await serve((app) => app.ws('/echo', { message: (ws, data) => void ws.send(data) }))
+  t.teardown(() => app.close({ timeout: 100 }))
+  const sock = net.connect(port, '127.0.0.1')
+  t.teardown(() => sock.destroy())
+  const received: Buffer[] = []
+  sock.on('data', (c) => received.push(c))
+  const ended = new Promise<void>((r) => sock.on('close', () => r()))
+  await new Promise((r) => sock.once('connect', r))
+  sock.write(
+    'GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  )
+  await within(
+    (async () => {
+      while (!Buffer.concat(received).includes('\r\n\r\n')) await sleep(10)
+    })(),
+    5000,
+    'the 101',
+  )
+  const head = Buffer.concat(received)
+  received.length = 0
+  received.push(head.subarray(head.indexOf('\r\n\r\n') + 4))
+  // One write: a valid text message, then a frame with RSV1 set (no extension negotiated).
+  sock.write(Buffer.concat([clientFrame(0x1, Buffer.from('Hello, world!')), clientFrame(0x1, Buffer.from('bad'), 0x40)]))
+  await within(ended, 5000, 'the close')
+  const frames = Buffer.concat(received)
+  // Server frames are unmasked: [0x81, len, ...text] then [0x88, len, code hi, code lo, ...].
+  t.is(frames[0], 0x81, 'the echo comes first')
+  t.is(frames.subarray(2, 2 + frames[1]!).toString(), 'Hello, world!')
+  const close = frames.subarray(2 + frames[1]!)
+  t.is(close[0], 0x88, 'then the close')
+  t.is(close.readUInt16BE(2), 1002)
+})

@@ -101,6 +101,8 @@ struct Inner {
     wake_writer: Notify,
     inbound: AtomicUsize,
     inbound_room: Notify,
+    /// Signalled when every delivered message was consumed (`inbound` back to 0).
+    inbound_idle: Notify,
     subscriptions: Mutex<Vec<Arc<Topic>>>,
     stats: Arc<Stats>,
     /// What `app.streams()` reads: bytes and messages written, queued bytes, over-limit since.
@@ -110,6 +112,9 @@ struct Inner {
 /// A handle to one WebSocket connection; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct WsSocket(Arc<Inner>);
+
+/// How long a protocol error waits for the messages before it to be handled before closing.
+const CONSUME_BEFORE_CLOSE: Duration = Duration::from_secs(1);
 
 /// Inbound bytes that may wait for the consumer before the reader pauses.
 const INBOUND_WINDOW: usize = 1 << 20;
@@ -131,6 +136,7 @@ impl WsSocket {
             wake_writer: Notify::new(),
             inbound: AtomicUsize::new(0),
             inbound_room: Notify::new(),
+            inbound_idle: Notify::new(),
             subscriptions: Mutex::new(Vec::new()),
             stats,
             probe: {
@@ -237,6 +243,9 @@ impl WsSocket {
         let before = self.0.inbound.fetch_sub(len, Ordering::AcqRel);
         if before >= INBOUND_WINDOW && before - len < INBOUND_WINDOW {
             self.0.inbound_room.notify_one();
+        }
+        if before == len {
+            self.0.inbound_idle.notify_waiters();
         }
     }
 
@@ -468,6 +477,19 @@ where
                     Error::Protocol(_) => (1002, "protocol error"),
                     _ => return (1006, String::new()),
                 };
+                // Messages that arrived before the violation (often in the same packet) were
+                // valid: let the consumer handle them and queue its answers, which the close
+                // then follows. Bounded, so a stuck consumer cannot hold a broken connection.
+                let consumed = async {
+                    loop {
+                        let idle = inner.inbound_idle.notified();
+                        if inner.inbound.load(Ordering::Acquire) == 0 {
+                            break;
+                        }
+                        idle.await;
+                    }
+                };
+                let _ = tokio::time::timeout(CONSUME_BEFORE_CLOSE, consumed).await;
                 socket.close(code, why);
                 return (code, why.to_owned());
             }
