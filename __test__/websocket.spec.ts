@@ -303,3 +303,71 @@ test('headless Chromium talks to a WebSocket route that authenticates with a sub
   const log = await page.evaluate(() => (globalThis as unknown as { log: string[] }).log)
   t.deepEqual(log, ['hello', 'echo: ping from browser', 'closed 1000 token.s3cret'])
 })
+
+test('an async message hook is awaited before the next message, in order', async (t) => {
+  let active = 0
+  let most = 0
+  const handled: string[] = []
+  const { app, url } = await serve((app) =>
+    app.ws('/slow', {
+      message: async (ws, data) => {
+        active++
+        most = Math.max(most, active)
+        await new Promise((r) => setTimeout(r, 15))
+        handled.push(String(data))
+        active--
+        ws.send(`done ${String(data)}`)
+      },
+    }),
+  )
+  t.teardown(() => app.close({ timeout: 100 }))
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/slow`)
+  t.teardown(() => ws.close())
+  await new Promise((r) => ws.once('open', r))
+  const replies: string[] = []
+  const all = new Promise<void>((resolve) =>
+    ws.on('message', (m) => {
+      replies.push(String(m))
+      if (replies.length === 10) resolve()
+    }),
+  )
+  for (let i = 0; i < 10; i++) ws.send(`m${i}`)
+  await within(all, 10_000, 'ten replies')
+  t.deepEqual(handled, Array.from({ length: 10 }, (_, i) => `m${i}`))
+  t.is(most, 1, 'never two hooks of one socket at once')
+  t.deepEqual(replies, handled.map((m) => `done ${m}`))
+})
+
+test('a stalled async message hook pauses the reader: the client cannot send past the inbound window', async (t) => {
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  let delivered = 0
+  const { app, url } = await serve((app) =>
+    app.ws('/gate', {
+      maxPayload: 1 << 20,
+      message: async () => {
+        delivered++
+        await gate
+      },
+    }),
+  )
+  t.teardown(() => app.close({ timeout: 100 }))
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/gate`)
+  t.teardown(() => ws.close())
+  await new Promise((r) => ws.once('open', r))
+  const chunk = Buffer.alloc(64 * 1024)
+  const total = 200 // 12.5 MiB: far more than the 1 MiB window plus the kernel's socket buffers
+  for (let i = 0; i < total; i++) ws.send(chunk)
+  await sleep(500)
+  t.is(delivered, 1, 'the first hook is still running; nothing else was delivered')
+  t.true(ws.bufferedAmount > 2 * 1024 * 1024, `${ws.bufferedAmount} bytes still in the client: the server stopped reading`)
+  release()
+  await within(
+    (async () => {
+      while (delivered < total) await sleep(20)
+    })(),
+    20_000,
+    'every message delivered once the hook finished',
+  )
+  t.is(delivered, total)
+})

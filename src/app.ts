@@ -513,8 +513,11 @@ export class Catzilla implements ReplyHost {
 
 
 
-  /** Runs a WebSocket hook; a throw is reported and closes the socket with 1011. */
-  #hook(ws: WebSocket<unknown>, name: string, fn: () => unknown): void {
+  /**
+   * Runs a WebSocket hook; a throw (or a rejection) is reported and closes the socket with 1011.
+   * Returns a promise that settles when an async hook is done (never rejects), else `undefined`.
+   */
+  #hook(ws: WebSocket<unknown>, name: string, fn: () => unknown): PromiseLike<unknown> | undefined {
     const onError = (err: unknown) => {
       this.native.countHandlerError()
       console.error(`[catzilla] websocket ${name} hook failed:`, err)
@@ -522,10 +525,11 @@ export class Catzilla implements ReplyHost {
     }
     try {
       const r = fn()
-      if (isPromiseLike(r)) r.then(undefined, onError)
+      if (isPromiseLike(r)) return r.then(undefined, onError)
     } catch (err) {
       onError(err)
     }
+    return undefined
   }
 
   /** Runs the route's `upgrade` hook, then accepts the handshake natively. */

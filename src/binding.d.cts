@@ -61,8 +61,11 @@ export declare class NativeServer {
    * limits for its requests. Throws `CZ_ROUTE` on a bad pattern.
    */
   route(method: string, path: string, routeId: number, options?: RouteLimits | undefined | null): void
-  /** Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`. */
-  setDispatcher(callback: (kind: number, id: number, num: number, text: string | null, data: Buffer | null) => void): void
+  /**
+   * Installs the dispatcher `(kind, id, num, text?, data?) => true | undefined` (`true`: a
+   * WebSocket message deferred by an async hook). Call once, before `listen`.
+   */
+  setDispatcher(callback: (kind: number, id: number, num: number, text: string | null, data: Buffer | null) => true | undefined): void
   /** Binds and starts serving. Throws `CZ_LISTEN` when the address cannot be bound. */
   listen(host: string, port: number): Promise<ListenInfo>
   /** Graceful close: stop accepting, let responses finish up to `timeoutMs`, then cut. */
@@ -118,6 +121,8 @@ export declare class NativeServer {
   wsSendBinary(ws: number, data: Buffer): number
   /** Starts the close handshake after the queued messages. */
   wsClose(ws: number, code: number, reason: string): void
+  /** The async `message` hook of socket `ws` finished its oldest deferred message. */
+  wsConsumed(ws: number): void
   /** Outbound bytes not yet written. */
   wsBuffered(ws: number): number
   /** Subscribes socket `ws` to `topic`; `false` if it already was (or is closed). */

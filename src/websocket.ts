@@ -46,8 +46,13 @@ export interface WebSocketBehaviour<T = unknown, P extends Readonly<Record<strin
   upgrade?: (req: CatzillaRequest<P>) => T | Promise<T>
   /** The socket is open. */
   open?: (ws: WebSocket<T, P>) => void
-  /** A message arrived: a `string` for text frames, a `Buffer` for binary frames. */
-  message?: (ws: WebSocket<T, P>, data: string | Buffer, isBinary: boolean) => void
+  /**
+   * A message arrived: a `string` for text frames, a `Buffer` for binary frames. An async hook
+   * (one that returns a promise) is awaited before the next message of this socket is delivered,
+   * and the messages waiting for it count against the socket's 1 MiB inbound window, so a slow
+   * handler pauses the reader (TCP backpressure) instead of piling up messages.
+   */
+  message?: (ws: WebSocket<T, P>, data: string | Buffer, isBinary: boolean) => void | PromiseLike<void>
   /** The outbound queue fell under half of `maxBackpressure` after a `queued` send. */
   drain?: (ws: WebSocket<T, P>) => void
   /** The socket closed (1005: no code sent, 1006: connection lost). Fires exactly once. */
@@ -91,6 +96,9 @@ export class WebSocket<T = unknown, P extends Readonly<Record<string, string>> =
   /** @internal Hooks are called with this socket; kept untyped in `P` so a socket of a typed route is still a `WebSocket<T>`. */ readonly _behaviour: WebSocketBehaviour<T>
   #native: NativeServer
   #closed = false
+  /** An async `message` hook is running: later messages wait here, in order. */
+  #busy = false
+  #inbox: Array<() => PromiseLike<unknown> | undefined> = []
 
   /** @internal */
   constructor(native: NativeServer, id: number, data: T, params: P, behaviour: WebSocketBehaviour<T, P>) {
@@ -154,5 +162,37 @@ export class WebSocket<T = unknown, P extends Readonly<Record<string, string>> =
   /** @internal */
   _markClosed(): void {
     this.#closed = true
+  }
+
+  /**
+   * Delivers one message by running `run` (the `message` hook): at once, unless an async hook is
+   * still running, then after it, in order. Returns `true` when the message was deferred (Rust
+   * keeps it counted against the socket's inbound window until `wsConsumed`), so an async
+   * handler slows the reader the way a sync one does. @internal
+   */
+  _inbound(run: () => PromiseLike<unknown> | undefined): true | undefined {
+    if (this.#busy) {
+      this.#inbox.push(run)
+      return true
+    }
+    const pending = run()
+    if (pending === undefined) return undefined
+    this.#busy = true
+    pending.then(() => this.#next())
+    return true
+  }
+
+  /** The running hook finished: its message is consumed; run the queued ones. */
+  #next(): void {
+    this.#native.wsConsumed(this.id)
+    for (let run = this.#inbox.shift(); run !== undefined; run = this.#inbox.shift()) {
+      const pending = run()
+      if (pending !== undefined) {
+        pending.then(() => this.#next())
+        return
+      }
+      this.#native.wsConsumed(this.id)
+    }
+    this.#busy = false
   }
 }

@@ -103,6 +103,8 @@ struct Inner {
     inbound_room: Notify,
     /// Signalled when every delivered message was consumed (`inbound` back to 0).
     inbound_idle: Notify,
+    /// Lengths of delivered messages whose consumer is still busy (an async handler), in order.
+    deferred: Mutex<VecDeque<usize>>,
     subscriptions: Mutex<Vec<Arc<Topic>>>,
     stats: Arc<Stats>,
     /// What `app.streams()` reads: bytes and messages written, queued bytes, over-limit since.
@@ -137,6 +139,7 @@ impl WsSocket {
             inbound: AtomicUsize::new(0),
             inbound_room: Notify::new(),
             inbound_idle: Notify::new(),
+            deferred: Mutex::new(VecDeque::new()),
             subscriptions: Mutex::new(Vec::new()),
             stats,
             probe: {
@@ -236,6 +239,20 @@ impl WsSocket {
     pub fn is_closed(&self) -> bool {
         let out = self.0.out.lock();
         out.closed || out.closing.is_some()
+    }
+
+    /// The consumer took a message of `len` bytes but is still handling it: it stays counted
+    /// against the inbound window until [`WsSocket::consumed_deferred`].
+    pub fn defer(&self, len: usize) {
+        self.0.deferred.lock().push_back(len);
+    }
+
+    /// The oldest deferred message was handled (see [`WsSocket::defer`]).
+    pub fn consumed_deferred(&self) {
+        let len = self.0.deferred.lock().pop_front();
+        if let Some(len) = len {
+            self.consumed(len);
+        }
     }
 
     /// Reports that `len` bytes of received messages were processed (see [`WsEvents::message`]).

@@ -39,7 +39,8 @@ pub(crate) enum Event {
 pub(crate) type JsArgs = FnArgs<(u32, u32, f64, Option<String>, Option<Buffer>)>;
 
 /// The single long-lived dispatcher function.
-pub(crate) type Dispatcher = ThreadsafeFunction<Event, (), JsArgs, Status, false>;
+/// It returns `true` only for a WebSocket message whose handling JS deferred (an async hook).
+pub(crate) type Dispatcher = ThreadsafeFunction<Event, Option<bool>, JsArgs, Status, false>;
 
 /// Converts an event into the dispatcher's arguments; runs on the JS thread.
 pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
@@ -125,12 +126,14 @@ impl JsHandler {
 
     /// Sends one event and runs `then` on the JS thread once the dispatcher has returned (at once if
     /// the server is already closed).
-    pub(crate) fn emit_then(&self, event: Event, then: impl FnOnce() + Send + 'static) {
+    /// Emits `event`, then calls `then` on the JS thread with `true` when JS deferred its
+    /// handling (returned `true`).
+    pub(crate) fn emit_then(&self, event: Event, then: impl FnOnce(bool) + Send + 'static) {
         let d = self.dispatcher.lock().clone();
-        let Some(d) = d else { return then() };
+        let Some(d) = d else { return then(false) };
         // If the call cannot be queued the server is closing; the socket is about to go too.
-        let _ = d.call_with_return_value(event, ThreadsafeFunctionCallMode::NonBlocking, move |_, _| {
-            then();
+        let _ = d.call_with_return_value(event, ThreadsafeFunctionCallMode::NonBlocking, move |ret, _| {
+            then(matches!(ret, Ok(Some(true))));
             Ok(())
         });
     }

@@ -175,14 +175,15 @@ impl NativeServer {
         added.map_err(|e| code_error("CZ_ROUTE", e.to_string()))
     }
 
-    /// Installs the dispatcher `(kind, id, num, text?, data?) => void`. Call once, before `listen`.
+    /// Installs the dispatcher `(kind, id, num, text?, data?) => true | undefined` (`true`: a
+    /// WebSocket message deferred by an async hook). Call once, before `listen`.
     #[napi(catch_unwind)]
     pub fn set_dispatcher(
         &self,
         #[napi(
-            ts_arg_type = "(kind: number, id: number, num: number, text: string | null, data: Buffer | null) => void"
+            ts_arg_type = "(kind: number, id: number, num: number, text: string | null, data: Buffer | null) => true | undefined"
         )]
-        callback: Function<JsArgs, ()>,
+        callback: Function<JsArgs, Option<bool>>,
     ) -> napi::Result<()> {
         let tsfn = callback.build_threadsafe_function().callee_handled::<false>().build_callback(to_js)?;
         *self.handler.lock() = Some(Arc::new(JsHandler::new(tsfn)));

@@ -55,8 +55,15 @@ impl WsEvents for JsWsEvents {
         let len = message.len();
         let s = socket.clone();
         // The reader pauses while too many bytes wait for JS; they count as consumed once the
-        // dispatcher has returned from this message.
-        self.0.emit_then(Event::WsMessage { id: socket.id() as u32, message }, move || s.consumed(len));
+        // dispatcher has returned from this message, or, when an async hook is still handling
+        // it, once JS calls `wsConsumed`.
+        self.0.emit_then(Event::WsMessage { id: socket.id() as u32, message }, move |deferred| {
+            if deferred {
+                s.defer(len);
+            } else {
+                s.consumed(len);
+            }
+        });
     }
 
     fn drain(&self, socket: &WsSocket) {
@@ -155,6 +162,14 @@ mod methods {
         pub fn ws_close(&self, ws: u32, code: u32, reason: String) {
             if let Some(s) = self.socket(ws) {
                 s.close(u16::try_from(code).unwrap_or(1000), &reason);
+            }
+        }
+
+        /// The async `message` hook of socket `ws` finished its oldest deferred message.
+        #[napi(catch_unwind)]
+        pub fn ws_consumed(&self, ws: u32) {
+            if let Some(s) = self.socket(ws) {
+                s.consumed_deferred();
             }
         }
 
