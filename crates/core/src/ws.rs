@@ -7,7 +7,7 @@ use http::HeaderMap;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -101,8 +101,10 @@ struct Inner {
     wake_writer: Notify,
     inbound: AtomicUsize,
     inbound_room: Notify,
-    /// Signalled when every delivered message was consumed (`inbound` back to 0).
+    /// Signalled when every delivered message was consumed (`inbound` back to 0), only while
+    /// `idle_wanted` says the reader waits for it (a protocol error about to close).
     inbound_idle: Notify,
+    idle_wanted: AtomicBool,
     /// Lengths of delivered messages whose consumer is still busy (an async handler), in order.
     deferred: Mutex<VecDeque<usize>>,
     subscriptions: Mutex<Vec<Arc<Topic>>>,
@@ -139,6 +141,7 @@ impl WsSocket {
             inbound: AtomicUsize::new(0),
             inbound_room: Notify::new(),
             inbound_idle: Notify::new(),
+            idle_wanted: AtomicBool::new(false),
             deferred: Mutex::new(VecDeque::new()),
             subscriptions: Mutex::new(Vec::new()),
             stats,
@@ -261,7 +264,8 @@ impl WsSocket {
         if before >= INBOUND_WINDOW && before - len < INBOUND_WINDOW {
             self.0.inbound_room.notify_one();
         }
-        if before == len {
+        // Only a closing reader waits for this; the echo path must not pay a notify per message.
+        if before == len && self.0.idle_wanted.load(Ordering::Acquire) {
             self.0.inbound_idle.notify_waiters();
         }
     }
@@ -497,6 +501,7 @@ where
                 // Messages that arrived before the violation (often in the same packet) were
                 // valid: let the consumer handle them and queue its answers, which the close
                 // then follows. Bounded, so a stuck consumer cannot hold a broken connection.
+                inner.idle_wanted.store(true, Ordering::Release);
                 let consumed = async {
                     loop {
                         let idle = inner.inbound_idle.notified();
