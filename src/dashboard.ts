@@ -5,6 +5,7 @@ import type { Catzilla } from './app.js'
 import { json } from './body.js'
 import { HTTPError } from './errors.js'
 import type { CatzillaRequest } from './request.js'
+import { authorization } from './observe.js'
 import { sse } from './sse.js'
 
 /** Who may open the dashboard: a user name and password (HTTP Basic, the browser asks), or a function that decides per request. */
@@ -35,7 +36,7 @@ function loopback(ip: string): boolean {
 
 /** Middleware that refuses requests without the dashboard's credentials. */
 function guard(auth: DashboardAuth | undefined) {
-  const basic = auth !== undefined && typeof auth !== 'function' ? `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` : undefined
+  const basic = auth !== undefined && typeof auth !== 'function' ? authorization(auth) : undefined
   return async (req: CatzillaRequest, next: () => Promise<unknown>) => {
     let ok: boolean
     if (auth === undefined) ok = loopback(req.ip)

@@ -55,6 +55,24 @@ impl OnDone {
         }
     }
 
+    /// The request of this exchange as `app.streams()` lists it (read from the tracker, which
+    /// already holds the method, target and peer: nothing is cloned for requests that do not
+    /// stream).
+    pub(crate) fn live_request(&self) -> crate::live::LiveRequest {
+        match &self.done {
+            Some((t, _)) => crate::live::LiveRequest {
+                method: t.method.to_string(),
+                path: t.uri.path().to_owned(),
+                remote: t.remote,
+            },
+            None => crate::live::LiveRequest {
+                method: String::new(),
+                path: String::new(),
+                remote: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            },
+        }
+    }
+
     /// Holds a route slot until the exchange ends.
     pub(crate) fn hold(&mut self, slot: RouteSlot) {
         self.slot = Some(slot);

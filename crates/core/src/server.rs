@@ -534,10 +534,6 @@ async fn respond<H: Handler>(
     };
 
     let websocket = upgrade.is_some() && parts.method == http::Method::GET;
-    // For `app.streams()`, should the answer be a stream or a WebSocket (cheap clones).
-    let (method, uri) = (parts.method.clone(), parts.uri.clone());
-    let live_request =
-        move || LiveRequest { method: method.to_string(), path: uri.path().to_owned(), remote };
     let accept_encoding = parts.headers.get(http::header::ACCEPT_ENCODING).cloned();
     let head = parts.method == http::Method::HEAD;
     let request = Request {
@@ -561,14 +557,15 @@ async fn respond<H: Handler>(
         Ok(mut reply) => {
             match std::mem::replace(&mut reply.body, crate::handler::ReplyBody::Full(bytes::Bytes::new())) {
                 crate::handler::ReplyBody::WebSocket(accept) => {
-                    upgrade_websocket(&shared, reply, accept, upgrade, on_done, socket, live_request())
+                    let live_request = on_done.live_request();
+                    upgrade_websocket(&shared, reply, accept, upgrade, on_done, socket, live_request)
                 }
                 mut body => {
                     if let crate::handler::ReplyBody::Topic(topic) = &mut body {
-                        topic.go_live(&shared.live, live_request(), Arc::downgrade(&socket));
+                        topic.go_live(&shared.live, on_done.live_request(), Arc::downgrade(&socket));
                     }
                     if let crate::handler::ReplyBody::Stream(ring) = &mut body {
-                        ring.go_live(&shared.live, live_request(), Arc::downgrade(&socket));
+                        ring.go_live(&shared.live, on_done.live_request(), Arc::downgrade(&socket));
                         if let Some(lifetime) = settings.as_ref().and_then(|s| s.options.stream_lifetime) {
                             ring.expire_after(lifetime, Arc::downgrade(&socket), shared.stats.clone());
                         }
