@@ -1,5 +1,6 @@
 /** Test helpers: start apps on 127.0.0.1:0, raw-socket HTTP exchanges, bounded waits. */
 import net from 'node:net'
+import WebSocket from 'ws'
 import { existsSync, readFileSync } from 'node:fs'
 import type { ExecutionContext } from 'ava'
 import { Catzilla } from '../index.js'
@@ -131,3 +132,42 @@ export async function launchChromium(t: ExecutionContext) {
   t.teardown(() => browser.close())
   return browser
 }
+
+/** Opens a `ws` client and waits for the handshake. */
+export async function connect(url: string, protocols?: string | string[], options?: WebSocket.ClientOptions): Promise<WebSocket> {
+  const ws = new WebSocket(url, protocols, options)
+  await within(
+    new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('error', reject)
+    }),
+    5000,
+    `open ${url}`,
+  )
+  return ws
+}
+
+/** Collects the next `n` messages of a client. */
+export function next(ws: WebSocket, n = 1): Promise<Array<{ data: string; binary: boolean }>> {
+  const got: Array<{ data: string; binary: boolean }> = []
+  return within(
+    new Promise((resolve) => {
+      const on = (d: Buffer, binary: boolean) => {
+        got.push({ data: binary ? d.toString('hex') : d.toString(), binary })
+        if (got.length === n) {
+          ws.off('message', on)
+          resolve(got)
+        }
+      }
+      ws.on('message', on)
+    }),
+    5000,
+    `${n} message(s)`,
+  )
+}
+
+/** Resolves with a client's close code and reason. */
+export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return within(new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))), 5000, 'close')
+}
+

@@ -4,44 +4,7 @@ import net from 'node:net'
 import WebSocket from 'ws'
 import { HTTPError } from '../index.js'
 import type { WebSocket as CzSocket } from '../index.js'
-import { deferred, launchChromium, rawExchange, serve, sleep, within } from './helpers.js'
-
-/** Opens a `ws` client and waits for the handshake. */
-async function connect(url: string, protocols?: string | string[], options?: WebSocket.ClientOptions): Promise<WebSocket> {
-  const ws = new WebSocket(url, protocols, options)
-  await within(
-    new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve())
-      ws.once('error', reject)
-    }),
-    5000,
-    `open ${url}`,
-  )
-  return ws
-}
-
-/** Collects the next `n` messages of a client. */
-function next(ws: WebSocket, n = 1): Promise<Array<{ data: string; binary: boolean }>> {
-  const got: Array<{ data: string; binary: boolean }> = []
-  return within(
-    new Promise((resolve) => {
-      const on = (d: Buffer, binary: boolean) => {
-        got.push({ data: binary ? d.toString('hex') : d.toString(), binary })
-        if (got.length === n) {
-          ws.off('message', on)
-          resolve(got)
-        }
-      }
-      ws.on('message', on)
-    }),
-    5000,
-    `${n} message(s)`,
-  )
-}
-
-function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
-  return within(new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))), 5000, 'close')
-}
+import { closed, connect, deferred, launchChromium, next, rawExchange, serve, sleep, within } from './helpers.js'
 
 const wsUrl = (port: number, path: string) => `ws://127.0.0.1:${port}${path}`
 

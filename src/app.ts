@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { errorStatus, fromNative, HTTPError } from './errors.js'
 import { NativeServer } from './native.js'
-import type { NativeStats, NativeStream, PartInfo, PartsStart, StreamOptions } from './native.js'
+import type { NativeStats, NativeStream, PartInfo, PartsStart, StreamOptions, WsAccepted } from './native.js'
 import { CatzillaRequest } from './request.js'
 import { fail } from './reply.js'
 import type { ReplyHost } from './reply.js'
@@ -17,8 +17,8 @@ import { mountDashboard } from './dashboard.js'
 import type { DashboardOptions } from './dashboard.js'
 import { authorization, responseBatches } from './observe.js'
 import type { LiveStream, MetricsOptions, ResponseHook } from './observe.js'
-import { publishTo, WebSocket } from './websocket.js'
-import type { WebSocketBehaviour, WebSocketData } from './websocket.js'
+import { publishTo, SEND_RESULTS, toWire, WebSocket, wsCompression, wsResume } from './websocket.js'
+import type { SendResult, WebSocketBehaviour, WebSocketData } from './websocket.js'
 
 /** Counters reported by `app.stats()`. */
 export type ServerStats = NativeStats
@@ -92,6 +92,7 @@ export class Catzilla implements ReplyHost {
   #requests = new Map<number, CatzillaRequest>()
   #sinks = new Map<number, StreamSink>()
   #sockets = new Map<number, WebSocket<unknown>>()
+  #offline = new Map<number, WebSocket<unknown>>()
   #onError: (err: unknown, req: CatzillaRequest) => void
   #errorHook: ErrorHook | undefined
   #responseHooks: ResponseHook[] = []
@@ -104,6 +105,7 @@ export class Catzilla implements ReplyHost {
     this.native = new NativeServer({
       bufferSize: options.bufferSize,
       maxStreamMemory: options.maxStreamMemory,
+      maxOfflineMemory: options.maxOfflineMemory,
       headersTimeout: t.headers,
       keepAliveTimeout: t.keepAlive,
       bodyTimeout: t.body,
@@ -213,6 +215,8 @@ export class Catzilla implements ReplyHost {
       idleTimeout: num(behaviour.idleTimeout, 'idleTimeout'),
       maxBackpressure: num(behaviour.maxBackpressure, 'maxBackpressure'),
       closeOnBackpressureLimit: behaviour.closeOnBackpressureLimit,
+      compression: wsCompression(behaviour.compression),
+      resume: wsResume(behaviour.resume),
     })
     return this
   }
@@ -226,6 +230,17 @@ export class Catzilla implements ReplyHost {
    */
   publish(topic: string, data: WebSocketData, options: { event?: string } = {}): number {
     return publishTo(this.native, topic, data, options.event, 0)
+  }
+
+  /**
+   * Sends to the WebSocket of session `sessionId` (routes with `resume`), whether it is connected
+   * or waiting for its client to resume; then it is queued within the route's bounds. Returns
+   * `dropped` for an unknown or expired session.
+   */
+  sendTo(sessionId: string, data: WebSocketData): SendResult {
+    const wire = toWire(data)
+    const r = typeof wire === 'string' ? this.native.sendToSessionText(sessionId, wire) : this.native.sendToSessionBinary(sessionId, wire)
+    return SEND_RESULTS[r] ?? 'dropped'
   }
 
   /** Number of WebSocket and SSE subscribers of `topic` now. */
@@ -417,6 +432,7 @@ export class Catzilla implements ReplyHost {
         requests: this.#requests,
         sinks: this.#sinks,
         sockets: this.#sockets,
+        offline: this.#offline,
         onRequest: (id, routeId, head, body) => this.#onRequest(id, routeId, head, body),
         hook: (ws, name, fn) => this.#hook(ws, name, fn),
       }),
@@ -548,16 +564,19 @@ export class Catzilla implements ReplyHost {
     if (offered !== undefined && !req._responseHeaders?.some(([k]) => k.toLowerCase() === 'sec-websocket-protocol')) {
       req.setHeader('sec-websocket-protocol', offered.split(',')[0]!.trim())
     }
-    let wsId: number
+    let accepted: WsAccepted
     try {
-      wsId = this.native.acceptWs(req._id, routeId, packHeaders(req, undefined))
+      const session = behaviour.resume ? (req.query.get('cz_session') ?? undefined) : undefined
+      accepted = this.native.acceptWs(req._id, routeId, packHeaders(req, undefined), session)
     } catch (err) {
       return fail(this, req, fromNative(err))
     }
     this.#requests.delete(req._id)
+    const wsId = accepted.id
     if (wsId === 0) return req._finished(0, 0, true)
     req._finished(101, 0, false)
-    this.#sockets.set(wsId, new WebSocket(this.native, wsId, data, req.params, behaviour))
+    this.#offline.delete(wsId)
+    this.#sockets.set(wsId, new WebSocket(this.native, wsId, data, req.params, behaviour, accepted))
   }
 
   #onRequest(id: number, routeId: number, head: string, body: Buffer | undefined): void {

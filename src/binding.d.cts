@@ -111,10 +111,18 @@ export declare class NativeServer {
   wsRoute(routeId: number, options?: WsOptions | undefined | null): void
   /**
    * Accepts the upgrade of request `id` (on WebSocket route `routeId`) with extra response
-   * headers (e.g. `sec-websocket-protocol`). Returns the socket id, or 0 when the client
-   * is gone. Throws `CZ_BAD_HEADER` for invalid headers.
+   * headers (e.g. `sec-websocket-protocol`); on a route with `resume`, `session` names the
+   * disconnected session the client asks to resume. Its id is 0 when the client is gone.
+   * Throws `CZ_BAD_HEADER` for invalid headers.
    */
-  acceptWs(id: number, routeId: number, headers: string): number
+  acceptWs(id: number, routeId: number, headers: string, session?: string | undefined | null): WsAccepted
+  /**
+   * Queues a text message for the socket of session `session`, connected or waiting for
+   * a resume. Returns 0 sent, 1 queued over the limit, 2 dropped (or no such session).
+   */
+  sendToSessionText(session: string, text: string): number
+  /** Queues a binary message for session `session`; see `sendToSessionText`. */
+  sendToSessionBinary(session: string, data: Buffer): number
   /** Queues a text message. Returns 0 sent, 1 queued over the limit, 2 dropped. */
   wsSendText(ws: number, text: string): number
   /** Queues a binary message. Returns 0 sent, 1 queued over the limit, 2 dropped. */
@@ -196,6 +204,10 @@ export declare enum EventKind {
   PartStart = 11,
   /** No more multipart parts: `(kind, id)`. */
   PartsEnd = 12,
+  /** A WebSocket's connection ended and its session waits for a resume: `(kind, wsId, code, reason)`. */
+  WsOffline = 13,
+  /** A disconnected WebSocket session was not resumed within its TTL: `(kind, wsId)`. */
+  WsExpired = 14,
 }
 
 /** Named options of `sendFile`. */
@@ -308,6 +320,14 @@ export interface NativeStats {
   wsDropped: number
   /** Upgrade requests refused (400 bad handshake, 426 not an upgrade). */
   wsRejected: number
+  /** WebSocket sessions resumed by a reconnecting client. */
+  wsResumed: number
+  /** Disconnected WebSocket sessions whose resume TTL passed. */
+  wsResumeExpired: number
+  /** Messages dropped from disconnected sessions' queues (bounds or `maxOfflineMemory`). */
+  wsOfflineDropped: number
+  /** Bytes queued for disconnected WebSocket sessions now. */
+  wsOfflineBytes: number
   /** `publish` calls. */
   publishes: number
   /** Messages handed to topic subscribers. */
@@ -410,6 +430,8 @@ export interface ServerOptions {
   bufferSize?: number
   /** Sum of all stream rings in bytes; writers wait beyond it (0: unlimited). */
   maxStreamMemory?: number
+  /** Bytes all disconnected WebSocket sessions may hold queued; past it the oldest are dropped. */
+  maxOfflineMemory?: number
   /** Maximum request body bytes (413 beyond). */
   maxBodySize?: number
   /** Maximum request head bytes (431 beyond). */
@@ -490,6 +512,30 @@ export interface StreamOptions {
   compress?: boolean
 }
 
+/** An accepted upgrade. */
+export interface WsAccepted {
+  /** The socket id (0: the client is gone). A resumed session keeps its socket's id. */
+  id: number
+  /** The session id the client reconnects with (routes with `resume`). */
+  session?: string
+  /** `true` when this connection resumed a disconnected session. */
+  recovered: boolean
+}
+
+/** permessage-deflate settings of a WebSocket route (defaults in `DeflateConfig`). */
+export interface WsCompression {
+  /** Keep the compression window between messages (a compressor and decompressor per socket). */
+  contextTakeover?: boolean
+  /** Messages shorter than this many bytes go uncompressed. */
+  threshold?: number
+  /** zlib level, 1–9. */
+  level?: number
+  /** Largest window (2^bits bytes, 9–15) the server compresses with when it keeps context. */
+  serverMaxWindowBits?: number
+  /** Window (8–15) asked of clients that support `client_max_window_bits`, with context. */
+  clientMaxWindowBits?: number
+}
+
 /** Options of one WebSocket route (`app.ws(path, behaviour)`). */
 export interface WsOptions {
   /** Largest accepted message in bytes (1009 beyond). */
@@ -500,4 +546,18 @@ export interface WsOptions {
   maxBackpressure?: number
   /** Close (1008) instead of dropping once over `maxBackpressure`. */
   closeOnBackpressureLimit?: boolean
+  /** permessage-deflate when the client offers it; absent: never negotiated. */
+  compression?: WsCompression
+  /** Session resume after an unexpected disconnect; absent: sockets end with their connection. */
+  resume?: WsResume
+}
+
+/** Offline queue bounds of a WebSocket route (`resume`). */
+export interface WsResume {
+  /** Milliseconds a disconnected session waits for its client. */
+  ttl?: number
+  /** Messages queued for a disconnected client at most (oldest dropped first). */
+  maxMessages?: number
+  /** Bytes queued for a disconnected client at most (oldest dropped first). */
+  maxBytes?: number
 }

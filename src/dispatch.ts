@@ -13,6 +13,8 @@ export interface DispatchTarget {
   readonly sinks: Map<number, StreamSink>
   /** Open WebSockets, by socket id. */
   readonly sockets: Map<number, WebSocket<unknown>>
+  /** Closed WebSockets whose session waits for a resume (routes with `resume`), by socket id. */
+  readonly offline: Map<number, WebSocket<unknown>>
   /** A routed request arrived. */
   onRequest(id: number, routeId: number, head: string, body: Buffer | undefined): void
   /** Runs a WebSocket hook (a throw closes the socket with 1011); returns the promise of an async one. */
@@ -81,12 +83,20 @@ function route(t: DispatchTarget, kind: number, id: number, num: number, text?: 
       void t.hook(ws, 'drain', () => ws._behaviour.drain!(ws))
       return
     }
-    case Ev.WsClose: {
+    case Ev.WsClose:
+    case Ev.WsOffline: {
       const ws = t.sockets.get(id)
       t.sockets.delete(id)
       if (ws === undefined) return
       ws._markClosed()
+      if (kind === Ev.WsOffline) t.offline.set(id, ws)
       if (ws._behaviour.close !== undefined) void t.hook(ws, 'close', () => ws._behaviour.close!(ws, num, text ?? ''))
+      return
+    }
+    case Ev.WsExpired: {
+      const ws = t.offline.get(id)
+      t.offline.delete(id)
+      if (ws?._behaviour.expired !== undefined) void t.hook(ws, 'expired', () => ws._behaviour.expired!(ws))
     }
   }
 }

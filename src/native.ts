@@ -1,7 +1,7 @@
 /** The only module that loads the generated napi binding (the prebuilt core for this platform); everything else imports from here. */
 import { createRequire } from 'node:module'
 import type * as Binding from './binding.cjs'
-import type { FileSent, LiveStream, NativeStats, PartInfo, ResponseInfo, ServerOptions, StreamCloseInfo, StreamOptions } from './binding.cjs'
+import type { FileSent, LiveStream, NativeStats, PartInfo, ResponseInfo, ServerOptions, StreamCloseInfo, StreamOptions, WsAccepted } from './binding.cjs'
 import { CatzillaError } from './errors.js'
 
 /** Targets with a prebuilt package (`catzilla-<platform>`); mirrors `napi.targets` in package.json, a test keeps them equal. */
@@ -62,7 +62,7 @@ const { encodeSse } = binding
 export function encodeSsePacked(packed: string): string {
   return encodeSse(packed)
 }
-export type { FileSent, LiveStream, NativeStats, PartInfo, ResponseInfo, ServerOptions, StreamCloseInfo, StreamOptions }
+export type { FileSent, LiveStream, NativeStats, PartInfo, ResponseInfo, ServerOptions, StreamCloseInfo, StreamOptions, WsAccepted }
 
 /** Event kinds sent by the Rust dispatcher: the generated `EventKind` enum of crates/node/src/types.rs. */
 export const Ev = binding.EventKind

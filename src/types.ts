@@ -96,6 +96,13 @@ export interface AppOptions {
    * Default 0: unlimited (each stream is still bounded by its `bufferSize`).
    */
   maxStreamMemory?: number
+  /**
+   * Bytes all disconnected WebSocket sessions (routes with `resume`) may hold queued together.
+   * Past it the oldest messages of the session being sent to are dropped (and the client told),
+   * so offline clients can never grow the process. Default 64 MiB; `stats().wsOfflineBytes`
+   * shows the use.
+   */
+  maxOfflineMemory?: number
   /** Timeouts. */
   timeouts?: TimeoutOptions
   /** Limits. */

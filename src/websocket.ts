@@ -6,7 +6,37 @@ import type { CatzillaRequest } from './request.js'
 /** What `ws.send` did: `sent` (queued under the limit), `queued` (over `maxBackpressure`: wait for `drain`), `dropped`. */
 export type SendResult = 'sent' | 'queued' | 'dropped'
 
-const SEND_RESULTS: readonly SendResult[] = ['sent', 'queued', 'dropped']
+/** `SendStatus` of the native side, by value. @internal */
+export const SEND_RESULTS: readonly SendResult[] = ['sent', 'queued', 'dropped']
+
+/** permessage-deflate settings of a WebSocket route (`compression` in {@link WebSocketBehaviour}). */
+export interface WebSocketCompression {
+  /**
+   * Keep the LZ77 window between messages in both directions: better ratios on similar messages,
+   * at a compressor and decompressor per socket (measured in the README). Default `false`: every
+   * message is compressed alone (`server_no_context_takeover` and `client_no_context_takeover`
+   * are answered), compressors are pooled, and topic messages are compressed once per publish.
+   */
+  contextTakeover?: boolean
+  /** Messages shorter than this many bytes are sent uncompressed. Default 1024 (as `ws`): smaller ones rarely shrink. */
+  threshold?: number
+  /** zlib level, 1 (fastest) to 9 (smallest). Default 6, zlib's and `ws`'s default. */
+  level?: number
+  /** With `contextTakeover`: largest window the server compresses with, 2^bits bytes (9–15). Default 15; 10 cuts the compressor to about a tenth. */
+  serverMaxWindowBits?: number
+  /** With `contextTakeover`: window (8–15) asked of clients that offer `client_max_window_bits`. Default 15. */
+  clientMaxWindowBits?: number
+}
+
+/** Offline queue bounds of a route with `resume`. Memory across all sessions is also bounded by the app's `maxOfflineMemory`. */
+export interface WebSocketResume {
+  /** Milliseconds a disconnected session waits for its client; then `expired` fires. Default 120 000 (as socket.io's recovery). */
+  ttl?: number
+  /** Messages queued for a disconnected client at most; past it the oldest are dropped. Default 1000. */
+  maxMessages?: number
+  /** Bytes queued for a disconnected client at most; past it the oldest are dropped. Default 1 MiB. */
+  maxBytes?: number
+}
 
 /** Data accepted by `send` and `publish`: strings go as text frames, bytes as binary, anything else as JSON text. */
 export type WebSocketData = string | Uint8Array | ArrayBuffer | object
@@ -38,6 +68,27 @@ export interface WebSocketBehaviour<T = unknown, P extends Readonly<Record<strin
   /** Close the socket (1008) instead of dropping messages once it is over `maxBackpressure`. Default `false`. */
   closeOnBackpressureLimit?: boolean
   /**
+   * permessage-deflate (RFC 7692), negotiated with clients that offer it (every browser does).
+   * Default `false`: compression costs CPU, and most small messages do not shrink. `true` takes
+   * the defaults of {@link WebSocketCompression}: each message compressed alone, so a socket keeps
+   * no compression state and a topic message is compressed once for all its subscribers.
+   */
+  compression?: boolean | WebSocketCompression
+  /**
+   * Session resume for clients that lose their connection (a phone changing networks, a laptop
+   * waking up). Default off. Each socket gets a session: its first message is the text
+   * `{"type":"cz-session","session":"<id>","recovered":false,"dropped":0}` (the id is also the
+   * `x-catzilla-session` header of the 101). When a connection ends without a clean close (no
+   * close frame, or a code other than 1000), the session stays subscribed to its topics and
+   * queues what is published to them and what `app.sendTo(id)` sends. A client that reconnects
+   * to the same route with `?cz_session=<id>` within `ttl` gets a new id in its first message
+   * (`"recovered":true`), then the queued messages in order, then live ones, and `ws.recovered`
+   * is `true`. `"dropped": n` > 0 says the queue overflowed and the oldest n were lost: resync.
+   * A session is resumed once; messages the kernel had taken before the connection died are not
+   * replayed. `true` takes the defaults of {@link WebSocketResume}.
+   */
+  resume?: boolean | WebSocketResume
+  /**
    * Runs before the handshake is accepted. Throw an `HTTPError` to refuse with its status;
    * whatever it returns becomes `ws.data`. `req.setHeader()` adds handshake response headers; if
    * the client offered `Sec-WebSocket-Protocol` values and none was set here, the first is echoed
@@ -55,8 +106,40 @@ export interface WebSocketBehaviour<T = unknown, P extends Readonly<Record<strin
   message?: (ws: WebSocket<T, P>, data: string | Buffer, isBinary: boolean) => void | PromiseLike<void>
   /** The outbound queue fell under half of `maxBackpressure` after a `queued` send. */
   drain?: (ws: WebSocket<T, P>) => void
-  /** The socket closed (1005: no code sent, 1006: connection lost). Fires exactly once. */
+  /**
+   * The connection closed (1005: no code sent, 1006: connection lost). Fires exactly once per
+   * connection; with `resume`, a session that waits for its client may open again later.
+   */
   close?: (ws: WebSocket<T, P>, code: number, reason: string) => void
+  /** With `resume`: the session of this closed socket was not resumed within `ttl` and is gone. */
+  expired?: (ws: WebSocket<T, P>) => void
+}
+
+/** Checks a route's `resume` option and names it for the native side. @internal */
+export function wsResume(r: boolean | WebSocketResume | undefined): WebSocketResume | undefined {
+  if (r === undefined || r === false) return undefined
+  if (r === true) return {}
+  for (const [name, v] of Object.entries(r)) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new RangeError(`ws resume.${name} must be a non-negative integer`)
+  }
+  return { ttl: r.ttl, maxMessages: r.maxMessages, maxBytes: r.maxBytes }
+}
+
+/** Checks a route's `compression` option and names it for the native side. @internal */
+export function wsCompression(c: boolean | WebSocketCompression | undefined): WebSocketCompression | undefined {
+  if (c === undefined || c === false) return undefined
+  if (c === true) return {}
+  const int = (v: number | undefined, name: string, lo: number, hi: number) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw new RangeError(`ws compression.${name} must be an integer from ${lo} to ${hi}`)
+    return v
+  }
+  return {
+    contextTakeover: c.contextTakeover,
+    threshold: int(c.threshold, 'threshold', 0, 2 ** 32 - 1),
+    level: int(c.level, 'level', 1, 9),
+    serverMaxWindowBits: int(c.serverMaxWindowBits, 'serverMaxWindowBits', 9, 15),
+    clientMaxWindowBits: int(c.clientMaxWindowBits, 'clientMaxWindowBits', 8, 15),
+  }
 }
 
 /** Publishes through the native fan-out (which validates `event`), skipping socket `exclude` (0: none). @internal */
@@ -88,11 +171,10 @@ export class WebSocket<T = unknown, P extends Readonly<Record<string, string>> =
   readonly data: T
   /** Path parameters of the route. */
   readonly params: P
-  /**
-   * `true` when a resumed session's missed messages were replayed. Session resume (`resume`) is
-   * not implemented yet, so this is always `false`.
-   */
-  readonly recovered = false
+  /** `true` when this connection resumed a disconnected session (routes with `resume`). */
+  readonly recovered: boolean
+  /** The session id the client reconnects with (`?cz_session=<id>`); `undefined` without `resume`. */
+  readonly sessionId: string | undefined
   /** @internal Hooks are called with this socket; kept untyped in `P` so a socket of a typed route is still a `WebSocket<T>`. */ readonly _behaviour: WebSocketBehaviour<T>
   #native: NativeServer
   #closed = false
@@ -101,9 +183,11 @@ export class WebSocket<T = unknown, P extends Readonly<Record<string, string>> =
   #inbox: Array<() => PromiseLike<unknown> | undefined> = []
 
   /** @internal */
-  constructor(native: NativeServer, id: number, data: T, params: P, behaviour: WebSocketBehaviour<T, P>) {
+  constructor(native: NativeServer, id: number, data: T, params: P, behaviour: WebSocketBehaviour<T, P>, session?: { session?: string | null; recovered: boolean }) {
     this.#native = native
     this.id = id
+    this.sessionId = session?.session ?? undefined
+    this.recovered = session?.recovered ?? false
     this.data = data
     this.params = params
     this._behaviour = behaviour as unknown as WebSocketBehaviour<T>

@@ -19,7 +19,10 @@ use crate::router::{RouteError, Router};
 use crate::server::ServerHandle;
 use crate::stats::Stats;
 use crate::topics::{TopicConfig, Topics};
-use crate::ws::WsConfig;
+use crate::ws::{Sessions, WsConfig};
+
+/// Default bytes all disconnected WebSocket sessions may hold queued together.
+pub const OFFLINE_MEMORY: usize = 64 << 20;
 
 /// What a matched route does.
 #[derive(Debug, Clone)]
@@ -68,6 +71,7 @@ pub struct ServerBuilder {
     stats: Arc<Stats>,
     budget: Arc<StreamBudget>,
     topics: Arc<Topics>,
+    sessions: Arc<Sessions>,
     websockets: HashMap<u32, WsConfig>,
     access_log: Option<Arc<AccessLog>>,
     live: Arc<Live>,
@@ -82,6 +86,7 @@ impl ServerBuilder {
             config,
             router: Router::new(),
             topics: Topics::new(topics, stats.clone()),
+            sessions: Sessions::new(OFFLINE_MEMORY, stats.clone()),
             budget: StreamBudget::new(max_stream_memory),
             stats,
             websockets: HashMap::new(),
@@ -113,6 +118,11 @@ impl ServerBuilder {
     /// The server's topics (publish, subscriptions, history).
     pub fn topics(&self) -> &Arc<Topics> {
         &self.topics
+    }
+
+    /// The WebSocket sessions of routes with `resume` (resume, `sendTo`, the offline budget).
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
     }
 
     /// Routes `method` (`None`: every method) and `pattern` to the handler with route id `id`.

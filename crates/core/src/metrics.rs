@@ -174,7 +174,7 @@ impl Collector for Scrape {
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         }
         let s = self.stats.snapshot();
-        let rows: [(&str, &str, MetricType, u64); 28] = [
+        let rows: [(&str, &str, MetricType, u64); 32] = [
             (
                 "http_response_bytes",
                 "Response body bytes handed to sockets (after compression).",
@@ -220,6 +220,30 @@ impl Collector for Scrape {
                 "WebSocket messages dropped over a socket's backpressure limit.",
                 Counter,
                 s.ws_dropped,
+            ),
+            (
+                "ws_sessions_resumed",
+                "WebSocket sessions resumed by a reconnecting client.",
+                Counter,
+                s.ws_resumed,
+            ),
+            (
+                "ws_sessions_expired",
+                "Disconnected WebSocket sessions whose resume TTL passed.",
+                Counter,
+                s.ws_resume_expired,
+            ),
+            (
+                "ws_offline_dropped",
+                "Messages dropped from disconnected sessions' queues (bounds or budget).",
+                Counter,
+                s.ws_offline_dropped,
+            ),
+            (
+                "ws_offline_bytes",
+                "Bytes queued for disconnected WebSocket sessions now.",
+                Gauge,
+                s.ws_offline_bytes,
             ),
             (
                 "ws_upgrades_rejected",

@@ -416,7 +416,7 @@ async fn respond<H: Handler>(
     }
     let upgrade = if crate::ws::is_upgrade_request(req.headers()) {
         match crate::ws::accept_key(req.version(), req.headers()) {
-            Ok(key) => Some((key, hyper::upgrade::on(&mut req))),
+            Ok(key) => Some((key, crate::ws::extension_offers(req.headers()), hyper::upgrade::on(&mut req))),
             Err(why) => {
                 stats.ws_rejected();
                 stats.count(Rejection::BadRequest);
@@ -596,12 +596,12 @@ fn upgrade_websocket<H: Handler>(
     shared: &Arc<Shared<H>>,
     reply: crate::handler::Reply,
     accept: crate::ws::WsAccept,
-    upgrade: Option<(String, hyper::upgrade::OnUpgrade)>,
+    upgrade: Option<(String, Vec<http::HeaderValue>, hyper::upgrade::OnUpgrade)>,
     on_done: response::OnDone,
     socket: Arc<SocketState>,
     live_request: LiveRequest,
 ) -> http::Response<ResponseBody> {
-    let Some((key, on_upgrade)) = upgrade else {
+    let Some((key, offers, on_upgrade)) = upgrade else {
         shared.stats.ws_rejected();
         crate::ws::abandon(accept);
         return with_done(response::error(StatusCode::UPGRADE_REQUIRED, "Upgrade Required"), on_done);
@@ -621,6 +621,18 @@ fn upgrade_websocket<H: Handler>(
     if let Ok(v) = http::HeaderValue::from_str(&key) {
         h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
     }
+    if let Some(Ok(v)) = accept.socket.session_id().map(|id| http::HeaderValue::from_str(&id)) {
+        h.insert(http::HeaderName::from_static("x-catzilla-session"), v);
+    }
+    // Extensions are the server's to answer: a header set by the handler is replaced.
+    h.remove(http::header::SEC_WEBSOCKET_EXTENSIONS);
+    let agreed = crate::ws::extensions(&offers, accept.socket.config().compression.as_ref())
+        .and_then(|a| http::HeaderValue::from_str(&a.header).ok().map(|v| (a, v)));
+    // A resumed session's socket may have agreed otherwise on its previous connection.
+    accept.socket.set_agreed(agreed.map(|(a, v)| {
+        h.insert(http::header::SEC_WEBSOCKET_EXTENSIONS, v);
+        a
+    }));
     shared.open.fetch_add(1, Ordering::AcqRel);
     let shared = shared.clone();
     tokio::spawn(async move {

@@ -29,6 +29,10 @@ pub struct Stats {
     ws_messages_out: AtomicU64,
     ws_dropped: AtomicU64,
     ws_rejected: AtomicU64,
+    ws_resumed: AtomicU64,
+    ws_resume_expired: AtomicU64,
+    ws_offline_dropped: AtomicU64,
+    ws_offline_bytes: AtomicU64,
     publishes: AtomicU64,
     deliveries: AtomicU64,
     subscribers_active: AtomicU64,
@@ -92,6 +96,14 @@ pub struct StatsSnapshot {
     pub ws_dropped: u64,
     /// Upgrade requests refused (bad handshake: 400, not an upgrade: 426).
     pub ws_rejected: u64,
+    /// WebSocket sessions resumed by a reconnecting client.
+    pub ws_resumed: u64,
+    /// Disconnected WebSocket sessions that expired (TTL) without a resume.
+    pub ws_resume_expired: u64,
+    /// Messages dropped from the queues of disconnected sessions (bounds or the global budget).
+    pub ws_offline_dropped: u64,
+    /// Bytes queued for disconnected sessions now (bounded by `maxOfflineMemory`).
+    pub ws_offline_bytes: u64,
     /// `publish` calls.
     pub publishes: u64,
     /// Messages handed to topic subscribers (WebSocket and SSE).
@@ -187,6 +199,26 @@ impl Stats {
     pub(crate) fn ws_rejected(&self) {
         self.ws_rejected.fetch_add(1, Relaxed);
     }
+    pub(crate) fn ws_resumed(&self) {
+        self.ws_resumed.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn ws_resume_expired(&self) {
+        self.ws_resume_expired.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn ws_offline_dropped(&self, n: u64) {
+        self.ws_offline_dropped.fetch_add(n, Relaxed);
+    }
+    /// Adds `n` bytes queued offline; returns the new total.
+    pub(crate) fn offline_charge(&self, n: u64) -> u64 {
+        self.ws_offline_bytes.fetch_add(n, Relaxed) + n
+    }
+    pub(crate) fn offline_release(&self, n: u64) {
+        self.ws_offline_bytes.fetch_sub(n, Relaxed);
+    }
+    /// Bytes queued offline now.
+    pub(crate) fn offline_bytes(&self) -> u64 {
+        self.ws_offline_bytes.load(Relaxed)
+    }
     pub(crate) fn published(&self, deliveries: u64) {
         self.publishes.fetch_add(1, Relaxed);
         self.deliveries.fetch_add(deliveries, Relaxed);
@@ -262,6 +294,10 @@ impl Stats {
             ws_messages_out: self.ws_messages_out.load(Relaxed),
             ws_dropped: self.ws_dropped.load(Relaxed),
             ws_rejected: self.ws_rejected.load(Relaxed),
+            ws_resumed: self.ws_resumed.load(Relaxed),
+            ws_resume_expired: self.ws_resume_expired.load(Relaxed),
+            ws_offline_dropped: self.ws_offline_dropped.load(Relaxed),
+            ws_offline_bytes: self.ws_offline_bytes.load(Relaxed),
             publishes: self.publishes.load(Relaxed),
             deliveries: self.deliveries.load(Relaxed),
             subscribers_active: self.subscribers_active.load(Relaxed),

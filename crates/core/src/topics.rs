@@ -261,8 +261,10 @@ impl Topics {
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let mut reached = 0;
         let mut recorded = None;
+        // Compressed once for every subscriber that compresses messages alone.
+        let mut deflated = None;
         for s in &st.ws {
-            if Some(s.id()) != exclude && s.send(message.clone()) != SendStatus::Dropped {
+            if Some(s.id()) != exclude && s.send_topic(&message, &mut deflated) != SendStatus::Dropped {
                 reached += 1;
             }
         }

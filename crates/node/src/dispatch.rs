@@ -33,6 +33,8 @@ pub(crate) enum Event {
     WsMessage { id: u32, message: Message },
     WsDrain { id: u32 },
     WsClose { id: u32, code: u16, reason: String },
+    WsOffline { id: u32, code: u16, reason: String },
+    WsExpired { id: u32 },
 }
 
 /// Arguments of the JS dispatcher: `(kind, id, num, text?, data?)`.
@@ -75,6 +77,10 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
         Event::WsClose { id, code, reason } => {
             (EventKind::WsClose as u32, id, f64::from(code), Some(reason), None)
         }
+        Event::WsOffline { id, code, reason } => {
+            (EventKind::WsOffline as u32, id, f64::from(code), Some(reason), None)
+        }
+        Event::WsExpired { id } => (EventKind::WsExpired as u32, id, 0.0, None, None),
     }))
 }
 

@@ -29,6 +29,7 @@ pub struct NativeServer {
     handle: Mutex<Option<Arc<ServerHandle>>>,
     /// Topics for `publish`, WebSocket subscriptions and SSE topic streams.
     pub(crate) topics: Arc<Topics>,
+    pub(crate) sessions: Arc<catzilla_core::ws::Sessions>,
     /// Live streams and WebSockets (`app.streams()`).
     pub(crate) live: Arc<catzilla_core::Live>,
 }
@@ -135,11 +136,15 @@ impl NativeServer {
         }
         let builder =
             ServerBuilder::new(c.clone(), topic_config, o.max_stream_memory.unwrap_or(0.0).max(0.0) as usize);
+        if let Some(bytes) = o.max_offline_memory {
+            builder.sessions().set_budget(bytes.max(0.0) as usize);
+        }
         Self {
             config: c,
             stats: builder.stats().clone(),
             budget: builder.budget().clone(),
             topics: builder.topics().clone(),
+            sessions: builder.sessions().clone(),
             live: builder.live().clone(),
             builder: Mutex::new(builder),
             handler: Mutex::new(None),

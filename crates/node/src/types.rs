@@ -12,6 +12,8 @@ pub struct ServerOptions {
     pub buffer_size: Option<u32>,
     /// Sum of all stream rings in bytes; writers wait beyond it (0: unlimited).
     pub max_stream_memory: Option<f64>,
+    /// Bytes all disconnected WebSocket sessions may hold queued; past it the oldest are dropped.
+    pub max_offline_memory: Option<f64>,
     /// Maximum request body bytes (413 beyond).
     pub max_body_size: Option<f64>,
     /// Maximum request head bytes (431 beyond).
@@ -108,6 +110,14 @@ pub struct NativeStats {
     pub ws_dropped: f64,
     /// Upgrade requests refused (400 bad handshake, 426 not an upgrade).
     pub ws_rejected: f64,
+    /// WebSocket sessions resumed by a reconnecting client.
+    pub ws_resumed: f64,
+    /// Disconnected WebSocket sessions whose resume TTL passed.
+    pub ws_resume_expired: f64,
+    /// Messages dropped from disconnected sessions' queues (bounds or `maxOfflineMemory`).
+    pub ws_offline_dropped: f64,
+    /// Bytes queued for disconnected WebSocket sessions now.
+    pub ws_offline_bytes: f64,
     /// `publish` calls.
     pub publishes: f64,
     /// Messages handed to topic subscribers.
@@ -155,6 +165,10 @@ impl From<StatsSnapshot> for NativeStats {
             ws_messages_out: s.ws_messages_out as f64,
             ws_dropped: s.ws_dropped as f64,
             ws_rejected: s.ws_rejected as f64,
+            ws_resumed: s.ws_resumed as f64,
+            ws_resume_expired: s.ws_resume_expired as f64,
+            ws_offline_dropped: s.ws_offline_dropped as f64,
+            ws_offline_bytes: s.ws_offline_bytes as f64,
             publishes: s.publishes as f64,
             deliveries: s.deliveries as f64,
             subscribers_active: s.subscribers_active as f64,
@@ -196,6 +210,10 @@ pub enum EventKind {
     PartStart = 11,
     /// No more multipart parts: `(kind, id)`.
     PartsEnd = 12,
+    /// A WebSocket's connection ended and its session waits for a resume: `(kind, wsId, code, reason)`.
+    WsOffline = 13,
+    /// A disconnected WebSocket session was not resumed within its TTL: `(kind, wsId)`.
+    WsExpired = 14,
 }
 
 /// Options of one WebSocket route (`app.ws(path, behaviour)`).
@@ -210,6 +228,49 @@ pub struct WsOptions {
     pub max_backpressure: Option<f64>,
     /// Close (1008) instead of dropping once over `maxBackpressure`.
     pub close_on_backpressure_limit: Option<bool>,
+    /// permessage-deflate when the client offers it; absent: never negotiated.
+    pub compression: Option<WsCompression>,
+    /// Session resume after an unexpected disconnect; absent: sockets end with their connection.
+    pub resume: Option<WsResume>,
+}
+
+/// Offline queue bounds of a WebSocket route (`resume`).
+#[napi(object)]
+#[derive(Default)]
+pub struct WsResume {
+    /// Milliseconds a disconnected session waits for its client.
+    pub ttl: Option<f64>,
+    /// Messages queued for a disconnected client at most (oldest dropped first).
+    pub max_messages: Option<u32>,
+    /// Bytes queued for a disconnected client at most (oldest dropped first).
+    pub max_bytes: Option<f64>,
+}
+
+/// An accepted upgrade.
+#[napi(object)]
+pub struct WsAccepted {
+    /// The socket id (0: the client is gone). A resumed session keeps its socket's id.
+    pub id: u32,
+    /// The session id the client reconnects with (routes with `resume`).
+    pub session: Option<String>,
+    /// `true` when this connection resumed a disconnected session.
+    pub recovered: bool,
+}
+
+/// permessage-deflate settings of a WebSocket route (defaults in `DeflateConfig`).
+#[napi(object)]
+#[derive(Default)]
+pub struct WsCompression {
+    /// Keep the compression window between messages (a compressor and decompressor per socket).
+    pub context_takeover: Option<bool>,
+    /// Messages shorter than this many bytes go uncompressed.
+    pub threshold: Option<u32>,
+    /// zlib level, 1–9.
+    pub level: Option<u32>,
+    /// Largest window (2^bits bytes, 9–15) the server compresses with when it keeps context.
+    pub server_max_window_bits: Option<u32>,
+    /// Window (8–15) asked of clients that support `client_max_window_bits`, with context.
+    pub client_max_window_bits: Option<u32>,
 }
 
 /// Options of one route that replace the server's (`app.get(path, options, handler)`); times in

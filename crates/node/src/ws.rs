@@ -75,11 +75,22 @@ impl WsEvents for JsWsEvents {
         self.0.sockets.remove(id);
         self.0.emit(Event::WsClose { id, code, reason: reason.to_owned() });
     }
+
+    fn disconnected(&self, socket: &WsSocket, code: u16, reason: &str) {
+        let id = socket.id() as u32;
+        self.0.sockets.remove(id);
+        self.0.emit(Event::WsOffline { id, code, reason: reason.to_owned() });
+    }
+
+    fn expired(&self, socket: &WsSocket) {
+        self.0.emit(Event::WsExpired { id: socket.id() as u32 });
+    }
 }
 
 /// `NativeServer` methods for WebSocket routes and sockets.
 mod methods {
     use catzilla_core::http::StatusCode;
+    use catzilla_core::ws::{DeflateConfig, ResumeConfig};
     use catzilla_core::{Bytes, Message, Reply, ReplyBody, WsAccept, WsConfig, WsSocket};
     use napi::bindgen_prelude::BufferSlice;
     use napi_derive::napi;
@@ -88,7 +99,7 @@ mod methods {
 
     use super::JsWsEvents;
     use crate::server::{code_error, parse_headers, NativeServer};
-    use crate::types::WsOptions;
+    use crate::types::{WsAccepted, WsOptions};
 
     /// `SendStatus::Dropped`, for sockets JS no longer knows.
     const DROPPED: u32 = 2;
@@ -114,22 +125,65 @@ mod methods {
             if let Some(v) = o.close_on_backpressure_limit {
                 c.close_on_backpressure_limit = v;
             }
+            c.resume = o.resume.map(|r| {
+                let d = ResumeConfig::default();
+                ResumeConfig {
+                    ttl: r.ttl.map_or(d.ttl, |ms| Duration::from_millis(ms.max(0.0) as u64)),
+                    max_messages: r.max_messages.map_or(d.max_messages, |n| n as usize),
+                    max_bytes: r.max_bytes.map_or(d.max_bytes, |b| b.max(0.0) as usize),
+                }
+            });
+            c.compression = o.compression.map(|z| {
+                let d = DeflateConfig::default();
+                let bits = |v: Option<u32>, lo: u8, default: u8| {
+                    v.map_or(default, |b| b.clamp(u32::from(lo), 15) as u8)
+                };
+                DeflateConfig {
+                    context_takeover: z.context_takeover.unwrap_or(d.context_takeover),
+                    threshold: z.threshold.map_or(d.threshold, |t| t as usize),
+                    level: z.level.map_or(d.level, |l| l.clamp(1, 9)),
+                    server_max_window_bits: bits(z.server_max_window_bits, 9, d.server_max_window_bits),
+                    client_max_window_bits: bits(z.client_max_window_bits, 8, d.client_max_window_bits),
+                }
+            });
             self.builder.lock().websocket(route_id, c);
         }
 
         /// Accepts the upgrade of request `id` (on WebSocket route `routeId`) with extra response
-        /// headers (e.g. `sec-websocket-protocol`). Returns the socket id, or 0 when the client
-        /// is gone. Throws `CZ_BAD_HEADER` for invalid headers.
+        /// headers (e.g. `sec-websocket-protocol`); on a route with `resume`, `session` names the
+        /// disconnected session the client asks to resume. Its id is 0 when the client is gone.
+        /// Throws `CZ_BAD_HEADER` for invalid headers.
         #[napi(catch_unwind)]
-        pub fn accept_ws(&self, id: u32, route_id: u32, headers: String) -> napi::Result<u32> {
-            let Some(h) = self.handler() else { return Ok(0) };
+        pub fn accept_ws(
+            &self,
+            id: u32,
+            route_id: u32,
+            headers: String,
+            session: Option<String>,
+        ) -> napi::Result<WsAccepted> {
+            let gone = WsAccepted { id: 0, session: None, recovered: false };
+            let Some(h) = self.handler() else { return Ok(gone) };
             let Some(headers) = parse_headers(&headers) else {
                 return Err(code_error("CZ_BAD_HEADER", "invalid header"));
             };
-            let Some(responder) = h.take_final(id) else { return Ok(0) };
+            let Some(responder) = h.take_final(id) else { return Ok(gone) };
             let config = self.builder.lock().ws_config(route_id);
-            let ws_id = h.sockets.next_id();
-            let socket = WsSocket::new(u64::from(ws_id), config, self.stats.clone());
+            let resume = config.resume.is_some();
+            let resumed = session.filter(|_| resume).and_then(|s| self.sessions.resume(&s, route_id));
+            let recovered = resumed.is_some();
+            let socket = match resumed {
+                Some(socket) => socket,
+                None => {
+                    let socket = WsSocket::new(u64::from(h.sockets.next_id()), config, self.stats.clone());
+                    if resume {
+                        self.sessions.open(&socket, route_id);
+                    }
+                    socket
+                }
+            };
+            let ws_id = socket.id() as u32;
+            let session = socket.session_id();
+            let socket_for_discard = socket.clone();
             h.sockets.insert(socket.clone());
             let accept = WsAccept { socket, events: Arc::new(JsWsEvents(h.clone())) };
             let reply = Reply {
@@ -138,11 +192,27 @@ mod methods {
                 body: ReplyBody::WebSocket(accept),
             };
             if responder.send(reply) {
-                Ok(ws_id)
+                Ok(WsAccepted { id: ws_id, session, recovered })
             } else {
                 h.sockets.remove(ws_id);
-                Ok(0)
+                socket_for_discard.discard();
+                Ok(gone)
             }
+        }
+
+        /// Queues a text message for the socket of session `session`, connected or waiting for
+        /// a resume. Returns 0 sent, 1 queued over the limit, 2 dropped (or no such session).
+        #[napi(catch_unwind)]
+        pub fn send_to_session_text(&self, session: String, text: String) -> u32 {
+            self.sessions.get(&session).map_or(DROPPED, |s| s.send(Message::text(text)) as u32)
+        }
+
+        /// Queues a binary message for session `session`; see `sendToSessionText`.
+        #[napi(catch_unwind)]
+        pub fn send_to_session_binary(&self, session: String, data: BufferSlice) -> u32 {
+            self.sessions
+                .get(&session)
+                .map_or(DROPPED, |s| s.send(Message::Binary(Bytes::copy_from_slice(&data))) as u32)
         }
 
         /// Queues a text message. Returns 0 sent, 1 queued over the limit, 2 dropped.

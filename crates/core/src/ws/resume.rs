@@ -1,0 +1,173 @@
+//! Session resume: every socket of a route with `resume` has a session id; after an unexpected
+//! disconnect its socket stays subscribed and queues (bounded, oldest dropped first) until the
+//! client reconnects with the id within the TTL, or the TTL fires the `expired` callback.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::{WsEvents, WsSocket};
+use crate::stats::Stats;
+
+/// Bounds of one route's offline sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeConfig {
+    /// How long a disconnected session waits for its client.
+    pub ttl: Duration,
+    /// Messages queued for a disconnected client at most; past it the oldest are dropped.
+    pub max_messages: usize,
+    /// Bytes queued for a disconnected client at most; past it the oldest are dropped.
+    pub max_bytes: usize,
+}
+
+impl Default for ResumeConfig {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(120), max_messages: 1000, max_bytes: 1 << 20 }
+    }
+}
+
+/// A socket's link to its session.
+pub(crate) struct SessionRef {
+    /// The id the client resumes with; a new one is issued on every connection.
+    pub(crate) id: String,
+    /// The route the session belongs to (a session resumes on its own route only).
+    pub(crate) route: u32,
+    pub(crate) registry: Weak<Sessions>,
+    /// Bumped on every connection, so a TTL timer of an earlier disconnect does nothing.
+    pub(crate) epoch: u64,
+}
+
+/// Every session of one server, live or disconnected, by id.
+pub struct Sessions {
+    map: Mutex<HashMap<String, WsSocket>>,
+    /// Bytes all disconnected sessions may hold queued (their total is in `stats`).
+    budget: AtomicUsize,
+    stats: Arc<Stats>,
+}
+
+/// 128 random bits from the operating system, URL-safe hex: a session id is a bearer token.
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness (never seen on supported platforms): std's per-process random keys.
+        use std::hash::{BuildHasher, Hasher};
+        for (i, chunk) in b.chunks_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            chunk.copy_from_slice(&h.finish().to_ne_bytes());
+        }
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Sessions {
+    /// A registry whose disconnected sessions hold at most `budget` queued bytes in total.
+    pub fn new(budget: usize, stats: Arc<Stats>) -> Arc<Self> {
+        Arc::new(Self { map: Mutex::new(HashMap::new()), budget: AtomicUsize::new(budget), stats })
+    }
+
+    /// Sets the global budget of queued offline bytes.
+    pub fn set_budget(&self, bytes: usize) {
+        self.budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes queued for disconnected clients now.
+    pub fn offline_bytes(&self) -> usize {
+        self.stats.offline_bytes() as usize
+    }
+
+    /// Sessions known now (connected or waiting for their client).
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// `true` when there is no session.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The socket of session `id`, connected or not (for `sendTo`).
+    pub fn get(&self, id: &str) -> Option<WsSocket> {
+        self.map.lock().get(id).cloned()
+    }
+
+    /// Gives a new socket of `route` a session and lists it; its first message tells the client
+    /// the id.
+    pub fn open(self: &Arc<Self>, socket: &WsSocket, route: u32) {
+        let id = new_id();
+        self.map.lock().insert(id.clone(), socket.clone());
+        socket.set_session(SessionRef { id: id.clone(), route, registry: Arc::downgrade(self), epoch: 0 });
+        socket.greet(&id, false, 0);
+    }
+
+    /// Takes the disconnected session `id` of `route` for a new connection: the socket keeps its
+    /// topics and its queue (the missed messages, in order), under a new id. `None` when there is
+    /// no such session (unknown, expired, already resumed, connected, or of another route).
+    pub fn resume(&self, id: &str, route: u32) -> Option<WsSocket> {
+        let mut map = self.map.lock();
+        let socket = map.get(id)?.clone();
+        let fresh = new_id();
+        let (bytes, dropped) = socket.reconnect(route, &fresh)?;
+        self.release(bytes);
+        map.remove(id);
+        map.insert(fresh.clone(), socket.clone());
+        drop(map);
+        self.stats.ws_resumed();
+        socket.greet(&fresh, true, dropped);
+        Some(socket)
+    }
+
+    /// Adds `bytes` to the offline total; `true` while it is over the global budget.
+    pub(crate) fn charge(&self, bytes: usize) -> bool {
+        self.stats.offline_charge(bytes as u64) > self.budget.load(Ordering::Relaxed) as u64
+    }
+
+    /// Removes `bytes` from the offline total.
+    pub(crate) fn release(&self, bytes: usize) {
+        self.stats.offline_release(bytes as u64);
+    }
+
+    /// `true` while the offline total is over the global budget.
+    pub(crate) fn over_budget(&self) -> bool {
+        self.offline_bytes() > self.budget.load(Ordering::Relaxed)
+    }
+
+    /// Forgets session `id` (its socket closed for good).
+    pub(crate) fn forget(&self, id: &str) {
+        self.map.lock().remove(id);
+    }
+
+    /// Starts the TTL of a session that just went offline.
+    pub(crate) fn wait(
+        self: &Arc<Self>,
+        socket: WsSocket,
+        epoch: u64,
+        ttl: Duration,
+        events: Arc<dyn WsEvents>,
+    ) {
+        let registry = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(ttl).await;
+                    registry.expire(&socket, epoch, &*events);
+                });
+            }
+            Err(_) => registry.expire(&socket, epoch, &*events),
+        }
+    }
+
+    /// Ends a session whose client did not come back in time.
+    fn expire(&self, socket: &WsSocket, epoch: u64, events: &dyn WsEvents) {
+        let mut map = self.map.lock();
+        let Some((id, bytes)) = socket.expire(epoch) else { return };
+        map.remove(&id);
+        drop(map);
+        self.release(bytes);
+        socket.finish();
+        self.stats.ws_resume_expired();
+        events.expired(socket);
+    }
+}
