@@ -134,8 +134,14 @@ export async function launchChromium(t: ExecutionContext) {
 }
 
 /** Opens a `ws` client and waits for the handshake. */
-export async function connect(url: string, protocols?: string | string[], options?: WebSocket.ClientOptions): Promise<WebSocket> {
+export async function connect(
+  url: string,
+  protocols?: string | string[],
+  options?: WebSocket.ClientOptions,
+  onUpgrade?: (res: import('node:http').IncomingMessage) => void,
+): Promise<WebSocket> {
   const ws = new WebSocket(url, protocols, options)
+  if (onUpgrade) ws.once('upgrade', onUpgrade)
   await within(
     new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())

@@ -44,3 +44,39 @@ test('with a small maxStreamMemory, 50 slow clients stay within the budget plus 
   t.true(grown < BUDGET + 96 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB`)
   t.log(`RSS grew by ${(grown / 1048576).toFixed(1)} MiB; ring bytes ${after.stats.streamMemory}`)
 })
+
+const wsFixture = fileURLToPath(new URL('./fixtures/ws-memory-server.ts', import.meta.url))
+
+test('an idle compressed WebSocket costs no compressor; one with context takeover costs its own, measured', async (t) => {
+  const { default: WebSocket } = await import('ws')
+  const child = fork(wsFixture, [], { execArgv: ['--import=tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  t.teardown(() => child.kill('SIGKILL'))
+  const { port } = await within(new Promise<{ port: number }>((r) => child.once('message', (m) => r(m as { port: number }))), 20_000, 'child listen')
+  const rss = async () => ((await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { rss: number }).rss
+  const N = 200
+  const message = JSON.stringify(Array.from({ length: 80 }, (_, i) => ({ id: i, name: `user ${i}`, score: (i * 7919) % 1000 })))
+  const clients: InstanceType<typeof WebSocket>[] = []
+  t.teardown(() => clients.forEach((c) => c.terminate()))
+  /** Opens N clients on `path`, each exchanging one compressible message, then leaves them idle; returns KiB of RSS per socket. */
+  const perSocket = async (path: string) => {
+    const before = await rss()
+    for (let i = 0; i < N; i++) {
+      const c = new WebSocket(`ws://127.0.0.1:${port}${path}`, { perMessageDeflate: { threshold: 0 } })
+      clients.push(c)
+      await within(new Promise((r, j) => (c.once('open', r), c.once('error', j))), 5000, 'open')
+      const echoed = new Promise<string>((r) => c.once('message', (d) => r(d.toString())))
+      c.send(message)
+      t.is(await within(echoed, 5000, 'echo'), message)
+    }
+    await sleep(200)
+    return ((await rss()) - before) / N / 1024
+  }
+  const plain = await perSocket('/plain')
+  const deflate = await perSocket('/deflate')
+  const context = await perSocket('/context')
+  t.log(`RSS per idle socket after one message: plain ${plain.toFixed(1)} KiB, deflate ${deflate.toFixed(1)} KiB, context takeover ${context.toFixed(1)} KiB`)
+  // Compressing each message alone keeps nothing per socket: within noise of a plain socket.
+  t.true(deflate < plain + 24, `deflate ${deflate.toFixed(1)} KiB vs plain ${plain.toFixed(1)} KiB`)
+  // With context takeover a socket holds its own compressor and decompressor, bounded.
+  t.true(context < 600, `context takeover ${context.toFixed(1)} KiB`)
+})

@@ -2,7 +2,7 @@
 import test from 'ava'
 import WebSocket from 'ws'
 import type { Catzilla, WebSocket as CzSocket } from '../index.js'
-import { closed, connect, deferred, next, serve, sleep, within } from './helpers.js'
+import { closed, connect, deferred, launchChromium, next, serve, sleep, within } from './helpers.js'
 
 interface Hello {
   type: string
@@ -242,4 +242,70 @@ test('routes without resume send no session message and never keep a socket', as
   t.deepEqual(await got, [{ data: 'first', binary: false }])
   await drop(app, c)
   t.is(app.stats().wsOfflineBytes, 0)
+})
+
+test('Chromium resumes a session after its tab closes and gets exactly the missed messages', async (t) => {
+  const browser = await launchChromium(t)
+  if (!browser) return
+  const { app, url, port } = await serve((app) => {
+    app.get('/', () => new Response('<!doctype html><title>resume</title>', { headers: { 'content-type': 'text/html' } }))
+    app.ws('/chat', { resume: { ttl: 10_000 }, compression: true, open: (ws) => void ws.subscribe('room') })
+  })
+  t.teardown(() => app.close({ timeout: 100 }))
+  /** Opens a tab that connects (with `session`, if given) and records every message. */
+  const tab = async (session?: string) => {
+    const page = await browser.newPage()
+    await page.goto(url)
+    const target = `ws://127.0.0.1:${port}/chat${session ? `?cz_session=${session}` : ''}`
+    await page.evaluate((target) => {
+      const w = globalThis as unknown as { log: string[]; extensions: string }
+      w.log = []
+      const ws = new WebSocket(target)
+      ws.onmessage = (e) => {
+        w.extensions = ws.extensions
+        w.log.push(String(e.data))
+      }
+    }, target)
+    const log = async (n: number) => {
+      await within(
+        (async () => {
+          while ((await page.evaluate(() => (globalThis as unknown as { log: string[] }).log.length)) < n) await sleep(20)
+        })(),
+        5000,
+        `${n} browser message(s)`,
+      )
+      return page.evaluate(() => {
+        const w = globalThis as unknown as { log: string[]; extensions: string }
+        return { log: w.log, extensions: w.extensions }
+      })
+    }
+    return { page, log }
+  }
+  const first = await tab()
+  const hello = JSON.parse((await first.log(1)).log[0]!) as Hello
+  t.false(hello.recovered)
+  await within(
+    (async () => {
+      while (app.subscribers('room') < 1) await sleep(10)
+    })(),
+    5000,
+  )
+  app.publish('room', 'before')
+  t.deepEqual((await first.log(2)).log.slice(1), ['before'])
+  // Closing the tab sends 1001 (going away): the session waits for the client.
+  await first.page.close()
+  await within(
+    (async () => {
+      while (app.stats().wsActive > 0) await sleep(10)
+    })(),
+    5000,
+  )
+  for (const m of ['one', 'two', 'three']) t.is(app.publish('room', m), 1)
+  const second = await tab(hello.session)
+  const seen = await second.log(4)
+  const resumed = JSON.parse(seen.log[0]!) as Hello
+  t.true(resumed.recovered)
+  t.is(resumed.dropped, 0)
+  t.deepEqual(seen.log.slice(1), ['one', 'two', 'three'])
+  t.regex(seen.extensions, /^permessage-deflate/)
 })

@@ -32,8 +32,11 @@ port="$(sed -n 's/^port //p' "$work/server.log")"
 cat > "$work/spec.json" <<JSON
 { "outdir": "$work/report", "servers": [{ "agent": "catzilla", "url": "ws://127.0.0.1:$port/echo" },
                                           { "agent": "catzilla-context", "url": "ws://127.0.0.1:$port/echo-context" }],
-  "cases": ["*"], "exclude-cases": [], "exclude-agent-cases": {} }
+  "cases": ${AUTOBAHN_CASES:-["*"]}, "exclude-cases": [],
+  "exclude-agent-cases": ${AUTOBAHN_EXCLUDE_AGENT_CASES:-{\}} }
 JSON
 ( cd "$work" && timeout 900 "$PY27" -c "import site, sys; site.addsitedir('$work/site'); sys.argv = ['wstest'] + sys.argv[1:]; from autobahntestsuite.wstest import run; sys.exit(run())" \
     -m fuzzingclient -s spec.json > wstest.log 2>&1 ) || { tail -20 "$work/wstest.log"; exit 1; }
+# Keep the report where it can be read (AUTOBAHN_REPORT=dir).
+[ -z "${AUTOBAHN_REPORT:-}" ] || cp -r "$work/report" "$AUTOBAHN_REPORT"
 python3 scripts/autobahn/summary.py "$work/report/index.json" ${AUTOBAHN_ALLOW_UNIMPLEMENTED-}

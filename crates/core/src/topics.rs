@@ -653,6 +653,39 @@ mod tests {
     }
 
     #[test]
+    fn a_topic_message_is_compressed_once_for_every_subscriber_without_context() {
+        use crate::ws::deflate::{negotiate, DeflateConfig};
+        use crate::ws::Outgoing;
+        let t = topics(0);
+        let stats = Arc::new(Stats::default());
+        let shared = negotiate(std::iter::once("permessage-deflate"), &DeflateConfig::default());
+        let own = negotiate(
+            std::iter::once("permessage-deflate"),
+            &DeflateConfig { context_takeover: true, ..DeflateConfig::default() },
+        );
+        let sockets: Vec<WsSocket> =
+            (1..=4).map(|i| WsSocket::new(i, WsConfig::default(), stats.clone())).collect();
+        sockets[0].set_agreed(shared.clone());
+        sockets[1].set_agreed(shared);
+        sockets[2].set_agreed(own);
+        for s in &sockets {
+            assert!(t.subscribe_ws("room", s));
+        }
+        let text = "a fairly compressible message ".repeat(100);
+        assert_eq!(t.publish("room", Message::text(text.clone()), None, None).expect("valid"), 4);
+        let payload = |s: &WsSocket| match s.queued().pop() {
+            Some(Outgoing::Deflated { payload, .. }) => Some(payload),
+            _ => None,
+        };
+        let (a, b) = (payload(&sockets[0]).expect("deflated"), payload(&sockets[1]).expect("deflated"));
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one compressed payload shared by both");
+        assert!(a.len() < text.len() / 4);
+        // A socket with its own context, and one without deflate, get the message itself.
+        assert!(payload(&sockets[2]).is_none());
+        assert!(payload(&sockets[3]).is_none());
+    }
+
+    #[test]
     fn history_is_bounded_and_replays_after_the_last_event_id() {
         let t = topics(3);
         for i in 1..=5 {

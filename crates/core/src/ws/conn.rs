@@ -50,10 +50,11 @@ where
     let outcome = loop {
         tokio::select! {
             r = &mut reader => {
-                // The peer vanished, or closed with another code than 1000: on a route with
-                // `resume` the session keeps queueing for the client's next connection.
+                // The connection was lost (no close frame) or the client is going away (1001: a
+                // page closed or reloaded): on a route with `resume` the session keeps queueing
+                // for the client's next connection. Any other close ends the session.
                 let unexpected = match &r.reply {
-                    Some((code, _)) => *code != 1000,
+                    Some((code, _)) => *code == 1001,
                     None => r.outcome.0 == 1006,
                 };
                 guard.kept = unexpected && socket.resumable() && socket.go_offline();

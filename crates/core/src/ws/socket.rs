@@ -334,6 +334,12 @@ impl WsSocket {
         self.end_session();
     }
 
+    /// What is queued now (tests).
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> Vec<Outgoing> {
+        self.0.out.lock().queue.iter().cloned().collect()
+    }
+
     /// Forgets the session (the socket closed for good).
     pub(super) fn end_session(&self) {
         let session = self.0.session.lock().take();
