@@ -20,6 +20,8 @@ const SIZE = QUICK
 /** WebSocket echo connections and the size of every echoed or broadcast message. */
 const WS_CONNS = 64
 const MESSAGE_BYTES = 64
+/** Size of the permessage-deflate rows' JSON-like messages: above every server's 1024-byte compression threshold. */
+const DEFLATE_BYTES = 2048
 
 const SERVER_CPU = '0'
 const CLIENT_CPU = '1'
@@ -232,6 +234,10 @@ const takesPart = (sc: Scenario, s: Server) => (sc.servers ? sc.servers.includes
 const fanout = `${SIZE.fanoutMessages.toLocaleString('en')} messages of ${MESSAGE_BYTES} B to each of ${SIZE.fanoutClients.toLocaleString('en')} clients`
 const fanoutArgs = ['--clients', String(SIZE.fanoutClients), '--n', String(SIZE.fanoutMessages), '--size', String(MESSAGE_BYTES)]
 const noWebSocket = 'Express, Fastify and Hono have no WebSocket server of their own (they would measure the `ws` package again, as node:http does); Flask on a sync gunicorn worker has none.'
+/** The permessage-deflate rows: servers with compressed routes `/ws-echo-z` and `/ws-sub-z`. */
+const DEFLATE = ['catzilla', 'node:http', 'bun', 'fastapi']
+const deflateKiB = `${DEFLATE_BYTES / 1024} KiB JSON`
+const deflateHow = `Every server compresses each message alone at zlib level 6: the load client offers \`permessage-deflate; client_no_context_takeover; server_no_context_takeover\` and fails the run if the extension is not accepted or a message of 1024 bytes or more arrives uncompressed. Catzilla: \`compression: true\` (a topic message is compressed once per publish); node:http: the \`ws\` package's \`perMessageDeflate\` (once per socket, on zlib's thread pool); Bun: \`perMessageDeflate: true\` and \`compress\` on each send and publish (uWS's shared compressor, libdeflate); FastAPI: uvicorn's default permessage-deflate (once per socket). The client sends messages compressed before the clock starts, and inflates and checks all it receives. Not measured: ${noWebSocket} The Rust ceiling has no compressed routes; socket.io compresses with the \`ws\` package, as node:http does (and its event framing would escape the JSON).`
 
 const scenarios: Scenario[] = [
   { id: 'hello', title: 'Plaintext hello', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, latency: 'p50 / p99 latency', run: (s) => wrk(s.port, '/hello') },
@@ -292,6 +298,28 @@ const scenarios: Scenario[] = [
     latency: 'p50 / p99 time until a client has all',
     comment: `Not measured: ${noWebSocket}`,
     run: (s) => loadgen(s, ['ws-broadcast', ...fanoutArgs]),
+  },
+  {
+    id: 'ws-echo-deflate',
+    title: `WebSocket echo with permessage-deflate, ${WS_CONNS} connections, ${deflateKiB} messages, one in flight per connection`,
+    unit: 'messages/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    servers: DEFLATE,
+    latency: 'p50 / p99 round trip',
+    comment: deflateHow,
+    run: (s) => loadgen(s, ['ws-echo', '--deflate', '--conns', String(WS_CONNS), '--seconds', String(SIZE.seconds), '--size', String(DEFLATE_BYTES)]),
+  },
+  {
+    id: 'ws-broadcast-deflate',
+    title: `WebSocket broadcast with permessage-deflate: ${SIZE.fanoutMessages.toLocaleString('en')} messages of ${deflateKiB} to each of ${SIZE.fanoutClients.toLocaleString('en')} clients`,
+    unit: 'deliveries/s',
+    higherIsBetter: true,
+    rounds: SIZE.rounds,
+    servers: DEFLATE,
+    latency: 'p50 / p99 time until a client has all',
+    comment: deflateHow,
+    run: (s) => loadgen(s, ['ws-broadcast', '--deflate', '--clients', String(SIZE.fanoutClients), '--n', String(SIZE.fanoutMessages), '--size', String(DEFLATE_BYTES)]),
   },
   {
     id: 'mem-idle',

@@ -1,7 +1,8 @@
 // Bun.serve serving the benchmark scenarios (run with Bun from its npm package); WebSockets via Bun's own.
+import { jsonMessage, message } from './messages.mjs'
 const EVENT = 'the quick brown fox jumps over the lazy dog'
 const enc = new TextEncoder()
-const message = (i, size) => `${i} `.padEnd(size, 'x')
+const WS_PATHS = new Set(['/ws-echo', '/ws-sub', '/ws-echo-z', '/ws-sub-z'])
 const sseSubs = new Set() // topic "bench": stream controllers of SSE responses
 function fromGen(gen) {
   return new ReadableStream({
@@ -18,18 +19,24 @@ const server = Bun.serve({
   hostname: '127.0.0.1',
   idleTimeout: 120,
   websocket: {
+    // uWS's shared compressor and decompressor: every message compressed alone
+    // (server_no_context_takeover), by libdeflate at level 6. It is negotiated with every client
+    // that offers it (the uncompressed rows' client does not), but Bun compresses only the sends
+    // and publishes given `compress = true`: the -z routes pass it.
+    perMessageDeflate: true,
     open(ws) {
-      if (ws.data.path !== '/ws-sub') return
+      if (ws.data.path !== '/ws-sub' && ws.data.path !== '/ws-sub-z') return
       ws.subscribe('bench')
       ws.send('ready')
     },
     message(ws, data) {
       if (ws.data.path === '/ws-echo') ws.send(data)
+      if (ws.data.path === '/ws-echo-z') ws.send(data, true)
     },
   },
   fetch(req, server) {
     const url = new URL(req.url)
-    if (url.pathname === '/ws-echo' || url.pathname === '/ws-sub') {
+    if (WS_PATHS.has(url.pathname)) {
       if (server.upgrade(req, { data: { path: url.pathname } })) return undefined
       return new Response('Upgrade Required', { status: 426 })
     }
@@ -50,11 +57,12 @@ const server = Bun.serve({
     if (url.pathname === '/publish') {
       const n = Number(url.searchParams.get('n') ?? 1)
       const size = Number(url.searchParams.get('size') ?? 64)
+      const json = url.searchParams.get('kind') === 'json' // the permessage-deflate row: publish compressed
       for (let i = 0; i < n; i++) {
-        const m = message(i, size)
+        const m = json ? jsonMessage(i, size) : message(i, size)
         const frame = enc.encode(`data: ${m}\n\n`)
         for (const c of sseSubs) c.enqueue(frame)
-        server.publish('bench', m)
+        server.publish('bench', m, json)
       }
       return new Response(String(sseSubs.size + server.subscriberCount('bench')))
     }

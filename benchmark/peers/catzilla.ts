@@ -1,8 +1,8 @@
 /** Catzilla (this project) serving the benchmark scenarios. */
 import { Catzilla, ndjson, sse } from '../../index.js'
+import { jsonMessage, message } from './messages.mjs'
 
 const app = new Catzilla({ bufferSize: Number(process.env.CZ_BUFFER_SIZE ?? 65536), timeouts: { keepAlive: 120_000, headers: 120_000 }, limits: { maxConnections: 20_000 } })
-const message = (i: number, size: number) => `${i} `.padEnd(size, 'x')
 app.get('/hello', () => 'Hello, World!')
 app.get('/users/:id', (req) => ({ id: req.params.id, q: req.query.get('q') }))
 app.get('/stream', async function* (req) {
@@ -38,12 +38,28 @@ app.ws('/ws-sub', {
     ws.send('ready')
   },
 })
+// permessage-deflate: each message compressed alone at zlib level 6 (threshold 1024 B); a topic
+// message is compressed once per publish for all its subscribers.
+app.ws('/ws-echo-z', {
+  compression: true,
+  message(ws, data) {
+    ws.send(data)
+  },
+})
+app.ws('/ws-sub-z', {
+  compression: true,
+  open(ws) {
+    ws.subscribe('bench')
+    ws.send('ready')
+  },
+})
 app.get('/sse-sub', () => sse.topic('bench'))
 app.get('/publish', (req) => {
   const n = Number(req.query.get('n') ?? 1)
   const size = Number(req.query.get('size') ?? 64)
+  const make = req.query.get('kind') === 'json' ? jsonMessage : message
   let reached = 0
-  for (let i = 0; i < n; i++) reached = app.publish('bench', message(i, size))
+  for (let i = 0; i < n; i++) reached = app.publish('bench', make(i, size))
   return String(reached)
 })
 const { url } = await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })

@@ -14,6 +14,21 @@ def message(i: int, size: int) -> str:
     return f"{i} ".ljust(size, "x")
 
 
+def json_message(i: int, size: int) -> str:
+    """`i ` and JSON rows with varied numbers, padded with spaces to `size` bytes (the permessage-deflate rows)."""
+    s = f'{i} {{"seq":{i},"rows":['
+    k = 0
+    while True:
+        h = (i * 7919 + k * 104729) % 1000003
+        active = "true" if h % 2 == 0 else "false"
+        row = f'{"," if k else ""}{{"id":{i * 64 + k},"sku":"SKU-{h}","price":{h % 100000},"qty":{h % 97},"active":{active}}}'
+        if len(s) + len(row) + 2 > size:
+            break
+        s += row
+        k += 1
+    return f"{s}]}}".ljust(size)[:size]
+
+
 @app.get("/hello", response_class=PlainTextResponse)
 async def hello():
     return "Hello, World!"
@@ -71,15 +86,20 @@ async def sse_sub():
 
 
 @app.get("/publish", response_class=PlainTextResponse)
-async def publish(n: int = 1, size: int = 64):
+async def publish(n: int = 1, size: int = 64, kind: str = ""):
+    make = json_message if kind == "json" else message
     for i in range(n):
-        m = message(i, size)
+        m = make(i, size)
         for queue in subscribers:
             queue.put_nowait(m)
     return str(len(subscribers))
 
 
+# The -z routes are the same: uvicorn (its `websockets` protocol) negotiates permessage-deflate on
+# every route with clients that offer it, and then compresses every message (zlib level 6, alone
+# when the client asks for server_no_context_takeover, as the load client does).
 @app.websocket("/ws-echo")
+@app.websocket("/ws-echo-z")
 async def ws_echo(ws: WebSocket):
     await ws.accept()
     while True:
@@ -93,6 +113,7 @@ async def ws_echo(ws: WebSocket):
 
 
 @app.websocket("/ws-sub")
+@app.websocket("/ws-sub-z")
 async def ws_sub(ws: WebSocket):
     await ws.accept()
     queue: asyncio.Queue = asyncio.Queue()

@@ -2,9 +2,9 @@
 import http from 'node:http'
 import { once } from 'node:events'
 import { WebSocketServer } from 'ws'
+import { jsonMessage, message } from './messages.mjs'
 
 const EVENT = 'the quick brown fox jumps over the lazy dog'
-const message = (i, size) => `${i} `.padEnd(size, 'x')
 const sseSubs = new Set() // topic "bench": SSE responses
 const wsSubs = new Set() // topic "bench": WebSockets
 async function pipeGen(res, gen) {
@@ -47,9 +47,10 @@ const server = http.createServer((req, res) => {
   if (url.pathname === '/publish') {
     const n = Number(url.searchParams.get('n') ?? 1)
     const size = Number(url.searchParams.get('size') ?? 64)
+    const make = url.searchParams.get('kind') === 'json' ? jsonMessage : message
     let reached = 0
     for (let i = 0; i < n; i++) {
-      const m = message(i, size)
+      const m = make(i, size)
       const frame = `data: ${m}\n\n`
       for (const r of sseSubs) r.write(frame)
       for (const ws of wsSubs) ws.send(m)
@@ -61,11 +62,19 @@ const server = http.createServer((req, res) => {
   res.writeHead(404).end()
 })
 const wss = new WebSocketServer({ noServer: true })
+// /ws-echo-z and /ws-sub-z: permessage-deflate, each message compressed alone at zlib level 6 from
+// 1024 bytes up, as Catzilla's `compression: true`; `ws` compresses a broadcast once per socket.
+const wssZ = new WebSocketServer({
+  noServer: true,
+  perMessageDeflate: { threshold: 1024, serverNoContextTakeover: true, clientNoContextTakeover: true, zlibDeflateOptions: { level: 6 } },
+})
+const WS_PATHS = new Set(['/ws-echo', '/ws-sub', '/ws-echo-z', '/ws-sub-z'])
 server.on('upgrade', (req, socket, head) => {
   const path = req.url.split('?')[0]
-  if (path !== '/ws-echo' && path !== '/ws-sub') return socket.destroy()
-  wss.handleUpgrade(req, socket, head, (ws) => {
-    if (path === '/ws-echo') return ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
+  if (!WS_PATHS.has(path)) return socket.destroy()
+  const target = path.endsWith('-z') ? wssZ : wss
+  target.handleUpgrade(req, socket, head, (ws) => {
+    if (path.startsWith('/ws-echo')) return ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }))
     wsSubs.add(ws)
     ws.on('close', () => wsSubs.delete(ws))
     ws.send('ready')

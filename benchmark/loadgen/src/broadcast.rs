@@ -72,11 +72,13 @@ fn check(expected: u64, payload: &[u8], size: usize) -> Result<(), String> {
 
 type Done<T> = Result<(Instant, T), String>;
 
-/// WebSocket broadcast to `--clients` subscribers of /ws-sub (or socket.io room "bench").
+/// WebSocket broadcast to `--clients` subscribers of /ws-sub (or socket.io room "bench"; with
+/// `--deflate`, /ws-sub-z).
 pub async fn ws(a: &Args) -> Result<Outcome, String> {
-    let (port, sio) = (a.port, a.socketio);
+    let (port, sio, deflate) = (a.port, a.socketio, a.deflate);
+    let path = if deflate { "/ws-sub-z" } else { "/ws-sub" };
     let conns = open_all(a.clients, a.timeout, move |_| async move {
-        let mut c = Conn::connect(port, "/ws-sub", sio).await?;
+        let mut c = Conn::connect(port, path, sio, deflate).await?;
         c.wait_ready().await?;
         Ok(c)
     })
@@ -130,7 +132,10 @@ async fn finish<T: Send + 'static>(
     received: &AtomicU64,
 ) -> Result<Outcome, String> {
     let start = Instant::now();
-    let (status, body) = http::get(a.port, &format!("/publish?n={}&size={}", a.n, a.size), a.timeout).await?;
+    // `kind=json`: JSON-like messages that compress, for the permessage-deflate run.
+    let kind = if a.deflate { "&kind=json" } else { "" };
+    let (status, body) =
+        http::get(a.port, &format!("/publish?n={}&size={}{kind}", a.n, a.size), a.timeout).await?;
     if status != 200 {
         return Err(format!("GET /publish: status {status} {:?}", &body[..body.len().min(80)]));
     }

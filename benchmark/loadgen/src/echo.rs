@@ -2,12 +2,27 @@
 
 use std::time::{Duration, Instant};
 
+use catzilla_core::ws::deflate::deflate_alone;
+use catzilla_core::Bytes;
 use tokio::task::JoinSet;
 
 use crate::broadcast::open_all;
 use crate::report::{percentile, Outcome};
 use crate::wsconn::Conn;
+use crate::zconn::LEVEL;
 use crate::Args;
+
+/// Messages each permessage-deflate connection cycles through.
+const RING: usize = 64;
+
+/// What a connection sends.
+enum Script {
+    /// A fresh `message` of this size each round.
+    Plain(usize),
+    /// `json_message`s compressed before the clock starts, sent in turn: the one-core client then
+    /// only inflates and checks echoes, while the server inflates and compresses every message.
+    Deflated(Vec<(Bytes, String)>),
+}
 
 /// What one connection did.
 struct Tally {
@@ -25,13 +40,55 @@ fn message(id: usize, i: u64, size: usize) -> String {
     m
 }
 
-async fn echo_loop(id: usize, mut conn: Conn, size: usize, end: Instant, wait: Duration) -> Tally {
+/// Message `i` of connection `id` for permessage-deflate: `id:i ` and a JSON object of rows with
+/// varied numbers, padded with spaces to `size` bytes. It compresses about as real JSON does, not
+/// as one repeated byte; the peers' `/publish?kind=json` makes the same rows.
+fn json_message(id: usize, i: usize, size: usize) -> String {
+    let seed = (id * RING + i) as u64;
+    let mut m = format!("{id}:{i} {{\"seq\":{seed},\"rows\":[");
+    for k in 0u64.. {
+        let h = (seed * 7919 + k * 104_729) % 1_000_003;
+        let row = format!(
+            "{}{{\"id\":{},\"sku\":\"SKU-{h}\",\"price\":{},\"qty\":{},\"active\":{}}}",
+            if k > 0 { "," } else { "" },
+            seed * 64 + k,
+            h % 100_000,
+            h % 97,
+            h % 2 == 0
+        );
+        if m.len() + row.len() + 2 > size {
+            break;
+        }
+        m.push_str(&row);
+    }
+    m.push_str("]}");
+    m.truncate(size);
+    while m.len() < size {
+        m.push(' ');
+    }
+    m
+}
+
+async fn echo_loop(id: usize, mut conn: Conn, script: Script, end: Instant, wait: Duration) -> Tally {
     let mut t = Tally { count: 0, latencies: Vec::with_capacity(1 << 16), error: None };
     while Instant::now() < end {
-        let msg = message(id, t.count, size);
+        let fresh;
+        let (msg, deflated) = match &script {
+            Script::Plain(size) => {
+                fresh = message(id, t.count, *size);
+                (fresh.as_str(), None)
+            }
+            Script::Deflated(ring) => {
+                let (z, text) = &ring[t.count as usize % ring.len()];
+                (text.as_str(), Some(z))
+            }
+        };
         let sent = Instant::now();
         let round = async {
-            conn.send("echo", &msg).await?;
+            match deflated {
+                Some(z) => conn.send_deflated(z).await?,
+                None => conn.send("echo", msg).await?,
+            }
             loop {
                 let ev = conn.recv().await?;
                 if ev.is("echo") {
@@ -59,15 +116,24 @@ async fn echo_loop(id: usize, mut conn: Conn, size: usize, end: Instant, wait: D
 
 /// Runs the echo scenario.
 pub async fn run(a: &Args) -> Result<Outcome, String> {
-    let (port, sio) = (a.port, a.socketio);
+    let (port, sio, deflate) = (a.port, a.socketio, a.deflate);
+    let path = if deflate { "/ws-echo-z" } else { "/ws-echo" };
     let conns =
-        open_all(a.conns, a.timeout, move |_| async move { Conn::connect(port, "/ws-echo", sio).await })
+        open_all(a.conns, a.timeout, move |_| async move { Conn::connect(port, path, sio, deflate).await })
             .await?;
+    let script = |id| {
+        if !deflate {
+            return Script::Plain(a.size);
+        }
+        let text = |i| json_message(id, i, a.size);
+        Script::Deflated((0..RING).map(text).map(|m| (deflate_alone(m.as_bytes(), LEVEL, 15), m)).collect())
+    };
+    let scripts: Vec<Script> = (0..conns.len()).map(script).collect();
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(a.seconds);
     let mut set = JoinSet::new();
-    for (id, conn) in conns.into_iter().enumerate() {
-        set.spawn(echo_loop(id, conn, a.size, end, a.timeout.min(Duration::from_secs(10))));
+    for (id, (conn, script)) in conns.into_iter().zip(scripts).enumerate() {
+        set.spawn(echo_loop(id, conn, script, end, a.timeout.min(Duration::from_secs(10))));
     }
     let (mut total, mut latencies, mut errors) = (0u64, Vec::new(), Vec::new());
     while let Some(done) = set.join_next().await {

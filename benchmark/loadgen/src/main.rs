@@ -4,17 +4,23 @@
 //! non-zero when the run could not be set up (connections refused, publish failed, …).
 //!
 //! ```text
-//! catzilla-loadgen ws-echo       --port P [--conns 64] [--seconds 5] [--size 64] [--socketio]
-//! catzilla-loadgen ws-broadcast  --port P [--clients 1000] [--n 1000] [--size 64] [--socketio]
+//! catzilla-loadgen ws-echo       --port P [--conns 64] [--seconds 5] [--size 64] [--socketio | --deflate]
+//! catzilla-loadgen ws-broadcast  --port P [--clients 1000] [--n 1000] [--size 64] [--socketio | --deflate]
 //! catzilla-loadgen sse-broadcast --port P [--clients 1000] [--n 1000] [--size 64]
 //! common: [--timeout 60] seconds allowed for each phase (connect, deliver)
 //! ```
+//!
+//! `--deflate` uses `/ws-echo-z` and `/ws-sub-z` (broadcast: `GET /publish?…&kind=json`) with
+//! permessage-deflate, each message compressed alone both ways, and JSON-like messages of at least
+//! 1024 bytes; a server that does not accept the extension, or sends such a message uncompressed,
+//! fails the run.
 
 mod broadcast;
 mod echo;
 mod http;
 mod report;
 mod wsconn;
+mod zconn;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,6 +46,7 @@ struct Args {
     clients: usize,
     n: u64,
     socketio: bool,
+    deflate: bool,
     timeout: Duration,
 }
 
@@ -60,11 +67,16 @@ fn parse_args() -> Result<Args, String> {
         clients: 1000,
         n: 1000,
         socketio: false,
+        deflate: false,
         timeout: Duration::from_secs(60),
     };
     while let Some(flag) = it.next() {
         if flag == "--socketio" {
             a.socketio = true;
+            continue;
+        }
+        if flag == "--deflate" {
+            a.deflate = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -85,6 +97,12 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.conns == 0 || a.clients == 0 || a.n == 0 || a.size < 8 || a.seconds.is_nan() || a.seconds <= 0.0 {
         return Err("--conns, --clients and --n must be positive, --size at least 8".into());
+    }
+    if a.deflate && (a.socketio || a.mode == Mode::SseBroadcast || a.size < zconn::MUST_COMPRESS) {
+        return Err(format!(
+            "--deflate is for ws-echo and ws-broadcast without --socketio, with --size at least {}",
+            zconn::MUST_COMPRESS
+        ));
     }
     Ok(a)
 }

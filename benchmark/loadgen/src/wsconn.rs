@@ -1,5 +1,6 @@
 //! One WebSocket client, plain or socket.io (engine.io v4 on the websocket transport only:
-//! `0{…}` open, `40` namespace connect, `42["name",payload]` events, ping `2` answered by `3`).
+//! `0{…}` open, `40` namespace connect, `42["name",payload]` events, ping `2` answered by `3`),
+//! over tungstenite or, with permessage-deflate, over [`ZConn`].
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -7,9 +8,17 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
+use crate::zconn::ZConn;
+
+/// The connection underneath.
+enum Link {
+    Plain(WebSocketStream<TcpStream>),
+    Deflate(ZConn),
+}
+
 /// A connected client.
 pub struct Conn {
-    ws: WebSocketStream<TcpStream>,
+    link: Link,
     sio: bool,
 }
 
@@ -50,7 +59,11 @@ fn parse_event(s: &str) -> Option<((usize, usize), (usize, usize))> {
 
 impl Conn {
     /// Connects to `path` (plain) or to the socket.io endpoint, and for socket.io joins namespace "/".
-    pub async fn connect(port: u16, path: &str, sio: bool) -> Result<Conn, String> {
+    /// With `deflate`, `path` must accept permessage-deflate (never with socket.io).
+    pub async fn connect(port: u16, path: &str, sio: bool, deflate: bool) -> Result<Conn, String> {
+        if deflate {
+            return Ok(Conn { link: Link::Deflate(ZConn::connect(port, path).await?), sio: false });
+        }
         let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
         let url = if sio {
@@ -63,7 +76,7 @@ impl Conn {
         let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
         let (ws, _) =
             client_async_with_config(url, tcp, Some(config)).await.map_err(|e| format!("handshake: {e}"))?;
-        let mut conn = Conn { ws, sio };
+        let mut conn = Conn { link: Link::Plain(ws), sio };
         if sio {
             let open = conn.frame().await?;
             if !open.starts_with('0') {
@@ -72,13 +85,13 @@ impl Conn {
                     &open[..open.len().min(40)]
                 ));
             }
-            conn.ws.send(Message::text("40")).await.map_err(|e| format!("send: {e}"))?;
+            conn.send_text("40".into()).await?;
             loop {
                 let f = conn.frame().await?;
                 match f.as_bytes() {
                     [b'4', b'0', ..] => break,
                     [b'4', b'4', ..] => return Err(format!("namespace refused: {f}")),
-                    b"2" => conn.ws.send(Message::text("3")).await.map_err(|e| format!("send: {e}"))?,
+                    b"2" => conn.send_text("3".into()).await?,
                     _ => {}
                 }
             }
@@ -86,10 +99,17 @@ impl Conn {
         Ok(conn)
     }
 
-    /// The next text frame (control frames are handled by tungstenite).
+    /// The next text message (control frames are handled by tungstenite or `ZConn`).
     async fn frame(&mut self) -> Result<Utf8Bytes, String> {
+        let ws = match &mut self.link {
+            Link::Plain(ws) => ws,
+            Link::Deflate(z) => {
+                let text = z.recv().await?;
+                return Utf8Bytes::try_from(text).map_err(|_| "a text message is not UTF-8".into());
+            }
+        };
         loop {
-            match self.ws.next().await {
+            match ws.next().await {
                 Some(Ok(Message::Text(t))) => return Ok(t),
                 Some(Ok(Message::Binary(_))) => return Err("unexpected binary message".into()),
                 Some(Ok(Message::Close(_))) | None => return Err("closed by the server".into()),
@@ -99,10 +119,26 @@ impl Conn {
         }
     }
 
+    /// Sends one text message.
+    async fn send_text(&mut self, text: String) -> Result<(), String> {
+        match &mut self.link {
+            Link::Plain(ws) => ws.send(Message::text(text)).await.map_err(|e| format!("send: {e}")),
+            Link::Deflate(z) => z.send_text(&text).await,
+        }
+    }
+
     /// Sends `payload` as a text message (socket.io: as event `event`).
     pub async fn send(&mut self, event: &str, payload: &str) -> Result<(), String> {
         let msg = if self.sio { format!("42[\"{event}\",\"{payload}\"]") } else { payload.to_owned() };
-        self.ws.send(Message::text(msg)).await.map_err(|e| format!("send: {e}"))
+        self.send_text(msg).await
+    }
+
+    /// Sends a text message compressed beforehand with `deflate_alone` (permessage-deflate only).
+    pub async fn send_deflated(&mut self, deflated: &[u8]) -> Result<(), String> {
+        match &mut self.link {
+            Link::Deflate(z) => z.send_deflated(deflated).await,
+            Link::Plain(_) => Err("not a permessage-deflate connection".into()),
+        }
     }
 
     /// The next message (socket.io: the next event, answering pings on the way).
@@ -114,7 +150,7 @@ impl Conn {
                 return Ok(Event { frame, name: None, payload: (0, len) });
             }
             match frame.as_bytes() {
-                b"2" => self.ws.send(Message::text("3")).await.map_err(|e| format!("send: {e}"))?,
+                b"2" => self.send_text("3".into()).await?,
                 [b'4', b'2', ..] => {
                     let (name, payload) = parse_event(&frame).ok_or_else(|| format!("bad event {frame}"))?;
                     return Ok(Event { frame, name: Some(name), payload });

@@ -365,7 +365,7 @@ mod tests {
             negotiate(std::iter::once("permessage-deflate"), &DeflateConfig::default()).expect("agreed");
         let mut d = Decoder::new(1 << 20, Some(Inflater::new(&agreed)));
         let text = "compress me ".repeat(200);
-        let z = deflate_alone(text.as_bytes(), 6);
+        let z = deflate_alone(text.as_bytes(), 6, 15);
         let mut wire = frame(0x41, &z[..3]);
         wire.extend(frame(0x80, &z[3..]));
         wire.extend(frame(0xc1, &z));

@@ -164,8 +164,9 @@ fn agree(offer: &Offer, config: &DeflateConfig) -> Agreed {
 /// The trailer a sync flush ends with, removed from every compressed message (RFC 7692 §7.2.1).
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
-/// Compressors for messages compressed alone (no context takeover), shared by every socket.
-static COMPRESSORS: Mutex<Vec<(u32, Compress)>> = Mutex::new(Vec::new());
+/// Compressors for messages compressed alone (no context takeover), shared by every socket, with
+/// their level and window bits.
+static COMPRESSORS: Mutex<Vec<(u32, u8, Compress)>> = Mutex::new(Vec::new());
 /// Decompressors for messages compressed alone, shared by every socket.
 static DECOMPRESSORS: Mutex<Vec<Decompress>> = Mutex::new(Vec::new());
 /// Pooled (de)compressors kept for reuse; more are dropped after use.
@@ -194,18 +195,20 @@ fn deflate_into(c: &mut Compress, input: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Compresses a message alone with a pooled compressor (no context takeover, 15-bit window).
-pub fn deflate_alone(input: &[u8], level: u32) -> Bytes {
+/// Compresses a message alone (no context takeover) with a pooled compressor of this level and
+/// window (9–15 bits).
+pub fn deflate_alone(input: &[u8], level: u32, bits: u8) -> Bytes {
     let pooled = {
         let mut pool = COMPRESSORS.lock();
-        pool.iter().position(|(l, _)| *l == level).map(|i| pool.swap_remove(i).1)
+        pool.iter().position(|(l, b, _)| (*l, *b) == (level, bits)).map(|i| pool.swap_remove(i).2)
     };
-    let mut c = pooled.unwrap_or_else(|| Compress::new(Compression::new(level), false));
+    let mut c =
+        pooled.unwrap_or_else(|| Compress::new_with_window_bits(Compression::new(level), false, bits));
     let out = deflate_into(&mut c, input);
     c.reset();
     let mut pool = COMPRESSORS.lock();
     if pool.len() < POOL {
-        pool.push((level, c));
+        pool.push((level, bits, c));
     }
     out
 }
@@ -231,7 +234,8 @@ impl Deflater {
             return None;
         }
         if a.server_no_context {
-            return Some(deflate_alone(input, a.level));
+            // The window still bounds references inside one message (Autobahn 13.3).
+            return Some(deflate_alone(input, a.level, a.server_window_bits));
         }
         let (level, bits) = (a.level, a.server_window_bits);
         let c = self
@@ -409,8 +413,23 @@ mod tests {
     }
 
     #[test]
+    fn regression_autobahn_13_3_8_a_small_window_bounds_messages_compressed_alone() {
+        let a = offer("permessage-deflate; server_max_window_bits=9").expect("accepted");
+        assert!(a.server_no_context && a.server_window_bits == 9 && !a.shares_payloads());
+        // Repeats 600 bytes apart: a 15-bit window would reference back past 512 bytes.
+        let chunk: Vec<u8> = (0..600u32).map(|i| (i * 7 % 251) as u8).collect();
+        let input = chunk.repeat(50);
+        let z = Deflater::new(a).compress(&input).expect("compressed");
+        let mut d = Decompress::new_with_window_bits(false, 9);
+        let mut out = Vec::with_capacity(input.len() + 1024);
+        let framed = [&z[..], &TAIL].concat();
+        d.decompress_vec(&framed, &mut out, FlushDecompress::Sync).expect("a 9-bit window inflates it");
+        assert_eq!(out, input);
+    }
+
+    #[test]
     fn inflating_past_the_limit_or_garbage_is_refused() {
-        let z = deflate_alone(&vec![b'a'; 100_000], 6);
+        let z = deflate_alone(&vec![b'a'; 100_000], 6, 15);
         let mut i = Inflater::new(&offer("permessage-deflate").expect("accepted"));
         assert_eq!(i.inflate(&z, true, &mut Vec::new(), 50_000), Err(InflateError::TooBig));
         assert_eq!(i.inflate(&[0xff, 0xff, 0xff], true, &mut Vec::new(), 50_000), Err(InflateError::Corrupt));

@@ -137,7 +137,7 @@ impl WsSocket {
                 let z = match shared {
                     Some((level, z)) if *level == a.level => z.clone(),
                     _ => {
-                        let z = deflate_alone(payload, a.level);
+                        let z = deflate_alone(payload, a.level, 15);
                         *shared = Some((a.level, z.clone()));
                         z
                     }
