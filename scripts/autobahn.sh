@@ -36,11 +36,12 @@ port="$(sed -n 's/^port //p' "$work/server.log")"
 context_excludes='{"catzilla-context": ["12.*"'
 for size in $(seq 4 18); do context_excludes+=", \"13.*.$size\""; done
 context_excludes+=']}'
+cases="${AUTOBAHN_CASES:-[\"*\"]}"
+excludes="${AUTOBAHN_EXCLUDE_AGENT_CASES:-$context_excludes}"
 cat > "$work/spec.json" <<JSON
 { "outdir": "$work/report", "servers": [{ "agent": "catzilla", "url": "ws://127.0.0.1:$port/echo" },
                                           { "agent": "catzilla-context", "url": "ws://127.0.0.1:$port/echo-context" }],
-  "cases": ${AUTOBAHN_CASES:-["*"]}, "exclude-cases": [],
-  "exclude-agent-cases": ${AUTOBAHN_EXCLUDE_AGENT_CASES:-$context_excludes} }
+  "cases": $cases, "exclude-cases": [], "exclude-agent-cases": $excludes }
 JSON
 ( cd "$work" && timeout 1500 "$PY27" -c "import site, sys; site.addsitedir('$work/site'); sys.argv = ['wstest'] + sys.argv[1:]; from autobahntestsuite.wstest import run; sys.exit(run())" \
     -m fuzzingclient -s spec.json > wstest.log 2>&1 ) || { tail -20 "$work/wstest.log"; exit 1; }
