@@ -1,7 +1,7 @@
 /** Side-by-side benchmark: starts every peer, runs each scenario in alternating rounds, writes RESULTS.md and chart.svg. */
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -25,6 +25,8 @@ const DEFLATE_BYTES = 2048
 
 const SERVER_CPU = '0'
 const CLIENT_CPU = '1'
+/** Deno from its npm package's platform package (the `deno` package has it as an optional dependency). */
+const DENO = join(here, 'node_modules', '@deno', `linux-${process.arch === 'arm64' ? 'arm64' : 'x64'}-glibc`, 'deno')
 
 function log(msg: string) {
   process.stderr.write(`[bench] ${msg}\n`)
@@ -46,7 +48,8 @@ function setup() {
     apt(['update', '-qq'])
     apt(['install', '-y', '-qq', 'wrk'])
   }
-  if (!existsSync(join(here, 'node_modules'))) sh('npm', ['ci', '--no-audit', '--no-fund'], { cwd: here })
+  const peers = Object.keys(JSON.parse(readFileSync(join(here, 'package.json'), 'utf8')).dependencies)
+  if (peers.some((p) => !existsSync(join(here, 'node_modules', p)))) sh('npm', ['ci', '--no-audit', '--no-fund'], { cwd: here })
   if (!existsSync(join(here, '.venv', 'bin', 'uvicorn'))) {
     sh('python3', ['-m', 'venv', join(here, '.venv')])
     sh(join(here, '.venv', 'bin', 'pip'), ['install', '-q', '-r', join(here, 'requirements.txt')])
@@ -62,6 +65,8 @@ interface Server {
   cmd: string[]
   cwd: string
   port: number
+  /** Extra environment variables. */
+  env?: Record<string, string>
   proc?: ChildProcess
   failed?: string
 }
@@ -70,9 +75,9 @@ function servers(): Server[] {
   const node = process.execPath
   const py = (bin: string) => join(here, '.venv', 'bin', bin)
   let port = 3300
-  const s = (name: string, kind: Server['kind'], cmd: (p: number) => string[], cwd = root): Server => {
+  const s = (name: string, kind: Server['kind'], cmd: (p: number) => string[], cwd = root, env?: Record<string, string>): Server => {
     const p = ++port
-    return { name, kind, cmd: cmd(p), cwd, port: p }
+    return { name, kind, cmd: cmd(p), cwd, port: p, env }
   }
   return [
     s('catzilla', 'ours', () => [node, '--import', 'tsx', join(here, 'peers', 'catzilla.ts')]),
@@ -82,6 +87,11 @@ function servers(): Server[] {
     s('fastify', 'peer', () => [node, join(here, 'peers', 'fastify.mjs')]),
     s('hono', 'peer', () => [node, join(here, 'peers', 'hono.mjs')]),
     s('bun', 'peer', () => [join(here, 'node_modules', '.bin', 'bun'), join(here, 'peers', 'bun.mjs')]),
+    s('uWebSockets.js', 'peer', () => [node, join(here, 'peers', 'uws.mjs')]),
+    s('hyper-express', 'peer', () => [node, join(here, 'peers', 'hyper-express.mjs')]),
+    // The platform package's binary itself: `.bin/deno` is the package's bin.cjs (a Node process
+    // that spawns Deno) unless its install script ran, and the CPU column must sample Deno.
+    s('deno', 'peer', () => [DENO, 'run', '--allow-net', '--allow-env=PORT', join(here, 'peers', 'deno.ts')], here, { DENO_NO_UPDATE_CHECK: '1' }),
     s('fastapi', 'peer', (p) => [py('uvicorn'), 'fastapi_app:app', '--port', String(p), '--log-level', 'warning', '--no-access-log'], join(here, 'peers')),
     s('flask', 'peer', (p) => [py('gunicorn'), '-w', '1', '-b', `127.0.0.1:${p}`, '--log-level', 'warning', 'flask_app:app'], join(here, 'peers')),
     s('socket.io', 'peer', () => [node, join(here, 'peers', 'socketio.mjs')]),
@@ -93,7 +103,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 async function startServer(s: Server) {
   s.proc = spawn('taskset', ['-c', SERVER_CPU, ...s.cmd], {
     cwd: s.cwd,
-    env: { ...process.env, PORT: String(s.port), NODE_ENV: 'production' },
+    env: { ...process.env, PORT: String(s.port), NODE_ENV: 'production', ...s.env },
     stdio: ['ignore', 'ignore', 'inherit'],
   })
   for (let i = 0; i < 100; i++) {
@@ -108,32 +118,121 @@ async function startServer(s: Server) {
   s.failed = 'did not start'
 }
 
-/** RSS in bytes of a process and all its descendants (gunicorn has a master and a worker). */
-function treeRss(pid: number): number {
+/** The fields of /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat after the command name: [0] is the state, [1] the ppid, [11] utime, [12] stime. */
+function statFields(path: string): string[] {
+  const stat = readFileSync(path, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
+/** Every process's children, found through every process's ppid (this kernel has no /proc/<pid>/task/<tid>/children). */
+function childrenOf(): Map<number, number[]> {
   const children = new Map<number, number[]>()
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue
     try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      const ppid = Number(statFields(`/proc/${d}/stat`)[1])
       children.set(ppid, [...(children.get(ppid) ?? []), Number(d)])
     } catch {
       /* process gone */
     }
   }
-  let total = 0
+  return children
+}
+
+/** A process and all its descendants (gunicorn has a master and a worker). */
+function processTree(pid: number, children = childrenOf()): number[] {
+  const tree: number[] = []
   const stack = [pid]
   while (stack.length) {
     const p = stack.pop()!
+    tree.push(p)
+    stack.push(...(children.get(p) ?? []))
+  }
+  return tree
+}
+
+/** RSS in bytes of a process and all its descendants. */
+function treeRss(pid: number): number {
+  let total = 0
+  for (const p of processTree(pid)) {
     try {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
       if (m) total += Number(m[1]) * 1024
     } catch {
       /* gone */
     }
-    stack.push(...(children.get(p) ?? []))
   }
   return total
+}
+
+/** Clock ticks per second of utime and stime in /proc's stat files. */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100
+
+/** CPU time used so far, in µs. */
+interface CpuTimes {
+  /** The main thread (tid == pid) of the process that serves. */
+  main: number
+  /** Every thread of the server's process tree, those that already exited too. */
+  total: number
+}
+
+/** Inodes of the sockets listening on a TCP port, from /proc/net/tcp and tcp6. */
+function listeningInodes(port: number): Set<string> {
+  const inodes = new Set<string>()
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(file)) continue
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      // local_address is HEXIP:HEXPORT; st 0A is LISTEN; the inode is the tenth field.
+      if (f.length > 9 && f[3] === '0A' && parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!)
+    }
+  }
+  return inodes
+}
+
+/** Whether a process has one of these sockets open. */
+function holdsSocket(pid: number, inodes: Set<string>): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '')
+      } catch {
+        return false
+      }
+    })
+  } catch {
+    return false
+  }
+}
+
+/**
+ * CPU time of a server so far, from /proc; undefined when /proc cannot be read. The process that
+ * serves is the spawned one (`taskset` execs the server, so its pid is the server's) or, below a
+ * launcher, the deepest descendant that holds the listening socket (gunicorn's worker under its
+ * master, node under an npx or tsx wrapper): not just any child, since tsx keeps an esbuild
+ * process beside the server.
+ */
+function cpuTimes(pid: number, port: number): CpuTimes | undefined {
+  try {
+    const children = childrenOf()
+    const inodes = listeningInodes(port)
+    let server = pid
+    for (;;) {
+      const kid = children.get(server)?.find((k) => holdsSocket(k, inodes))
+      if (kid === undefined) break
+      server = kid
+    }
+    const ticks = (f: string[]) => Number(f[11]) + Number(f[12]) // utime + stime
+    const main = ticks(statFields(`/proc/${server}/task/${server}/stat`))
+    let total = 0
+    // /proc/<pid>/stat sums all the threads of a process, the exited ones too: unlike a sum over
+    // /proc/<pid>/task/*/stat, it does not lose a helper thread that ends during the window.
+    for (const p of processTree(pid, children)) total += ticks(statFields(`/proc/${p}/stat`))
+    const us = 1e6 / CLK_TCK
+    return Number.isFinite(main) && Number.isFinite(total) ? { main: main * us, total: total * us } : undefined
+  } catch {
+    return undefined
+  }
 }
 
 interface Sample {
@@ -141,6 +240,10 @@ interface Sample {
   p50?: number
   p99?: number
   note?: string
+  /** Requests or messages completed in the measured window (for the CPU column). */
+  count?: number
+  /** CPU µs per request or message over the measured window. */
+  cpu?: CpuTimes
 }
 
 function client(args: string[], timeoutMs: number): string {
@@ -158,7 +261,8 @@ function wrk(port: number, path: string): Sample {
     return m ? unit(m[1]!, m[2]!) : undefined
   }
   const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out)
-  return { value: rps, p50: p('50'), p99: p('99'), note: errors ? errors[0] : undefined }
+  const count = Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN)
+  return { value: rps, p50: p('50'), p99: p('99'), note: errors ? errors[0] : undefined, count }
 }
 
 function streamCount(port: number, path: string, mode: string, expect: { bytes?: number; events?: number }, per: 'bytes' | 'events'): Sample {
@@ -168,6 +272,12 @@ function streamCount(port: number, path: string, mode: string, expect: { bytes?:
     r.complete && (expect.bytes === undefined || r.bytes >= expect.bytes) && (expect.events === undefined || r.events === expect.events)
   const value = per === 'bytes' ? r.bytes / r.seconds / 1048576 : r.events / r.seconds
   return { value: ok ? value : NaN, note: ok ? undefined : `incomplete: ${r.bytes} bytes, ${r.events} messages` }
+}
+
+/** WebSocket echo: the loadgen reports messages/s over its timed window of `--seconds` (plus the last round trip), so messages ≈ rate × seconds. */
+function wsEcho(s: Server, args: string[]): Sample {
+  const r = loadgen(s, ['ws-echo', ...args, '--seconds', String(SIZE.seconds)])
+  return { ...r, count: r.value * SIZE.seconds }
 }
 
 /** Runs benchmark/loadgen (`catzilla-loadgen`) against a server; socket.io gets its own framing. */
@@ -223,25 +333,31 @@ interface Scenario {
   servers?: string[]
   /** Header of a p50 / p99 column (values in µs, shown in ms). */
   latency?: string
+  /** Header of a CPU-per-request column (µs, main thread / total); the run must set Sample.count. */
+  cpu?: string
   /** A line under the table: who is not measured and why, what bounds the figures. */
   comment?: string
   run: (s: Server) => Sample | Promise<Sample>
 }
 
-const SSE_FANOUT = ['catzilla', 'rust ceiling', 'node:http', 'express', 'fastify', 'hono', 'bun', 'fastapi']
-const WEBSOCKETS = ['catzilla', 'rust ceiling', 'node:http', 'bun', 'socket.io', 'fastapi']
+const SSE_FANOUT = ['catzilla', 'rust ceiling', 'node:http', 'express', 'fastify', 'hono', 'bun', 'uWebSockets.js', 'hyper-express', 'deno', 'fastapi']
+const WEBSOCKETS = ['catzilla', 'rust ceiling', 'node:http', 'bun', 'uWebSockets.js', 'hyper-express', 'deno', 'socket.io', 'fastapi']
 const takesPart = (sc: Scenario, s: Server) => (sc.servers ? sc.servers.includes(s.name) : s.name !== 'socket.io')
 const fanout = `${SIZE.fanoutMessages.toLocaleString('en')} messages of ${MESSAGE_BYTES} B to each of ${SIZE.fanoutClients.toLocaleString('en')} clients`
 const fanoutArgs = ['--clients', String(SIZE.fanoutClients), '--n', String(SIZE.fanoutMessages), '--size', String(MESSAGE_BYTES)]
 const noWebSocket = 'Express, Fastify and Hono have no WebSocket server of their own (they would measure the `ws` package again, as node:http does); Flask on a sync gunicorn worker has none.'
 /** The permessage-deflate rows: servers with compressed routes `/ws-echo-z` and `/ws-sub-z`. */
-const DEFLATE = ['catzilla', 'node:http', 'bun', 'fastapi']
+const DEFLATE = ['catzilla', 'node:http', 'bun', 'uWebSockets.js', 'hyper-express', 'fastapi']
 const deflateKiB = `${DEFLATE_BYTES / 1024} KiB JSON`
-const deflateHow = `Every server compresses each message alone at zlib level 6: the load client offers \`permessage-deflate; client_no_context_takeover; server_no_context_takeover\` and fails the run if the extension is not accepted or a message of 1024 bytes or more arrives uncompressed. Catzilla: \`compression: true\` (a topic message is compressed once per publish); node:http: the \`ws\` package's \`perMessageDeflate\` (once per socket, on zlib's thread pool); Bun: \`perMessageDeflate: true\` and \`compress\` on each send and publish (uWS's shared compressor, libdeflate); FastAPI: uvicorn's default permessage-deflate (once per socket). The client sends messages compressed before the clock starts, and inflates and checks all it receives. Not measured: ${noWebSocket} The Rust ceiling has no compressed routes; socket.io compresses with the \`ws\` package, as node:http does (and its event framing would escape the JSON).`
+const deflateHow = `Every server compresses each message alone at zlib level 6: the load client offers \`permessage-deflate; client_no_context_takeover; server_no_context_takeover\` and fails the run if the extension is not accepted or a message of 1024 bytes or more arrives uncompressed. Catzilla: \`compression: true\` (a topic message is compressed once per publish); node:http: the \`ws\` package's \`perMessageDeflate\` (once per socket, on zlib's thread pool); Bun: \`perMessageDeflate: true\` and \`compress\` on each send and publish (uWS's shared compressor, libdeflate); uWebSockets.js and hyper-express: \`compression: SHARED_COMPRESSOR\` and the compress flag on each send and publish (uWS's shared compressor on zlib at its default level 6: this uWS.js build has no libdeflate); FastAPI: uvicorn's default permessage-deflate (once per socket). The client sends messages compressed before the clock starts, and inflates and checks all it receives. Not measured: ${noWebSocket} The Rust ceiling has no compressed routes; Deno's \`Deno.upgradeWebSocket\` has no permessage-deflate; socket.io compresses with the \`ws\` package, as node:http does (and its event framing would escape the JSON).`
+
+/** The CPU column: what is sampled and what the main thread is for each server. */
+const cpuHow = (per: string) =>
+  `CPU µs/${per}: the server's CPU time (utime + stime from \`/proc\` in ticks of 1/${CLK_TCK} s, sampled just before and just after the measured load, so connection setup is in it) ÷ the ${per === 'req' ? 'requests' : 'messages echoed'} in that window${per === 'req' ? '' : ' (≈ rate × seconds)'}; n/a when \`/proc\` cannot be read. Main thread = the thread whose tid is the server process's pid: the JS thread for every Node server (Catzilla's Rust core and its I/O run on their own threads, counted in total only), and for Bun and Deno, whose HTTP and WebSocket servers run on their JS thread too; for uWebSockets.js and hyper-express the uWS event loop is Node's main thread, so it does all the I/O as well; Python's interpreter thread for FastAPI (uvicorn) and Flask (the gunicorn worker; total adds the master); for the Rust ceiling the thread parked in tokio's \`block_on\` (near 0: its workers serve, counted in total). Total = every thread of the server's processes (V8's GC and compiler threads, libuv's pool, tokio's workers), those that exited during the window too. The load generators run on the other core and are not counted.`
 
 const scenarios: Scenario[] = [
-  { id: 'hello', title: 'Plaintext hello', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, latency: 'p50 / p99 latency', run: (s) => wrk(s.port, '/hello') },
-  { id: 'json', title: 'JSON with a path and a query parameter', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, latency: 'p50 / p99 latency', run: (s) => wrk(s.port, '/users/42?q=catzilla') },
+  { id: 'hello', title: 'Plaintext hello', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, latency: 'p50 / p99 latency', cpu: 'CPU µs/req (main thread / total)', comment: cpuHow('req'), run: (s) => wrk(s.port, '/hello') },
+  { id: 'json', title: 'JSON with a path and a query parameter', unit: 'req/s', higherIsBetter: true, rounds: SIZE.rounds, latency: 'p50 / p99 latency', cpu: 'CPU µs/req (main thread / total)', comment: 'CPU µs/req: measured as in the plaintext hello row.', run: (s) => wrk(s.port, '/users/42?q=catzilla') },
   {
     id: 'stream',
     title: `${SIZE.streamBytes >> 20} MiB stream in 16 KiB chunks from an async generator`,
@@ -285,8 +401,9 @@ const scenarios: Scenario[] = [
     rounds: SIZE.rounds,
     servers: WEBSOCKETS,
     latency: 'p50 / p99 round trip',
-    comment: `Not measured: ${noWebSocket} The load client has one core: figures near the Rust ceiling's are bounded by the client, not the server.`,
-    run: (s) => loadgen(s, ['ws-echo', '--conns', String(WS_CONNS), '--seconds', String(SIZE.seconds), '--size', String(MESSAGE_BYTES)]),
+    cpu: 'CPU µs/message (main thread / total)',
+    comment: `Not measured: ${noWebSocket} The load client has one core: figures near the Rust ceiling's are bounded by the client, not the server. ${cpuHow('message')}`,
+    run: (s) => wsEcho(s, ['--conns', String(WS_CONNS), '--size', String(MESSAGE_BYTES)]),
   },
   {
     id: 'ws-broadcast',
@@ -307,8 +424,9 @@ const scenarios: Scenario[] = [
     rounds: SIZE.rounds,
     servers: DEFLATE,
     latency: 'p50 / p99 round trip',
-    comment: deflateHow,
-    run: (s) => loadgen(s, ['ws-echo', '--deflate', '--conns', String(WS_CONNS), '--seconds', String(SIZE.seconds), '--size', String(DEFLATE_BYTES)]),
+    cpu: 'CPU µs/message (main thread / total)',
+    comment: `${deflateHow} CPU µs/message: measured as in the WebSocket echo row.`,
+    run: (s) => wsEcho(s, ['--deflate', '--conns', String(WS_CONNS), '--size', String(DEFLATE_BYTES)]),
   },
   {
     id: 'ws-broadcast-deflate',
@@ -353,6 +471,32 @@ function version(cmd: string[], cwd = root): string {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd, encoding: 'utf8' })
   const text = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0]
   return text || 'unknown'
+}
+
+/** Name and version of an installed peer package (benchmark/node_modules); 'unknown' when absent. */
+function pkg(dir: string): { name: string; version: string } {
+  try {
+    return JSON.parse(readFileSync(join(here, 'node_modules', dir, 'package.json'), 'utf8'))
+  } catch {
+    return { name: 'unknown', version: 'unknown' }
+  }
+}
+
+/** Where uWebSockets.js, hyper-express and Deno come from: none installs from npm under its own name as it is. */
+function provenance(): string {
+  let commit = 'unknown'
+  try {
+    commit = readFileSync(join(here, 'node_modules', 'uWebSockets.js', 'source_commit'), 'utf8').trim().slice(0, 10)
+  } catch {
+    /* not installed */
+  }
+  const uws = pkg('uWebSockets.js')
+  const binary = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`
+  return (
+    `uWebSockets.js is \`${uws.name}@${uws.version}\` under the alias \`uWebSockets.js\`: an npm republish of the uWS.js v20 binaries, built from uWS.js commit ${commit} (uWS.js itself is published on GitHub only); Node ${process.version} loads its \`${binary}\` (its binaries for Node 22 and later need glibc 2.38). ` +
+    `hyper-express ${pkg('hyper-express').version} (the newest release for Node 20; 6.14.x ignores a client that leaves after the response head, and its next write to that response throws) runs on that same package, set by \`overrides\` in place of its GitHub dependency. ` +
+    `${version([DENO, '--version']).replace(/ \(.*/, '')} is the binary of the \`deno\` npm package's platform package \`@deno/linux-x64-glibc\`, started directly (its install script is not needed).`
+  )
 }
 
 function svgChart(results: Map<string, Map<string, number>>, list: Server[]): string {
@@ -423,13 +567,22 @@ async function main() {
         for (const s of order) {
           if (sc.id === 'hello' || sc.id === 'json') wrk(s.port, sc.id === 'hello' ? '/hello' : '/users/1') // warm-up
           let sample: Sample
+          const before = sc.cpu ? cpuTimes(s.proc!.pid!, s.port) : undefined
           try {
             sample = await sc.run(s)
           } catch (err) {
             sample = { value: NaN, note: String(err).slice(0, 120) }
           }
+          const after = before ? cpuTimes(s.proc!.pid!, s.port) : undefined
+          if (before && after && sample.count! > 0) {
+            // utime and stime are each cut to whole ticks, so the thread's and the process's
+            // readings can differ by a tick or two: the main thread cannot have used more than all.
+            const total = after.total - before.total
+            sample.cpu = { main: Math.min(after.main - before.main, total) / sample.count!, total: total / sample.count! }
+          }
           per.set(s.name, [...(per.get(s.name) ?? []), sample])
-          log(`${sc.id} round ${round + 1} ${s.name}: ${fmt(sample.value)} ${sc.unit}${sample.note ? ` (${sample.note})` : ''}`)
+          const cpu = sample.cpu ? `, CPU ${fmt(sample.cpu.main, 2)} / ${fmt(sample.cpu.total, 2)} µs` : ''
+          log(`${sc.id} round ${round + 1} ${s.name}: ${fmt(sample.value)} ${sc.unit}${cpu}${sample.note ? ` (${sample.note})` : ''}`)
         }
       }
     }
@@ -449,7 +602,7 @@ async function main() {
   out.push(`Machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${version(['uname', '-sr'])}.`)
   out.push(`Servers pinned to CPU ${SERVER_CPU} and load generators to CPU ${CLIENT_CPU} (\`taskset\`); every server runs for the whole run and the rounds alternate their order; each figure is the median of ${SIZE.rounds} round(s) (memory: 1), with min–max. Ratios compare medians from this same run.`, '')
   out.push(
-    `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '-v']).replace(/ \[.*/, '')}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`.`,
+    `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '-v']).replace(/ \[.*/, '')}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`. ${provenance()}`,
     '',
   )
   out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); WebSocket echo and the broadcasts with `catzilla-loadgen` (`benchmark/loadgen`, Rust on tokio and tokio-tungstenite: checks every echo, and every broadcast message\'s order and size at every client; a broadcast is timed from the `GET /publish` that sends all messages until the last client has them all, so deliveries/s = clients × messages ÷ that time); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS.', '')
@@ -463,17 +616,18 @@ async function main() {
     const oursMed = med.get(ours.name) ?? NaN
     out.push(`## ${sc.title}`, '')
     const latency = sc.latency !== undefined
-    out.push(`| server | ${sc.unit} (median) | min–max | ${latency ? `${sc.latency} | ` : ''}ratio | notes |`)
-    out.push(`|---|---|---|${latency ? '---|' : ''}---|---|`)
+    out.push(`| server | ${sc.unit} (median) | min–max | ${latency ? `${sc.latency} | ` : ''}${sc.cpu ? `${sc.cpu} | ` : ''}ratio | notes |`)
+    out.push(`|---|---|---|${latency ? '---|' : ''}${sc.cpu ? '---|' : ''}---|---|`)
     for (const s of live.filter((x) => per.has(x.name))) {
       const xs = per.get(s.name) ?? []
       const vals = xs.map((x) => x.value).filter((v) => !Number.isNaN(v))
       const m = med.get(s.name) ?? NaN
       const ratio = s.name === ours.name ? '—' : sc.higherIsBetter ? oursMed / m : m / oursMed
       const lat = latency ? `${fmt(median(xs.map((x) => x.p50 ?? NaN)) / 1000, 2)} / ${fmt(median(xs.map((x) => x.p99 ?? NaN)) / 1000, 2)} ms | ` : ''
+      const cpu = sc.cpu ? `${fmt(median(xs.map((x) => x.cpu?.main ?? NaN)), 2)} / ${fmt(median(xs.map((x) => x.cpu?.total ?? NaN)), 2)} | ` : ''
       const notes = [...new Set(xs.map((x) => x.note).filter(Boolean))].join('; ')
       const name = s.kind === 'ours' ? `**${s.name}**` : s.name
-      out.push(`| ${name} | ${fmt(m)} | ${vals.length ? `${fmt(Math.min(...vals))}–${fmt(Math.max(...vals))}` : 'n/a'} | ${lat}${typeof ratio === 'number' ? `${fmt(ratio, 2)}×` : ratio} | ${notes} |`)
+      out.push(`| ${name} | ${fmt(m)} | ${vals.length ? `${fmt(Math.min(...vals))}–${fmt(Math.max(...vals))}` : 'n/a'} | ${lat}${cpu}${typeof ratio === 'number' ? `${fmt(ratio, 2)}×` : ratio} | ${notes} |`)
     }
     out.push('')
     if (sc.comment) out.push(sc.comment, '')
