@@ -220,6 +220,33 @@ test('a clean close ends the session; an expired one fires the expired hook', as
   late.ws.close()
 })
 
+test('regression: a session resumed after a 1001 close is fully usable (its old close does not carry over)', async (t) => {
+  const { app, port } = await serve((app) => chat(app))
+  t.teardown(() => app.close({ timeout: 100 }))
+  const url = `ws://127.0.0.1:${port}/chat`
+  const first = await open(url)
+  const gone = closed(first.ws)
+  first.ws.close(1001, 'tab closed')
+  await gone
+  await within(
+    (async () => {
+      while (app.stats().wsActive > 0) await sleep(10)
+    })(),
+    5000,
+  )
+  app.publish('room', 'while away')
+  const second = await open(`${url}?cz_session=${first.hello.session}`)
+  t.true(second.hello.recovered)
+  t.deepEqual(await second.take(1), ['while away'])
+  app.publish('room', 'live')
+  t.deepEqual(await second.take(1), ['live'])
+  second.ws.send('ping')
+  t.deepEqual(await second.take(1), ['echo:ping'])
+  const end = closed(second.ws)
+  second.ws.close(1000)
+  t.is((await end).code, 1000)
+})
+
 test('sendTo reaches a connected session and answers dropped for an unknown one', async (t) => {
   const { app, port } = await serve((app) => chat(app))
   t.teardown(() => app.close({ timeout: 100 }))
@@ -308,4 +335,7 @@ test('Chromium resumes a session after its tab closes and gets exactly the misse
   t.is(resumed.dropped, 0)
   t.deepEqual(seen.log.slice(1), ['one', 'two', 'three'])
   t.regex(seen.extensions, /^permessage-deflate/)
+  // The resumed connection stays open and live.
+  app.publish('room', 'live')
+  t.deepEqual((await second.log(5)).log.slice(4), ['live'])
 })

@@ -78,7 +78,7 @@ export interface WebSocketBehaviour<T = unknown, P extends Readonly<Record<strin
    * Session resume for clients that lose their connection (a phone changing networks, a laptop
    * waking up). Default off. Each socket gets a session: its first message is the text
    * `{"type":"cz-session","session":"<id>","recovered":false,"dropped":0}` (the id is also the
-   * `x-catzilla-session` header of the 101). When a connection is lost (no close frame) or the
+   * `x-catzilla-session` header of the 101). When a connection is lost (no close frame, or silence past `idleTimeout`) or the
    * client goes away (1001: a page closed or reloaded), the session stays subscribed to its topics and
    * queues what is published to them and what `app.sendTo(id)` sends. A client that reconnects
    * to the same route with `?cz_session=<id>` within `ttl` gets a new id in its first message

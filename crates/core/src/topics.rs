@@ -674,7 +674,7 @@ mod tests {
         let text = "a fairly compressible message ".repeat(100);
         assert_eq!(t.publish("room", Message::text(text.clone()), None, None).expect("valid"), 4);
         let payload = |s: &WsSocket| match s.queued().pop() {
-            Some(Outgoing::Deflated { payload, .. }) => Some(payload),
+            Some(Outgoing::Shared { deflated, .. }) => Some(deflated),
             _ => None,
         };
         let (a, b) = (payload(&sockets[0]).expect("deflated"), payload(&sockets[1]).expect("deflated"));

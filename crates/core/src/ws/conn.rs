@@ -53,11 +53,20 @@ where
                 // The connection was lost (no close frame) or the client is going away (1001: a
                 // page closed or reloaded): on a route with `resume` the session keeps queueing
                 // for the client's next connection. Any other close ends the session.
+                // A client silent past the idle timeout (a phone that lost its network) is lost too.
                 let unexpected = match &r.reply {
                     Some((code, _)) => *code == 1001,
-                    None => r.outcome.0 == 1006,
+                    None => r.outcome.0 == 1006 || r.idle,
                 };
                 guard.kept = unexpected && socket.resumable() && socket.go_offline();
+                if r.idle {
+                    // The old connection still gets its close frame (after the queue, unless kept).
+                    if guard.kept {
+                        socket.reply_close(1001, "idle timeout");
+                    } else {
+                        socket.close(1001, "idle timeout");
+                    }
+                }
                 if let Some(reply) = &r.reply {
                     // A close frame from the peer is answered after the answers to the messages
                     // before it (Autobahn 7.1.6), or at once when they wait for a resume.
@@ -134,11 +143,13 @@ struct ReadEnd {
     outcome: Outcome,
     /// The close frame to answer with once the earlier messages are handled (the peer closed).
     reply: Option<Outcome>,
+    /// The client was silent past the idle timeout.
+    idle: bool,
 }
 
 impl ReadEnd {
     fn lost() -> Self {
-        Self { outcome: (1006, String::new()), reply: None }
+        Self { outcome: (1006, String::new()), reply: None, idle: false }
     }
 }
 
@@ -196,7 +207,7 @@ async fn read_loop<R: AsyncRead>(
             Ok(Some(Incoming::Pong)) => continue,
             Ok(Some(Incoming::Close(frame))) => {
                 let outcome = frame.unwrap_or((1005, String::new()));
-                return ReadEnd { reply: Some(outcome.clone()), outcome };
+                return ReadEnd { reply: Some(outcome.clone()), outcome, idle: false };
             }
             Ok(None) => {}
             Err(Violation { code, reason }) => {
@@ -204,7 +215,7 @@ async fn read_loop<R: AsyncRead>(
                 // valid: they are handled and answered first, then the close follows.
                 wait_consumed(socket).await;
                 socket.close(code, reason);
-                return ReadEnd { outcome: (code, reason.to_owned()), reply: None };
+                return ReadEnd { outcome: (code, reason.to_owned()), reply: None, idle: false };
             }
         }
         if buf.capacity() - buf.len() < READ_CHUNK / 2 {
@@ -219,8 +230,7 @@ async fn read_loop<R: AsyncRead>(
                     continue;
                 }
                 Err(_) => {
-                    socket.close(1001, "idle timeout");
-                    return ReadEnd { outcome: (1001, "idle timeout".to_owned()), reply: None };
+                    return ReadEnd { outcome: (1001, "idle timeout".to_owned()), reply: None, idle: true };
                 }
             },
             None => rd.read_buf(&mut buf).await,
@@ -241,10 +251,8 @@ fn requeue(
     rest: &mut std::collections::VecDeque<Outgoing>,
     written: usize,
 ) {
+    put_back(socket, unwritten, rest);
     let mut o = socket.0.out.lock();
-    for item in rest.drain(..).rev().chain(unwritten.into_iter().rev()) {
-        o.queue.push_front(item);
-    }
     o.bytes = o.bytes.saturating_sub(written);
     if o.offline {
         drop(o);
@@ -252,12 +260,30 @@ fn requeue(
     }
 }
 
-/// Queues a control frame regardless of the backpressure limit.
-fn push_control(socket: &WsSocket, m: Message) {
-    let out = socket.0.out.lock();
-    if !(out.closed || out.closing.is_some()) {
-        socket.enqueue(out, Outgoing::Message(m));
+/// Puts items taken for writing back at the front of the queue, in their order.
+fn put_back(socket: &WsSocket, unwritten: Vec<Outgoing>, rest: &mut std::collections::VecDeque<Outgoing>) {
+    let mut o = socket.0.out.lock();
+    for item in rest.drain(..).rev().chain(unwritten.into_iter().rev()) {
+        o.queue.push_front(item);
     }
+}
+
+/// Queues a control frame regardless of the backpressure limit, counted like any message. A pong
+/// replaces one still queued (RFC 6455 §5.5.3 allows answering only the latest ping), so a client
+/// that pings without reading cannot grow the queue.
+fn push_control(socket: &WsSocket, m: Message) {
+    let mut out = socket.0.out.lock();
+    if out.closed || out.closing.is_some() || out.offline {
+        return;
+    }
+    if matches!(m, Message::Pong(_)) {
+        if let Some(i) = out.queue.iter().position(|i| matches!(i, Outgoing::Message(Message::Pong(_)))) {
+            let old = out.queue.remove(i).map_or(0, |o| o.held());
+            out.bytes = out.bytes.saturating_sub(old);
+        }
+    }
+    out.bytes += crate::ws::message_len(&m);
+    socket.enqueue(out, Outgoing::Message(m));
 }
 
 /// Writes queued messages in batches (encoded into one buffer, large payloads written from their
@@ -279,7 +305,9 @@ async fn write_loop<W: AsyncWrite>(
             if !o.offline {
                 std::mem::swap(&mut batch, &mut o.queue);
             }
-            (o.closing.clone(), o.closed, o.offline)
+            // Offline, the close answers the old connection only: the session may reconnect.
+            let closing = if o.offline { o.closing.take() } else { o.closing.clone() };
+            (closing, o.closed, o.offline)
         };
         if offline {
             // The queue waits for the client's next connection; only a close reply goes out.
@@ -309,8 +337,17 @@ async fn write_loop<W: AsyncWrite>(
             pending_bytes += item.held();
             pending_count += u64::from(matches!(
                 &item,
-                Outgoing::Message(Message::Text(_) | Message::Binary(_)) | Outgoing::Deflated { .. }
+                Outgoing::Message(Message::Text(_) | Message::Binary(_)) | Outgoing::Shared { .. }
             ));
+            if inner.offline.load(Ordering::Acquire) {
+                // The session went offline mid-batch: what is not written yet waits for the next
+                // connection (its bytes stay counted; the written ones are uncounted below).
+                batch.push_front(item);
+                put_back(socket, std::mem::take(&mut unwritten), &mut batch);
+                out.clear();
+                (pending_bytes, pending_count) = (0, 0);
+                break;
+            }
             unwritten.push(item.clone());
             let direct = encode::encode(&mut out, item, deflater.as_mut());
             if out.len() < WRITE_BATCH && direct.is_none() {

@@ -169,6 +169,10 @@ impl Decoder {
         if h.rsv2 || h.rsv3 {
             return Err(protocol("reserved bits set"));
         }
+        // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+        if len >> 63 != 0 {
+            return Err(protocol("payload length with the high bit set"));
+        }
         let len = usize::try_from(len).map_err(|_| TOO_BIG)?;
         match h.opcode {
             OpCode::Control(_) => {
@@ -211,9 +215,12 @@ impl Decoder {
                 self.message = Some(Partial { text, compressed: h.rsv1, data: Vec::new(), checked: 0 });
             }
         }
-        let so_far = self.message.as_ref().map_or(0, |m| if m.compressed { 0 } else { m.data.len() });
-        if so_far + len > self.max_payload {
-            return Err(TOO_BIG);
+        if matches!(h.opcode, OpCode::Data(_)) {
+            // A compressed message is bounded by what it inflates to (checked while inflating).
+            let so_far = self.message.as_ref().map_or(0, |m| if m.compressed { 0 } else { m.data.len() });
+            if len > self.max_payload.saturating_sub(so_far) {
+                return Err(TOO_BIG);
+            }
         }
         buf.advance(head);
         self.frame = Some(Frame { fin: h.is_final, opcode: h.opcode, mask, remaining: len, read: 0 });
@@ -356,6 +363,59 @@ mod tests {
         }
         let mut d = Decoder::new(10, None);
         assert_eq!(decode_all(&mut d, &frame(0x82, &[0; 11])).map_err(|v| v.code), Err(1009));
+    }
+
+    #[test]
+    fn regression_a_huge_continuation_length_cannot_wrap_the_size_check() {
+        let mut d = Decoder::new(1 << 20, None);
+        let mut wire = frame(0x02, b"x");
+        // A continuation frame claiming 2^64-1 bytes: 1 + that wraps to 0 in unchecked math.
+        wire.extend_from_slice(&[
+            0x80,
+            0x80 | 127,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            1,
+            2,
+            3,
+            4,
+        ]);
+        assert_eq!(decode_all(&mut d, &wire).map_err(|v| v.code), Err(1002));
+        let mut d = Decoder::new(1 << 20, None);
+        let mut wire = frame(0x02, b"x");
+        wire.extend_from_slice(&[
+            0x80,
+            0x80 | 127,
+            0x7f,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            1,
+            2,
+            3,
+            4,
+        ]);
+        assert_eq!(decode_all(&mut d, &wire).map_err(|v| v.code), Err(1009));
+    }
+
+    #[test]
+    fn a_ping_inside_a_large_fragmented_message_does_not_count_against_it() {
+        let mut d = Decoder::new(10, None);
+        let mut wire = frame(0x01, b"123456789");
+        wire.extend(frame(0x89, b"ping!"));
+        wire.extend(frame(0x80, b"0"));
+        let events = decode_all(&mut d, &wire).expect("valid");
+        assert_eq!(events.len(), 2);
     }
 
     #[test]

@@ -226,6 +226,11 @@ impl Deflater {
         Self { agreed, own: None }
     }
 
+    /// `true` when a payload compressed alone at `level` with a 15-bit window may be sent as is.
+    pub fn shares(&self, level: u32) -> bool {
+        self.agreed.shares_payloads() && self.agreed.level == level
+    }
+
     /// The compressed payload of `input`, or `None` when it goes uncompressed (under the
     /// threshold, or a window zlib cannot honour).
     pub fn compress(&mut self, input: &[u8]) -> Option<Bytes> {
@@ -319,7 +324,7 @@ fn feed(d: &mut Decompress, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Re
     let mut done = 0;
     loop {
         if out.capacity() - out.len() < 256 {
-            if out.len() >= limit {
+            if out.len() > limit {
                 return Err(InflateError::TooBig);
             }
             out.reserve(out.capacity().max(4096).min(limit + 1 - out.len()).max(256));
@@ -433,8 +438,11 @@ mod tests {
         let mut i = Inflater::new(&offer("permessage-deflate").expect("accepted"));
         assert_eq!(i.inflate(&z, true, &mut Vec::new(), 50_000), Err(InflateError::TooBig));
         assert_eq!(i.inflate(&[0xff, 0xff, 0xff], true, &mut Vec::new(), 50_000), Err(InflateError::Corrupt));
-        let mut out = Vec::new();
-        assert_eq!(i.inflate(&z, true, &mut out, 100_000), Ok(()));
-        assert_eq!(out.len(), 100_000);
+        // Exactly the limit is fine, whatever the buffer's capacity.
+        for limit in [100_000, 65_536 + 34_464] {
+            let mut out = Vec::with_capacity(limit);
+            assert_eq!(i.inflate(&z, true, &mut out, limit), Ok(()));
+            assert_eq!(out.len(), 100_000);
+        }
     }
 }

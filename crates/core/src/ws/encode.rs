@@ -13,12 +13,16 @@ use super::Message;
 pub enum Outgoing {
     /// A message, compressed when it is written if the socket agreed to permessage-deflate.
     Message(Message),
-    /// A message already compressed once for every subscriber of a topic.
-    Deflated {
-        /// Text (else binary).
-        text: bool,
-        /// The compressed payload.
-        payload: Bytes,
+    /// A topic message with its payload compressed once for every subscriber that compresses
+    /// messages alone at `level`; a socket that agreed otherwise (a resumed session may have)
+    /// sends `message` as it would any other.
+    Shared {
+        /// The message itself.
+        message: Message,
+        /// Its payload, compressed alone with a 15-bit window at `level`.
+        deflated: Bytes,
+        /// The zlib level it was compressed with.
+        level: u32,
     },
 }
 
@@ -27,7 +31,7 @@ impl Outgoing {
     pub fn held(&self) -> usize {
         match self {
             Outgoing::Message(m) => super::message_len(m),
-            Outgoing::Deflated { payload, .. } => payload.len(),
+            Outgoing::Shared { message, .. } => super::message_len(message),
         }
     }
 }
@@ -46,8 +50,19 @@ fn header(out: &mut Vec<u8>, opcode: OpCode, rsv1: bool, len: usize) {
 /// Encodes `item` into `out`; a large payload is returned to be written after `out` instead of
 /// copied into it.
 pub(crate) fn encode(out: &mut Vec<u8>, item: Outgoing, deflater: Option<&mut Deflater>) -> Option<Bytes> {
+    let item = match item {
+        Outgoing::Shared { message, deflated, level } => match (&message, &deflater) {
+            (Message::Text(_) | Message::Binary(_), Some(d)) if d.shares(level) => {
+                let text = matches!(message, Message::Text(_));
+                header(out, data(text), true, deflated.len());
+                return copy_or_direct(out, deflated);
+            }
+            _ => Outgoing::Message(message),
+        },
+        item => item,
+    };
     let (opcode, rsv1, payload) = match item {
-        Outgoing::Deflated { text, payload } => (data(text), true, payload),
+        Outgoing::Shared { .. } => return None,
         Outgoing::Message(m) => {
             let (opcode, payload) = match m {
                 Message::Text(t) => (data(true), Bytes::from(t)),
@@ -66,6 +81,11 @@ pub(crate) fn encode(out: &mut Vec<u8>, item: Outgoing, deflater: Option<&mut De
         }
     };
     header(out, opcode, rsv1, payload.len());
+    copy_or_direct(out, payload)
+}
+
+/// Appends a small payload to `out`; a large one is returned to be written from its own buffer.
+fn copy_or_direct(out: &mut Vec<u8>, payload: Bytes) -> Option<Bytes> {
     if payload.len() >= DIRECT {
         return Some(payload);
     }
@@ -109,10 +129,23 @@ mod tests {
     }
 
     #[test]
-    fn deflated_items_carry_rsv1() {
+    fn a_shared_compressed_payload_goes_only_to_a_socket_that_agreed_to_it() {
+        use crate::ws::deflate::{negotiate, DeflateConfig, Deflater};
+        let item = || Outgoing::Shared {
+            message: Message::text("plain"),
+            deflated: Bytes::from_static(b"\x00"),
+            level: 6,
+        };
+        let agreed =
+            |offer: &str| negotiate(std::iter::once(offer), &DeflateConfig::default()).expect("agreed");
         let mut out = Vec::new();
-        let _ =
-            encode(&mut out, Outgoing::Deflated { text: true, payload: Bytes::from_static(b"\x00") }, None);
+        let _ = encode(&mut out, item(), Some(&mut Deflater::new(agreed("permessage-deflate"))));
         assert_eq!(out, b"\xc1\x01\x00");
+        // No deflate on this connection (a resumed session), or a small window: the message itself.
+        for mut d in [None, Some(Deflater::new(agreed("permessage-deflate; server_max_window_bits=10")))] {
+            out.clear();
+            let _ = encode(&mut out, item(), d.as_mut());
+            assert_eq!(out, b"\x81\x05plain");
+        }
     }
 }

@@ -55,6 +55,11 @@ pub(super) struct Inner {
     pub(super) agreed: Mutex<Option<Agreed>>,
     /// The session, on routes with `resume`.
     pub(super) session: Mutex<Option<SessionRef>>,
+    /// The session registry, set with the first session; read without locking `session`, so
+    /// code holding `out` never waits for `session` (which `reconnect` takes before `out`).
+    pub(super) registry: std::sync::OnceLock<std::sync::Weak<super::resume::Sessions>>,
+    /// Mirrors `Outbox::offline` for the writer's check between two writes.
+    pub(super) offline: AtomicBool,
 }
 
 /// A handle to one WebSocket connection; cheap to clone, usable from any thread.
@@ -91,6 +96,8 @@ impl WsSocket {
             stats,
             agreed: Mutex::new(None),
             session: Mutex::new(None),
+            registry: std::sync::OnceLock::new(),
+            offline: AtomicBool::new(false),
             probe: {
                 let probe = Arc::new(crate::live::Probe::default());
                 probe.capacity.store(config_backpressure as u64, Ordering::Relaxed);
@@ -126,9 +133,9 @@ impl WsSocket {
     /// Queues a topic message. When this socket compresses every message alone with a 15-bit
     /// window, the payload is compressed once, into `shared`, for every such subscriber.
     pub(crate) fn send_topic(&self, message: &Message, shared: &mut Option<(u32, Bytes)>) -> SendStatus {
-        let (text, payload) = match message {
-            Message::Text(t) => (true, t.as_bytes()),
-            Message::Binary(b) => (false, &b[..]),
+        let payload = match message {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => &b[..],
             _ => return self.send(message.clone()),
         };
         let agreed = self.0.agreed.lock().clone();
@@ -142,7 +149,7 @@ impl WsSocket {
                         z
                     }
                 };
-                self.push(Outgoing::Deflated { text, payload: z })
+                self.push(Outgoing::Shared { message: message.clone(), deflated: z, level: a.level })
             }
             _ => self.send(message.clone()),
         }
@@ -164,6 +171,7 @@ impl WsSocket {
     }
 
     pub(super) fn set_session(&self, session: SessionRef) {
+        let _ = self.0.registry.set(session.registry.clone());
         *self.0.session.lock() = Some(session);
     }
 
@@ -190,13 +198,21 @@ impl WsSocket {
             return None;
         }
         out.offline = false;
+        self.0.offline.store(false, Ordering::Release);
         out.awaiting = false;
+        // The close that answered the old connection's 1001 belongs to it, not to this one.
+        out.closing = None;
+        out.closed = false;
+        // What was charged offline is released by the caller; from now on only the queue counts
+        // (a writer dropped mid-batch left its items' bytes behind).
+        let charged = out.bytes;
+        out.bytes = out.queue.iter().map(Outgoing::held).sum();
         out.over = out.bytes > self.0.config.max_backpressure;
         s.id = fresh.to_owned();
         s.epoch += 1;
         self.0.inbound.store(0, Ordering::Release);
         self.0.deferred.lock().clear();
-        Some((out.bytes, std::mem::take(&mut out.dropped)))
+        Some((charged, std::mem::take(&mut out.dropped)))
     }
 
     /// Whether this connection's end keeps the session for a resume: the route has `resume` and
@@ -212,11 +228,13 @@ impl WsSocket {
         let Some(resume) = self.0.config.resume.clone() else { return false };
         let Some(registry) = self.registry() else { return false };
         let mut out = self.0.out.lock();
-        if out.offline || out.closed {
+        // A close the server asked for (the app, a limit, shutdown) ends the session even when the
+        // connection dropped before the close frame went out.
+        if out.offline || out.closed || out.closing.is_some() {
             return false;
         }
-        out.closing = None;
         out.offline = true;
+        self.0.offline.store(true, Ordering::Release);
         out.over = false;
         out.dropped = 0;
         // Pings and pongs of the old connection mean nothing to the next one.
@@ -228,7 +246,7 @@ impl WsSocket {
             }
             !control
         });
-        out.bytes -= removed.min(out.bytes);
+        out.bytes = out.bytes.saturating_sub(removed);
         registry.charge(out.bytes);
         self.bound_offline(&mut out, &resume, &registry);
         true
@@ -245,7 +263,7 @@ impl WsSocket {
     }
 
     fn registry(&self) -> Option<Arc<super::resume::Sessions>> {
-        self.0.session.lock().as_ref().and_then(|s| s.registry.upgrade())
+        self.0.registry.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// Queues the close frame answering the peer's, even while offline.
@@ -281,7 +299,7 @@ impl WsSocket {
         {
             if let Some(item) = out.queue.pop_front() {
                 let len = item.held();
-                out.bytes -= len;
+                out.bytes = out.bytes.saturating_sub(len);
                 registry.release(len);
                 dropped += 1;
             }
@@ -295,8 +313,7 @@ impl WsSocket {
 
     /// Queues `item` for a disconnected client.
     fn push_offline(&self, mut out: parking_lot::MutexGuard<'_, Outbox>, item: Outgoing) -> SendStatus {
-        let registry = self.0.session.lock().as_ref().and_then(|s| s.registry.upgrade());
-        let (Some(registry), Some(resume)) = (registry, self.0.config.resume.as_ref()) else {
+        let (Some(registry), Some(resume)) = (self.registry(), self.0.config.resume.as_ref()) else {
             return SendStatus::Dropped;
         };
         let len = item.held();
@@ -322,6 +339,7 @@ impl WsSocket {
             return None;
         }
         out.offline = false;
+        self.0.offline.store(false, Ordering::Release);
         out.awaiting = false;
         out.closed = true;
         Some((s.id.clone(), out.bytes))
@@ -440,7 +458,14 @@ impl WsSocket {
 
     /// Reports that `len` bytes of received messages were processed (see [`WsEvents::message`]).
     pub fn consumed(&self, len: usize) {
-        let before = self.0.inbound.fetch_sub(len, Ordering::AcqRel);
+        // Saturating: a late consume from a connection this socket had before a resume (whose
+        // count was reset) must not wrap the count and stop the new reader for good.
+        let Ok(before) =
+            self.0.inbound.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_sub(len)))
+        else {
+            return;
+        };
+        let len = len.min(before);
         if before >= INBOUND_WINDOW && before - len < INBOUND_WINDOW {
             self.0.inbound_room.notify_one();
         }
@@ -485,6 +510,7 @@ impl WsSocket {
                     r.release(out.bytes);
                 }
                 out.offline = false;
+                self.0.offline.store(false, Ordering::Release);
                 out.awaiting = false;
             }
             out.closed = true;
