@@ -247,6 +247,19 @@ test('regression: a session resumed after a 1001 close is fully usable (its old 
   t.is((await end).code, 1000)
 })
 
+test('app.close() ends waiting sessions and releases their queues', async (t) => {
+  const expired: string[] = []
+  const { app, port } = await serve((app) => chat(app, { expired }))
+  const first = await open(`ws://127.0.0.1:${port}/chat`)
+  await drop(app, first.ws)
+  app.publish('room', 'queued')
+  t.true(app.stats().wsOfflineBytes > 0)
+  await app.close({ timeout: 100 })
+  t.is(app.stats().wsOfflineBytes, 0)
+  t.is(app.sendTo(first.hello.session, 'x'), 'dropped')
+  t.deepEqual(expired, [])
+})
+
 test('sendTo reaches a connected session and answers dropped for an unknown one', async (t) => {
   const { app, port } = await serve((app) => chat(app))
   t.teardown(() => app.close({ timeout: 100 }))

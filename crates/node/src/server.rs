@@ -235,6 +235,7 @@ impl NativeServer {
         if let Some(h) = handle {
             h.close(Duration::from_millis(u64::from(timeout_ms))).await;
         }
+        self.sessions.clear();
         if let Some(h) = self.handler.lock().take() {
             h.release();
         }

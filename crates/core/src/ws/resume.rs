@@ -139,6 +139,15 @@ impl Sessions {
         self.map.lock().remove(id);
     }
 
+    /// Ends every session because the server closed: waiting sessions are dropped (without
+    /// `expired`: the app is going away) and their queued bytes released.
+    pub fn clear(&self) {
+        let sockets: Vec<WsSocket> = self.map.lock().drain().map(|(_, s)| s).collect();
+        for s in sockets {
+            s.finish();
+        }
+    }
+
     /// Starts the TTL of a session that just went offline.
     pub(crate) fn wait(
         self: &Arc<Self>,
