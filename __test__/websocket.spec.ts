@@ -334,3 +334,25 @@ test('a stalled async message hook pauses the reader: the client cannot send pas
   )
   t.is(delivered, total)
 })
+
+test('regression: every one of ten pings sent together gets its pong, with its payload (Autobahn 2.10)', async (t) => {
+  const { app, port } = await serve((app) => app.ws('/echo', { message: (ws, data) => void ws.send(data) }))
+  t.teardown(() => app.close({ timeout: 100 }))
+  const c = await connect(wsUrl(port, '/echo'))
+  const pongs: string[] = []
+  const all = within(
+    new Promise<void>((resolve) =>
+      c.on('pong', (d) => {
+        pongs.push(d.toString())
+        if (pongs.length === 10) resolve()
+      }),
+    ),
+    5000,
+    'ten pongs',
+  )
+  for (let i = 0; i < 10; i++) c.ping(`p${i}`)
+  await all
+  t.deepEqual(pongs, Array.from({ length: 10 }, (_, i) => `p${i}`))
+  c.close()
+})
+

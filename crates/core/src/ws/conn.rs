@@ -264,23 +264,29 @@ fn requeue(
 fn put_back(socket: &WsSocket, unwritten: Vec<Outgoing>, rest: &mut std::collections::VecDeque<Outgoing>) {
     let mut o = socket.0.out.lock();
     for item in rest.drain(..).rev().chain(unwritten.into_iter().rev()) {
+        o.pongs += usize::from(matches!(item, Outgoing::Message(Message::Pong(_))));
         o.queue.push_front(item);
     }
 }
 
-/// Queues a control frame regardless of the backpressure limit, counted like any message. A pong
-/// replaces one still queued (RFC 6455 §5.5.3 allows answering only the latest ping), so a client
-/// that pings without reading cannot grow the queue.
+/// Pongs that may wait in a socket's queue; past it further pings go unanswered until the queue
+/// is written.
+const MAX_PONGS: usize = 32;
+
+/// Queues a control frame regardless of the backpressure limit, counted like any message. Every
+/// ping is answered (Autobahn 2.10 expects all ten), but at most [`MAX_PONGS`] pongs wait, so a
+/// client that pings without reading cannot grow the queue (RFC 6455 §5.5.3 lets an endpoint skip
+/// pongs for pings it has not answered yet).
 fn push_control(socket: &WsSocket, m: Message) {
     let mut out = socket.0.out.lock();
     if out.closed || out.closing.is_some() || out.offline {
         return;
     }
     if matches!(m, Message::Pong(_)) {
-        if let Some(i) = out.queue.iter().position(|i| matches!(i, Outgoing::Message(Message::Pong(_)))) {
-            let old = out.queue.remove(i).map_or(0, |o| o.held());
-            out.bytes = out.bytes.saturating_sub(old);
+        if out.pongs >= MAX_PONGS {
+            return;
         }
+        out.pongs += 1;
     }
     out.bytes += crate::ws::message_len(&m);
     socket.enqueue(out, Outgoing::Message(m));
@@ -304,6 +310,7 @@ async fn write_loop<W: AsyncWrite>(
             let mut o = inner.out.lock();
             if !o.offline {
                 std::mem::swap(&mut batch, &mut o.queue);
+                o.pongs = 0;
             }
             // Offline, the close answers the old connection only: the session may reconnect.
             let closing = if o.offline { o.closing.take() } else { o.closing.clone() };

@@ -2,7 +2,8 @@
 //! reassembly of fragmented messages, permessage-deflate, and UTF-8 checked as bytes arrive, so a
 //! bad text message fails at its bad bytes rather than when its last frame comes.
 
-use bytes::{Buf, Bytes, BytesMut};
+pub use bytes::BytesMut;
+use bytes::{Buf, Bytes};
 use std::io::Cursor;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
@@ -12,7 +13,7 @@ use super::{Message, Utf8Bytes};
 
 /// What the decoder produced.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Incoming {
+pub enum Incoming {
     /// A complete text or binary message.
     Message(Message),
     /// A ping, to be answered with a pong carrying the same payload.
@@ -25,7 +26,7 @@ pub(crate) enum Incoming {
 
 /// A violation of the protocol, answered with a close frame of this code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Violation {
+pub struct Violation {
     /// 1002 protocol error, 1007 invalid UTF-8, 1009 too big.
     pub code: u16,
     /// The close reason.
@@ -59,7 +60,7 @@ struct Partial {
 }
 
 /// A server-side frame decoder for one connection.
-pub(crate) struct Decoder {
+pub struct Decoder {
     max_payload: usize,
     inflater: Option<Inflater>,
     frame: Option<Frame>,
@@ -102,12 +103,12 @@ fn check_utf8(data: &[u8], checked: &mut usize, complete: bool) -> Result<(), Vi
 impl Decoder {
     /// A decoder that refuses messages over `max_payload` bytes and inflates compressed ones
     /// with `inflater` (present when permessage-deflate was agreed).
-    pub(crate) fn new(max_payload: usize, inflater: Option<Inflater>) -> Self {
+    pub fn new(max_payload: usize, inflater: Option<Inflater>) -> Self {
         Self { max_payload, inflater, frame: None, message: None }
     }
 
     /// Decodes the next event from `buf`, consuming what it used; `Ok(None)` wants more bytes.
-    pub(crate) fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, Violation> {
+    pub fn next(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, Violation> {
         loop {
             if self.frame.is_none() {
                 let mut cursor = Cursor::new(&buf[..]);

@@ -3,7 +3,7 @@
 //! decoder and encoder, permessage-deflate, and the reader/writer pair over a hyper upgrade.
 
 mod conn;
-mod decode;
+pub mod decode;
 pub mod deflate;
 mod encode;
 mod handshake;

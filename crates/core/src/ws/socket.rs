@@ -32,6 +32,8 @@ pub(super) struct Outbox {
     pub(super) dropped: u64,
     /// Offline and its disconnect reported: a new connection may take it.
     pub(super) awaiting: bool,
+    /// Pongs in `queue` (bounded, see `push_control`).
+    pub(super) pongs: usize,
 }
 
 pub(super) struct Inner {
@@ -85,6 +87,7 @@ impl WsSocket {
                 offline: false,
                 dropped: 0,
                 awaiting: false,
+                pongs: 0,
             }),
             wake_writer: Notify::new(),
             inbound: AtomicUsize::new(0),
@@ -247,6 +250,7 @@ impl WsSocket {
             !control
         });
         out.bytes = out.bytes.saturating_sub(removed);
+        out.pongs = 0;
         registry.charge(out.bytes);
         self.bound_offline(&mut out, &resume, &registry);
         true
@@ -515,6 +519,7 @@ impl WsSocket {
             }
             out.closed = true;
             out.queue.clear();
+            out.pongs = 0;
             out.bytes = 0;
         }
         let subs = std::mem::take(&mut *self.0.subscriptions.lock());
