@@ -23,6 +23,17 @@ export function within<T>(p: Promise<T>, ms: number, what = 'operation'): Promis
   return Promise.race([p, t]).finally(() => clearTimeout(timer))
 }
 
+/** Polls `condition` every `every` ms until it holds; fails after `ms`. */
+export function until(condition: () => boolean | Promise<boolean>, what: string, ms = 5000, every = 10): Promise<void> {
+  return within(
+    (async () => {
+      while (!(await condition())) await sleep(every)
+    })(),
+    ms,
+    what,
+  )
+}
+
 /** A promise with its resolve function exposed. */
 export function deferred<T = void>() {
   let resolve!: (v: T) => void

@@ -2,7 +2,7 @@
 import test from 'ava'
 import WebSocket from 'ws'
 import type { Catzilla, WebSocket as CzSocket } from '../index.js'
-import { closed, connect, deferred, launchChromium, next, serve, sleep, within } from './helpers.js'
+import { closed, connect, deferred, launchChromium, next, serve, sleep, until } from './helpers.js'
 
 interface Hello {
   type: string
@@ -32,14 +32,7 @@ async function open(url: string): Promise<Client> {
   const got: string[] = []
   let taken = 1
   ws.on('message', (d) => got.push(d.toString()))
-  const wait = (count: number, what: string) =>
-    within(
-      (async () => {
-        while (got.length < count) await sleep(5)
-      })(),
-      5000,
-      what,
-    )
+  const wait = (count: number, what: string) => until(() => got.length >= count, what, 5000, 5)
   await wait(1, 'session message')
   const hello = JSON.parse(got[0]!) as Hello
   const take = async (n: number) => {
@@ -56,13 +49,7 @@ async function drop(app: Catzilla, ws: WebSocket): Promise<void> {
   ws.terminate()
   await gone
   // The server notices the reset on its side.
-  await within(
-    (async () => {
-      while (app.stats().wsActive > 0) await sleep(10)
-    })(),
-    5000,
-    'server side close',
-  )
+  await until(() => app.stats().wsActive === 0, 'server side close')
 }
 
 function chat(app: Catzilla, hooks: { closes?: number[]; expired?: string[]; opened?: CzSocket[] } = {}, resume: object | boolean = { ttl: 5000 }) {
@@ -140,13 +127,7 @@ test('messages published while a client reconnects are neither lost nor duplicat
   publishing = false
   await publisher
   const last = `m${n - 1}`
-  await within(
-    (async () => {
-      while (second.all.at(-1) !== last) await sleep(5)
-    })(),
-    5000,
-    'the last message',
-  )
+  await until(() => second.all.at(-1) === last, 'the last message')
   const received = [...first.all.slice(1), ...second.all.slice(1)]
   // Messages the kernel had already accepted on the dead connection may be missing from the
   // first part; from the first one the server kept, the sequence has no gap and no duplicate.
@@ -203,13 +184,7 @@ test('a clean close ends the session; an expired one fires the expired hook', as
   const lost = await open(url)
   await drop(app, lost.ws)
   t.is(app.sendTo(lost.hello.session, 'kept'), 'sent')
-  await within(
-    (async () => {
-      while (expired.length === 0) await sleep(20)
-    })(),
-    3000,
-    'expired hook',
-  )
+  await until(() => expired.length > 0, 'expired hook', 3000)
   t.deepEqual(expired, [lost.hello.session])
   t.is(app.sendTo(lost.hello.session, 'x'), 'dropped')
   t.is(app.stats().wsResumeExpired, 1)
@@ -228,12 +203,7 @@ test('regression: a session resumed after a 1001 close is fully usable (its old 
   const gone = closed(first.ws)
   first.ws.close(1001, 'tab closed')
   await gone
-  await within(
-    (async () => {
-      while (app.stats().wsActive > 0) await sleep(10)
-    })(),
-    5000,
-  )
+  await until(() => app.stats().wsActive === 0, 'server side close')
   app.publish('room', 'while away')
   const second = await open(`${url}?cz_session=${first.hello.session}`)
   t.true(second.hello.recovered)
@@ -307,12 +277,11 @@ test('Chromium resumes a session after its tab closes and gets exactly the misse
       }
     }, target)
     const log = async (n: number) => {
-      await within(
-        (async () => {
-          while ((await page.evaluate(() => (globalThis as unknown as { log: string[] }).log.length)) < n) await sleep(20)
-        })(),
-        5000,
+      await until(
+        async () => (await page.evaluate(() => (globalThis as unknown as { log: string[] }).log.length)) >= n,
         `${n} browser message(s)`,
+        5000,
+        20,
       )
       return page.evaluate(() => {
         const w = globalThis as unknown as { log: string[]; extensions: string }
@@ -324,22 +293,12 @@ test('Chromium resumes a session after its tab closes and gets exactly the misse
   const first = await tab()
   const hello = JSON.parse((await first.log(1)).log[0]!) as Hello
   t.false(hello.recovered)
-  await within(
-    (async () => {
-      while (app.subscribers('room') < 1) await sleep(10)
-    })(),
-    5000,
-  )
+  await until(() => app.subscribers('room') >= 1, 'the subscription')
   app.publish('room', 'before')
   t.deepEqual((await first.log(2)).log.slice(1), ['before'])
   // Closing the tab sends 1001 (going away): the session waits for the client.
   await first.page.close()
-  await within(
-    (async () => {
-      while (app.stats().wsActive > 0) await sleep(10)
-    })(),
-    5000,
-  )
+  await until(() => app.stats().wsActive === 0, 'server side close')
   for (const m of ['one', 'two', 'three']) t.is(app.publish('room', m), 1)
   const second = await tab(hello.session)
   const seen = await second.log(4)

@@ -368,45 +368,16 @@ mod tests {
 
     #[test]
     fn regression_a_huge_continuation_length_cannot_wrap_the_size_check() {
-        let mut d = Decoder::new(1 << 20, None);
-        let mut wire = frame(0x02, b"x");
-        // A continuation frame claiming 2^64-1 bytes: 1 + that wraps to 0 in unchecked math.
-        wire.extend_from_slice(&[
-            0x80,
-            0x80 | 127,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            1,
-            2,
-            3,
-            4,
-        ]);
-        assert_eq!(decode_all(&mut d, &wire).map_err(|v| v.code), Err(1002));
-        let mut d = Decoder::new(1 << 20, None);
-        let mut wire = frame(0x02, b"x");
-        wire.extend_from_slice(&[
-            0x80,
-            0x80 | 127,
-            0x7f,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            0xff,
-            1,
-            2,
-            3,
-            4,
-        ]);
-        assert_eq!(decode_all(&mut d, &wire).map_err(|v| v.code), Err(1009));
+        // After a 1-byte fragment, a continuation claiming 2^64-1 bytes (1 + that wraps to 0 in
+        // unchecked math; the high bit is illegal) and one claiming 2^63-1 (too big).
+        for (high, code) in [(0xff, 1002), (0x7f, 1009)] {
+            let mut d = Decoder::new(1 << 20, None);
+            let mut wire = frame(0x02, b"x");
+            wire.extend_from_slice(&[0x80, 0x80 | 127, high]);
+            wire.extend_from_slice(&[0xff; 7]);
+            wire.extend_from_slice(&[1, 2, 3, 4]);
+            assert_eq!(decode_all(&mut d, &wire).map_err(|v| v.code), Err(code));
+        }
     }
 
     #[test]
