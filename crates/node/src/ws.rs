@@ -168,24 +168,13 @@ mod methods {
             };
             let Some(responder) = h.take_final(id) else { return Ok(gone) };
             let config = self.builder.lock().ws_config(route_id);
-            let resume = config.resume.is_some();
-            let resumed = session.filter(|_| resume).and_then(|s| self.sessions.resume(&s, route_id));
-            let recovered = resumed.is_some();
-            let socket = match resumed {
-                Some(socket) => socket,
-                None => {
-                    let socket = WsSocket::new(u64::from(h.sockets.next_id()), config, self.stats.clone());
-                    if resume {
-                        self.sessions.open(&socket, route_id);
-                    }
-                    socket
-                }
-            };
+            let (socket, recovered) = self.sessions.accept(route_id, config, session.as_deref(), |config| {
+                WsSocket::new(u64::from(h.sockets.next_id()), config, self.stats.clone())
+            });
             let ws_id = socket.id() as u32;
             let session = socket.session_id();
-            let socket_for_discard = socket.clone();
             h.sockets.insert(socket.clone());
-            let accept = WsAccept { socket, events: Arc::new(JsWsEvents(h.clone())) };
+            let accept = WsAccept { socket: socket.clone(), events: Arc::new(JsWsEvents(h.clone())) };
             let reply = Reply {
                 status: StatusCode::SWITCHING_PROTOCOLS,
                 headers,
@@ -195,7 +184,7 @@ mod methods {
                 Ok(WsAccepted { id: ws_id, session, recovered })
             } else {
                 h.sockets.remove(ws_id);
-                socket_for_discard.discard();
+                socket.discard();
                 Ok(gone)
             }
         }

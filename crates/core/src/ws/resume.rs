@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{WsEvents, WsSocket};
+use super::{WsConfig, WsEvents, WsSocket};
 use crate::stats::Stats;
 
 /// Bounds of one route's offline sessions.
@@ -91,6 +91,27 @@ impl Sessions {
     /// The socket of session `id`, connected or not (for `sendTo`).
     pub fn get(&self, id: &str) -> Option<WsSocket> {
         self.map.lock().get(id).cloned()
+    }
+
+    /// The socket for a new connection on `route`: on a route with `resume`, the disconnected
+    /// session `requested` names, resumed (`true`), or else a socket from `create` with a new
+    /// session; on other routes always a socket from `create` without one.
+    pub fn accept(
+        self: &Arc<Self>,
+        route: u32,
+        config: WsConfig,
+        requested: Option<&str>,
+        create: impl FnOnce(WsConfig) -> WsSocket,
+    ) -> (WsSocket, bool) {
+        if config.resume.is_none() {
+            return (create(config), false);
+        }
+        if let Some(socket) = requested.and_then(|id| self.resume(id, route)) {
+            return (socket, true);
+        }
+        let socket = create(config);
+        self.open(&socket, route);
+        (socket, false)
     }
 
     /// Gives a new socket of `route` a session and lists it; its first message tells the client
