@@ -262,6 +262,11 @@ export interface LiveStream {
   buffered: number
   /** Buffer size in bytes (the ring, or a WebSocket's maxBackpressure). */
   bufferSize: number
+  /**
+   * The buffer's current size in bytes: a stream's ring starts at 16 KiB and grows to
+   * `bufferSize` while its client keeps up, and falls back when the client falls behind.
+   */
+  bufferLimit: number
   /** Since when (ms since the Unix epoch) the producer waits for a slow client; absent when not. */
   stalledSince?: number
 }

@@ -32,6 +32,9 @@ pub struct Probe {
     pub buffered: AtomicU64,
     /// Buffer capacity in bytes (0: unbounded or not applicable).
     pub capacity: AtomicU64,
+    /// The buffer's current size limit in bytes: a stream ring adapts it between its floor and
+    /// `capacity` to the client's speed; equal to `capacity` for other buffers.
+    pub limit: AtomicU64,
     /// When the producer started waiting for a slow client, in ms since the Unix epoch; 0 while
     /// it is not waiting.
     pub stalled_since: AtomicU64,
@@ -100,6 +103,8 @@ pub struct LiveInfo {
     pub buffered: u64,
     /// See [`Probe::capacity`].
     pub capacity: u64,
+    /// See [`Probe::limit`].
+    pub limit: u64,
     /// See [`Probe::stalled_since`] (`None` while not waiting).
     pub stalled_since: Option<u64>,
 }
@@ -192,6 +197,11 @@ impl Live {
                     chunks: p.chunks.load(Relaxed),
                     buffered: p.buffered.load(Relaxed),
                     capacity: p.capacity.load(Relaxed),
+                    // Buffers that do not adapt leave `limit` at 0: their limit is their capacity.
+                    limit: match p.limit.load(Relaxed) {
+                        0 => p.capacity.load(Relaxed),
+                        limit => limit,
+                    },
                     stalled_since: (stalled != 0).then_some(stalled),
                 }
             })

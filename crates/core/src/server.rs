@@ -566,6 +566,7 @@ async fn respond<H: Handler>(
                     }
                     if let crate::handler::ReplyBody::Stream(ring) = &mut body {
                         ring.go_live(&shared.live, on_done.live_request(), Arc::downgrade(&socket));
+                        ring.watch(&socket);
                         if let Some(lifetime) = settings.as_ref().and_then(|s| s.options.stream_lifetime) {
                             ring.expire_after(lifetime, Arc::downgrade(&socket), shared.stats.clone());
                         }

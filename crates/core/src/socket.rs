@@ -21,6 +21,8 @@ pub(crate) struct SocketState {
     origin: Instant,
     /// Milliseconds since `origin` (plus one) at which the current blocked write began; 0: none.
     blocked_since: AtomicU64,
+    /// The longest refused write since the last [`SocketState::take_longest_block_ms`], in ms.
+    longest_block_ms: AtomicU64,
     /// A read returned end-of-file: the client closed its side, nothing is left to drain.
     eof: AtomicBool,
     /// Bytes arrived since the last request head was dispatched or the last response bytes
@@ -45,6 +47,7 @@ impl SocketState {
         Arc::new(Self {
             origin,
             blocked_since: AtomicU64::new(0),
+            longest_block_ms: AtomicU64::new(0),
             eof: AtomicBool::new(false),
             head_pending: AtomicBool::new(false),
             abort: AtomicBool::new(false),
@@ -107,6 +110,12 @@ impl SocketState {
         }
     }
 
+    /// The longest time a write stayed refused since the last call (including the one refused
+    /// now), in milliseconds: how far the client fell behind.
+    pub(crate) fn take_longest_block_ms(&self) -> u64 {
+        self.longest_block_ms.swap(0, Ordering::AcqRel).max(self.blocked_for_ms())
+    }
+
     /// `true` while part of a request head has arrived and not yet been dispatched.
     pub(crate) fn head_pending(&self) -> bool {
         self.head_pending.load(Ordering::Acquire)
@@ -134,7 +143,10 @@ impl SocketState {
                     self.blocked_since.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed);
             }
             Poll::Ready(r) => {
-                self.blocked_since.store(0, Ordering::Release);
+                let since = self.blocked_since.swap(0, Ordering::AcqRel);
+                if since != 0 {
+                    self.longest_block_ms.fetch_max(self.now().saturating_sub(since), Ordering::AcqRel);
+                }
                 if r.is_ok() {
                     self.head_pending.store(false, Ordering::Release);
                 }

@@ -75,6 +75,9 @@ pub struct LiveStream {
     pub buffered: f64,
     /// Buffer size in bytes (the ring, or a WebSocket's maxBackpressure).
     pub buffer_size: f64,
+    /// The buffer's current size in bytes: a stream's ring starts at 16 KiB and grows to
+    /// `bufferSize` while its client keeps up, and falls back when the client falls behind.
+    pub buffer_limit: f64,
     /// Since when (ms since the Unix epoch) the producer waits for a slow client; absent when not.
     pub stalled_since: Option<f64>,
 }
@@ -98,6 +101,7 @@ impl From<LiveInfo> for LiveStream {
             chunks: i.chunks as f64,
             buffered: i.buffered as f64,
             buffer_size: i.capacity as f64,
+            buffer_limit: i.limit as f64,
             stalled_since: i.stalled_since.map(|t| t as f64),
         }
     }

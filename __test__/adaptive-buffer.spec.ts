@@ -1,0 +1,89 @@
+/** Adaptive stream buffers: a ring starts small, grows for a client that keeps up and falls back for one that does not. */
+import test from 'ava'
+import net from 'node:net'
+import { serve, sleep, until } from './helpers.js'
+import type { Catzilla } from '../index.js'
+
+const KiB = 1024
+
+/** A route that streams 16 KiB chunks until the client goes away. */
+function endless(app: Catzilla) {
+  app.get('/endless', async function* () {
+    const chunk = Buffer.alloc(16 * KiB, 120)
+    for (;;) yield chunk
+  })
+}
+
+/** The one live stream's row in `app.streams()`. */
+function row(app: Catzilla) {
+  const rows = app.streams().filter((r) => r.kind === 'stream')
+  return rows.length === 1 ? rows[0] : undefined
+}
+
+/** Opens `/endless` on a raw socket; `read` decides when the client reads. */
+function client(port: number) {
+  const s = net.connect(port, '127.0.0.1')
+  s.write('GET /endless HTTP/1.1\r\nHost: x\r\n\r\n')
+  let received = 0
+  s.on('data', (d) => (received += d.length))
+  return { socket: s, received: () => received }
+}
+
+/** Makes `s` a slow reader: 16 KiB every 10 ms. Returns a function that stops it. */
+function trickle(s: net.Socket) {
+  s.removeAllListeners('data')
+  s.pause()
+  const timer = setInterval(() => s.read(Math.min(16 * KiB, s.readableLength) || undefined), 10)
+  return () => clearInterval(timer)
+}
+
+test.serial('a stream starts at a 16 KiB buffer and grows to its bufferSize for a client that keeps up', async (t) => {
+  const { app, port } = await serve(endless, { bufferSize: 64 * KiB })
+  t.teardown(() => app.close())
+  const c = client(port)
+  t.teardown(() => c.socket.destroy())
+  await until(() => row(app) !== undefined, 'the stream is live')
+  t.like(row(app), { bufferSize: 64 * KiB })
+  await until(() => row(app)?.bufferLimit === 64 * KiB, 'the ring grew to its bufferSize')
+  t.true(c.received() > 1024 * KiB, `the client took ${c.received()} bytes`)
+})
+
+test.serial('a client that reads slowly keeps its stream near the 16 KiB floor of a 256 KiB bufferSize, and the stream still flows', async (t) => {
+  const { app, port } = await serve(endless, { bufferSize: 256 * KiB })
+  t.teardown(() => app.close())
+  const c = client(port)
+  t.teardown(() => c.socket.destroy())
+  t.teardown(trickle(c.socket))
+  // The first few MiB fill the kernel's socket buffers at full speed, so the ring may grow
+  // meanwhile; the first write the socket then refuses brings it back to the floor.
+  await until(() => row(app)?.bufferLimit === 16 * KiB, 'the ring is at the floor', 10_000)
+  const before = row(app)!.bytes
+  let atFloor = 0
+  let most = 0
+  for (let i = 0; i < 150; i++) {
+    const r = row(app)!
+    if (r.bufferLimit === 16 * KiB) atFloor++
+    most = Math.max(most, r.buffered)
+    await sleep(20)
+  }
+  t.log(`at the floor in ${atFloor} of 150 samples; at most ${most} bytes buffered`)
+  // After each wait the kernel takes a burst at full speed, and a burst longer than GROW_AFTER
+  // may double the ring once; the next refused write brings it back.
+  t.true(atFloor >= 75, `at the floor in ${atFloor} of 150 samples`)
+  t.true(most <= 32 * KiB, `at most ${most} bytes buffered of a 256 KiB bufferSize`)
+  t.true(row(app)!.bytes > before, 'still flowing')
+})
+
+test.serial('a stream that grew falls back to the floor once its client falls behind', async (t) => {
+  const { app, port } = await serve(endless, { bufferSize: 64 * KiB })
+  t.teardown(() => app.close())
+  const c = client(port)
+  t.teardown(() => c.socket.destroy())
+  await until(() => row(app)?.bufferLimit === 64 * KiB, 'the ring grew')
+  // Stop reading long enough for the socket to refuse writes, then trickle.
+  c.socket.pause()
+  await sleep(300)
+  t.teardown(trickle(c.socket))
+  await until(() => row(app)?.bufferLimit === 16 * KiB, 'the ring fell back to the floor', 10_000)
+  t.pass()
+})
