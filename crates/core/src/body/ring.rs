@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use super::budget::StreamBudget;
 use crate::live::{Closer, Live, LiveGuard, LiveKind, LiveRequest, Probe};
 use crate::socket::SocketState;
-use std::sync::OnceLock;
 use crate::stats::Stats;
+use std::sync::OnceLock;
 
 /// Largest frame handed to hyper in one poll: large enough that small writes coalesce into few
 /// socket writes, small enough that a slow socket pins little memory outside the ring. Measured
