@@ -24,6 +24,10 @@ const CONSUME_BEFORE_CLOSE: Duration = Duration::from_secs(1);
 /// Bytes the reader asks the kernel for at a time; a frame larger than this takes more reads.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Bytes read on the stack by a socket that had nothing buffered (see `read_some`): a small
+/// message arrives whole, a larger one continues into a heap buffer.
+const IDLE_READ: usize = 1024;
+
 /// Batch buffer size past which the writer writes before encoding more.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -218,11 +222,9 @@ async fn read_loop<R: AsyncRead>(
                 return ReadEnd { outcome: (code, reason.to_owned()), reply: None, idle: false };
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-            buf.reserve(READ_CHUNK);
-        }
+        let next = read_some(&mut rd, &mut buf);
         let read = match half_idle {
-            Some(t) => match tokio::time::timeout(t, rd.read_buf(&mut buf)).await {
+            Some(t) => match tokio::time::timeout(t, next).await {
                 Ok(r) => r,
                 Err(_) if !pinged => {
                     pinged = true;
@@ -233,7 +235,7 @@ async fn read_loop<R: AsyncRead>(
                     return ReadEnd { outcome: (1001, "idle timeout".to_owned()), reply: None, idle: true };
                 }
             },
-            None => rd.read_buf(&mut buf).await,
+            None => next.await,
         };
         pinged = false;
         match read {
@@ -241,6 +243,27 @@ async fn read_loop<R: AsyncRead>(
             Ok(_) => {}
         }
     }
+}
+
+/// Reads what arrived into `buf`. With nothing buffered the socket is idle, perhaps for hours: it
+/// then holds no read buffer and waits with [`IDLE_READ`] bytes on the stack, so an idle socket
+/// costs no heap for reading; a busy one reads [`READ_CHUNK`] at a time into `buf`.
+async fn read_some<R: AsyncRead>(
+    rd: &mut tokio::io::ReadHalf<R>,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.is_empty() {
+        *buf = BytesMut::new();
+        let mut first = [0u8; IDLE_READ];
+        // `read` is cancel-safe: an idle timeout that drops this future loses no bytes.
+        let n = rd.read(&mut first).await?;
+        buf.extend_from_slice(&first[..n]);
+        return Ok(n);
+    }
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    rd.read_buf(buf).await
 }
 
 /// Puts what a failed write did not deliver back at the front of the queue (for a resume), and
