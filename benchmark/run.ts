@@ -324,11 +324,15 @@ async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Prom
   holder.kill()
   await sleep(1000)
   const established = Number(/ready (\d+)/.exec(line)?.[1] ?? 0)
-  const note = `${established}/${n} held; idle RSS before ${(base / 1048576).toFixed(0)} MiB`
+  const mib = (b: number) => (b / 1048576).toFixed(0)
+  const note = `${established}/${n} held; RSS ${mib(base)} → ${mib(rss)} MiB`
   // A server that did not hold every connection (Flask serves one stream at a time) has no
   // comparable figure: report n/a with the reason instead of a flattering RSS.
-  if (established < n) return { value: NaN, note: `${note}; RSS ${(rss / 1048576).toFixed(0)} MiB not comparable` }
-  return { value: rss / 1048576, note }
+  if (established < n) return { value: NaN, note: `${note}, not comparable` }
+  // The slope, not the total: what each connection adds to this server's own RSS just before.
+  // Totals after the throughput rows mostly show what each runtime kept from them (Deno over
+  // 500 MiB), not what a connection costs.
+  return { value: Math.max(0, rss - base) / n / 1024, note }
 }
 
 interface Scenario {
@@ -450,16 +454,16 @@ const scenarios: Scenario[] = [
   },
   {
     id: 'mem-idle',
-    title: `RSS with ${SIZE.idleConns.toLocaleString('en')} idle keep-alive connections`,
-    unit: 'MiB',
+    title: `RSS per idle keep-alive connection (${SIZE.idleConns.toLocaleString('en')} held)`,
+    unit: 'KiB per connection',
     higherIsBetter: false,
     rounds: 1,
     run: (s) => holdAndMeasure(s, SIZE.idleConns, 'idle'),
   },
   {
     id: 'mem-slow',
-    title: `RSS with ${SIZE.slowClients.toLocaleString('en')} slow-reading stream clients`,
-    unit: 'MiB',
+    title: `RSS per stalled stream client (${SIZE.slowClients.toLocaleString('en')} held, each stopped reading after its first packet)`,
+    unit: 'KiB per connection',
     higherIsBetter: false,
     rounds: 1,
     run: (s) => holdAndMeasure(s, SIZE.slowClients, 'slow'),
@@ -614,7 +618,7 @@ async function main() {
     `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '-v']).replace(/ \[.*/, '')}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`. ${provenance()}`,
     '',
   )
-  out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); WebSocket echo and the broadcasts with `catzilla-loadgen` (`benchmark/loadgen`, Rust on tokio and tokio-tungstenite: checks every echo, and every broadcast message\'s order and size at every client; a broadcast is timed from the `GET /publish` that sends all messages until the last client has them all, so deliveries/s = clients × messages ÷ that time); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS.', '')
+  out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; the byte stream with `curl` (native), the other streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); WebSocket echo and the broadcasts with `catzilla-loadgen` (`benchmark/loadgen`, Rust on tokio and tokio-tungstenite: checks every echo, and every broadcast message\'s order and size at every client; a broadcast is timed from the `GET /publish` that sends all messages until the last client has them all, so deliveries/s = clients × messages ÷ that time); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS: (RSS while the connections are held − RSS just before) ÷ connections, the slope per connection (the notes give both totals).', '')
   out.push('Ratio = Catzilla ÷ peer for throughput, peer ÷ Catzilla for memory: above 1 means Catzilla is better.', '')
   for (const sc of scenarios) {
     const per = samples.get(sc.id)
