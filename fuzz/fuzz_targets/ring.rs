@@ -2,7 +2,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use catzilla_core::body::ring::MAX_FRAME;
+use catzilla_core::body::ring::{FLOOR, MAX_FRAME};
 use catzilla_core::{
     ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, Stats, StreamBudget, WriteStatus,
 };
@@ -231,7 +231,9 @@ fuzz_target!(|input: Input| {
         side.writer = None;
         // A body that saw the writer end or abort hands out the rest, then finishes.
         if side.body.is_some() && (side.ended || side.aborted) {
-            for _ in 0..(side.written.len() - side.received.len()) / MAX_FRAME + 3 {
+            // Frames are at least FLOOR bytes (or what is left): an adaptive ring at its floor
+            // hands out frames of FLOOR, a grown one up to MAX_FRAME.
+            for _ in 0..(side.written.len() - side.received.len()) / FLOOR + 3 {
                 side.poll();
             }
             assert!(side.finished, "an ended/aborted body never finished");

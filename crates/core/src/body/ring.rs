@@ -614,6 +614,23 @@ mod tests {
         assert_eq!(w.capacity(), 64 * 1024);
     }
 
+    /// The fuzz target `ring` found its own drain loop assuming MAX_FRAME-sized frames: a ring at
+    /// its floor hands out FLOOR-sized ones, and still delivers everything, in order, then ends.
+    #[tokio::test]
+    async fn regression_a_ring_at_its_floor_drains_a_backlog_in_floor_sized_frames_then_ends() {
+        let (w, mut b, _) = make(64 * 1024);
+        let data: Vec<u8> = (0..5 * FLOOR + 100).map(|i| i as u8).collect();
+        w.write(&data);
+        w.end();
+        let mut got = Vec::new();
+        while let Some(frame) = b.frame().await {
+            let frame = frame.unwrap().into_data().unwrap();
+            assert!(frame.len() <= FLOOR, "frame of {}", frame.len());
+            got.extend_from_slice(&frame);
+        }
+        assert_eq!(got, data);
+    }
+
     #[tokio::test]
     async fn a_frame_that_would_pin_a_mostly_empty_allocation_is_copied_out() {
         let (w, mut b, _) = make(64 * 1024);
