@@ -14,9 +14,10 @@
 //! with no write refused by the socket); as soon as the socket refuses one (a slow or stalled
 //! client) it falls back to the floor and gives its spare allocation back, keeping only the bytes
 //! it already holds. A fast client thus gets the full buffer within milliseconds (few producer
-//! wake-ups per byte: a 16 KiB ring halves the throughput of a JS generator against 64 KiB), while
-//! a client that stops reading is found out when the kernel's socket buffers fill (a few MiB on
-//! loopback: milliseconds), before its ring grew, so it holds about a floor's worth.
+//! wake-ups per byte: a 16 KiB ring halves the throughput of a JS generator against 64 KiB), and a
+//! client that is slow from the start stays near the floor. A client that stops reading after a
+//! fast start (on loopback the kernel's socket buffers take a few MiB at full speed first) may have
+//! grown its ring before it stalls; those bytes are kept until it reads or goes.
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -134,9 +135,7 @@ impl Shared {
         st.limit = self.floor;
         let keep = st.buf.len().max(self.floor);
         if st.buf.capacity() >= 2 * keep {
-            let mut fresh = BytesMut::with_capacity(keep);
-            fresh.extend_from_slice(&st.buf);
-            st.buf = fresh;
+            reallocate(&mut st.buf, keep);
         }
         self.probe.limit.store(st.limit as u64, Relaxed);
     }
@@ -313,6 +312,13 @@ pub fn ring(
     )
 }
 
+/// Moves `buf`'s bytes into a fresh allocation of exactly `capacity` bytes (at least its length).
+fn reallocate(buf: &mut BytesMut, capacity: usize) {
+    let mut fresh = BytesMut::with_capacity(capacity.max(buf.len()));
+    fresh.extend_from_slice(buf);
+    *buf = fresh;
+}
+
 /// Called by the budget when bytes were released: unblocks this ring's writer if it has room.
 pub(crate) fn budget_available(shared: &Arc<Shared>) {
     let mut st = shared.state.lock();
@@ -348,9 +354,7 @@ impl RingWriter {
         if st.buf.capacity() - len < data.len() && !st.buf.try_reclaim(data.len()) {
             // Allocate what the limit needs, not BytesMut's doubling: the allocation is what a
             // stalled client pins (here, and in the frame hyper holds after a split).
-            let mut fresh = BytesMut::with_capacity(limit.max(len + data.len()));
-            fresh.extend_from_slice(&st.buf);
-            st.buf = fresh;
+            reallocate(&mut st.buf, limit.max(len + data.len()));
         }
         st.buf.extend_from_slice(data);
         st.chunks += 1;
