@@ -1,5 +1,7 @@
 /** Catzilla for Node: the public API (re-exports only). */
 export { Catzilla } from './src/app.js'
+export { serve } from './src/serve.js'
+export type { AppSetup, Served, ServeOptions, WorkerInfo } from './src/serve.js'
 export type { ErrorHook, ServerStats } from './src/app.js'
 export { CatzillaRequest } from './src/request.js'
 export type { CookieOptions, FinishInfo } from './src/request.js'

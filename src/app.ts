@@ -98,11 +98,30 @@ export class Catzilla implements ReplyHost {
   #responseHooks: ResponseHook[] = []
   #state: 'new' | 'listening' | 'closed' = 'new'
   #closing = new AbortController()
+  /** Set only while `attached()` constructs a worker thread's app. */
+  static #attaching: NativeServer | undefined
+
+  /**
+   * @internal A worker thread's app (see `serve`): attached to the main thread's listening server
+   * shared under `key`, taking requests once `_join()` is called.
+   */
+  static _attached(key: number, worker: number, options: Pick<AppOptions, 'trustProxy'>): Catzilla {
+    try {
+      Catzilla.#attaching = NativeServer.attach(key, worker)
+    } catch (err) {
+      throw fromNative(err)
+    }
+    try {
+      return new Catzilla(options)
+    } finally {
+      Catzilla.#attaching = undefined
+    }
+  }
 
   constructor(options: AppOptions = {}) {
     const t = options.timeouts ?? {}
     const l = options.limits ?? {}
-    this.native = new NativeServer({
+    this.native = Catzilla.#attaching ?? new NativeServer({
       bufferSize: options.bufferSize,
       maxStreamMemory: options.maxStreamMemory,
       maxOfflineMemory: options.maxOfflineMemory,
@@ -423,9 +442,8 @@ export class Catzilla implements ReplyHost {
     return this
   }
 
-  /** Binds and starts serving. */
-  async listen(options: ListenOptions = {}): Promise<ListenResult> {
-    if (this.#state !== 'new') throw new Error('listen() was already called')
+  /** Composes every route's middleware and installs the dispatcher (before listen or join). */
+  #prepare(): void {
     for (const r of this.#routes) r.run = compose([...this.#middleware, ...r.middleware], r.handler)
     this.native.setDispatcher(
       dispatcher({
@@ -437,6 +455,12 @@ export class Catzilla implements ReplyHost {
         hook: (ws, name, fn) => this.#hook(ws, name, fn),
       }),
     )
+  }
+
+  /** Binds and starts serving. */
+  async listen(options: ListenOptions = {}): Promise<ListenResult> {
+    if (this.#state !== 'new') throw new Error('listen() was already called')
+    this.#prepare()
     const host = options.host ?? '127.0.0.1'
     let info
     try {
@@ -449,6 +473,26 @@ export class Catzilla implements ReplyHost {
     this.#state = 'listening'
     const h = info.address.includes(':') ? `[${info.address}]` : info.address
     return { port: info.port, host: info.address, url: `http://${h}:${info.port}` }
+  }
+
+  /**
+   * @internal On a worker thread's app: starts taking requests from the main thread's server.
+   * Throws `CZ_WORKER_ROUTES` when its routes differ from the main thread's.
+   */
+  _join(): void {
+    if (this.#state !== 'new') throw new Error('_join() was already called')
+    this.#prepare()
+    try {
+      this.native.join()
+    } catch (err) {
+      throw fromNative(err)
+    }
+    this.#state = 'listening'
+  }
+
+  /** @internal On a worker thread's app: the main thread began closing (fires `closing`). */
+  _closing(): void {
+    this.#closing.abort()
   }
 
   /** Aborts when `close()` begins (also `req.closing`): streams can say goodbye before the cut. */

@@ -9,7 +9,10 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A Catzilla server owned by one JS `Catzilla` app. */
+/**
+ * A Catzilla server owned by one JS `Catzilla` app: the main thread's (which listens), or a
+ * worker thread's attached to it (same core, its own dispatcher).
+ */
 export declare class NativeServer {
   /**
    * Calls `callback` with batches of finished exchanges (every response, including those the
@@ -54,6 +57,27 @@ export declare class NativeServer {
   multipartRead(id: number): void
   /** Creates a server; nothing is bound until `listen`. */
   constructor(options?: ServerOptions | undefined | null)
+  /**
+   * A worker thread's server attached to the listening server shared under `key` (see
+   * `share`): same listener, topics, sessions and stats; its dispatcher joins the pool at
+   * `join`. Throws `CZ_WORKER` when that server is closed.
+   */
+  static attach(key: number, worker: number): NativeServer
+  /** Shares this listening server with worker threads; returns the key for `attach`. */
+  share(): number
+  /**
+   * On a worker: starts taking requests (its dispatcher joins the pool). Throws
+   * `CZ_WORKER_ROUTES` when its routes differ from the main thread's (request routes are
+   * matched by id, so both must declare the same routes in the same order).
+   */
+  join(): void
+  /**
+   * On the main thread: worker `worker`'s thread is gone. Its unanswered requests get `503`,
+   * its WebSockets a `1011` close; the other threads' connections are untouched.
+   */
+  workerExited(worker: number): void
+  /** Threads taking requests now (the main thread included). */
+  workers(): number
   /** Makes route `routeId` answer every path no other route matches (the app's not-found handler). */
   setNotFound(routeId: number): void
   /**
@@ -68,7 +92,10 @@ export declare class NativeServer {
   setDispatcher(callback: (kind: number, id: number, num: number, text: string | null, data: Buffer | null) => true | undefined): void
   /** Binds and starts serving. Throws `CZ_LISTEN` when the address cannot be bound. */
   listen(host: string, port: number): Promise<ListenInfo>
-  /** Graceful close: stop accepting, let responses finish up to `timeoutMs`, then cut. */
+  /**
+   * Graceful close: stop accepting, let responses finish up to `timeoutMs` (workers keep
+   * answering meanwhile), then cut. On a worker: it stops taking requests.
+   */
   close(timeoutMs: number): Promise<void>
   /** Completes request `id` with a whole body. Returns a `ReplyCode`. */
   reply(id: number, status: number, headers: string, body?: Buffer | undefined | null): number
@@ -295,6 +322,10 @@ export interface NativeStats {
   streamMemory: number
   /** The `maxStreamMemory` budget (`Infinity` when unlimited). */
   streamMemoryLimit: number
+  /** JS threads taking requests now (the main thread and its workers, see `serve`). */
+  workers: number
+  /** Worker threads that exited while the server ran (each is replaced). */
+  workerExits: number
   /** 404 answers. */
   notFound: number
   /** 405 answers. */

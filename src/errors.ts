@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'CZ_SSE_FIELD'
   | 'CZ_STATIC'
   | 'CZ_NATIVE'
+  | 'CZ_WORKER'
+  | 'CZ_WORKER_ROUTES'
   | 'CZ_INTERNAL'
 
 /** Base class of Catzilla's own errors. */

@@ -10,11 +10,12 @@ use napi::Status;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::multipart::PartsTable;
 use crate::types::EventKind;
+use crate::workers::{resuming_socket, Pool, SocketOwners};
 use crate::ws::SocketTable;
 
 /// One event for the JS dispatcher.
@@ -100,26 +101,49 @@ struct Pending {
     reading: bool,
 }
 
-/// Shared between the core (which calls `handle`) and the JS-facing methods.
+/// The dispatcher of one JS thread (the main thread or one worker), shared between the core
+/// (which calls `handle`) and that thread's JS-facing methods.
 pub(crate) struct JsHandler {
+    /// The worker index of its thread (0: the main thread).
+    pub(crate) worker: u32,
     dispatcher: Mutex<Option<Arc<Dispatcher>>>,
     pending: Mutex<HashMap<u32, Pending>>,
     next_id: AtomicU32,
-    /// Open WebSockets by id.
+    /// Requests handed to this thread and not answered yet (the pool's load measure).
+    outstanding: AtomicUsize,
+    /// Open WebSockets of this thread by id.
     pub(crate) sockets: SocketTable,
+    /// Socket ids and owners shared by every thread of the server.
+    pub(crate) owners: Arc<SocketOwners>,
     /// Multipart readers by request id.
     pub(crate) parts: PartsTable,
 }
 
 impl JsHandler {
-    pub(crate) fn new(dispatcher: Dispatcher) -> Self {
+    pub(crate) fn new(dispatcher: Dispatcher, worker: u32, owners: Arc<SocketOwners>) -> Self {
         Self {
+            worker,
             dispatcher: Mutex::new(Some(Arc::new(dispatcher))),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
+            outstanding: AtomicUsize::new(0),
             sockets: SocketTable::default(),
+            owners,
             parts: PartsTable::default(),
         }
+    }
+
+    /// Requests waiting for this thread's reply.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// Counts a responder leaving the table (answered, or its request forgotten).
+    fn settled(&self, responder: Option<Responder>) -> Option<Responder> {
+        if responder.is_some() {
+            self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        }
+        responder
     }
 
     /// Sends one event to JS. Silently dropped once the server is closed.
@@ -148,13 +172,36 @@ impl JsHandler {
     pub(crate) fn release(&self) {
         self.dispatcher.lock().take();
         self.pending.lock().clear();
+        self.outstanding.store(0, Ordering::Relaxed);
         self.sockets.clear();
+        self.parts.clear();
+    }
+
+    /// The thread of this dispatcher is gone (a worker that crashed or was stopped): its
+    /// unanswered requests get `503`, its WebSockets a `1011` close, and its events are dropped
+    /// from now on. Its streams end when their writers (held by the dead thread) are dropped.
+    pub(crate) fn abandon(&self) {
+        self.dispatcher.lock().take();
+        let pending: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
+        for p in pending {
+            if let Some(r) = p.responder {
+                r.send(catzilla_core::Reply::text(
+                    catzilla_core::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "worker exited",
+                ));
+            }
+        }
+        self.outstanding.store(0, Ordering::Relaxed);
+        for s in self.sockets.drain() {
+            s.close(1011, "worker exited");
+        }
         self.parts.clear();
     }
 
     /// Takes the responder of a pending request (the request stays known for body reads).
     pub(crate) fn take_responder(&self, id: u32) -> Option<Responder> {
-        self.pending.lock().get_mut(&id).and_then(|p| p.responder.take())
+        let r = self.pending.lock().get_mut(&id).and_then(|p| p.responder.take());
+        self.settled(r)
     }
 
     /// Takes the responder with the route's options (for a stream).
@@ -164,13 +211,14 @@ impl JsHandler {
     ) -> Option<(Responder, Option<Arc<RouteSettings>>)> {
         let mut table = self.pending.lock();
         let p = table.get_mut(&id)?;
-        Some((p.responder.take()?, p.options.clone()))
+        Some((self.settled(p.responder.take())?, p.options.clone()))
     }
 
     /// Takes the responder and forgets the request in one step (a whole-body reply).
     pub(crate) fn take_final(&self, id: u32) -> Option<Responder> {
         self.parts.remove(id);
-        self.pending.lock().remove(&id).and_then(|p| p.responder)
+        let r = self.pending.lock().remove(&id).and_then(|p| p.responder);
+        self.settled(r)
     }
 
     /// Takes the responder and the request headers and forgets the request (a reply that depends
@@ -178,13 +226,14 @@ impl JsHandler {
     pub(crate) fn take_final_with_head(&self, id: u32) -> Option<(Responder, HeaderMap)> {
         self.parts.remove(id);
         let p = self.pending.lock().remove(&id)?;
-        Some((p.responder?, p.headers))
+        Some((self.settled(p.responder)?, p.headers))
     }
 
     /// Forgets a request: its unread body is discarded.
     pub(crate) fn finish(&self, id: u32) {
         self.parts.remove(id);
-        self.pending.lock().remove(&id);
+        let r = self.pending.lock().remove(&id).and_then(|p| p.responder);
+        self.settled(r);
     }
 
     /// Takes the body of a pending request for a multipart reader: streamed, prebuffered, or
@@ -302,16 +351,25 @@ fn is_multipart(headers: &HeaderMap) -> bool {
 }
 
 /// What the core calls for handler routes (static directories never get here): every request
-/// goes to JS.
+/// goes to the JS thread the pool picks.
 pub(crate) struct CoreHandler {
-    pub(crate) js: Arc<JsHandler>,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) sessions: Arc<catzilla_core::ws::Sessions>,
 }
 
 impl Handler for CoreHandler {
-    type Token = u32;
+    type Token = Option<(Arc<JsHandler>, u32)>;
 
-    fn handle(&self, req: Request, responder: Responder) -> u32 {
-        let h = &self.js;
+    fn handle(&self, req: Request, responder: Responder) -> Self::Token {
+        let resuming = if req.websocket { resuming_socket(&self.sessions, req.uri.query()) } else { None };
+        let Some(h) = self.pool.pick(resuming) else {
+            // Every worker is gone (all crashed at once, or the server is closing).
+            responder.send(catzilla_core::Reply::text(
+                catzilla_core::http::StatusCode::SERVICE_UNAVAILABLE,
+                "no worker available",
+            ));
+            return None;
+        };
         let mut id = h.next_id.fetch_add(1, Ordering::Relaxed);
         if id == 0 {
             id = h.next_id.fetch_add(1, Ordering::Relaxed);
@@ -331,13 +389,16 @@ impl Handler for CoreHandler {
             options: req.options,
             reading: false,
         };
+        h.outstanding.fetch_add(1, Ordering::Relaxed);
         h.pending.lock().insert(id, pending);
         h.emit(Event::Request { id, route, head, body });
-        id
+        Some((h, id))
     }
 
-    fn cancelled(&self, id: u32) {
-        self.js.finish(id);
-        self.js.emit(Event::Cancel { id });
+    fn cancelled(&self, token: Self::Token) {
+        if let Some((h, id)) = token {
+            h.finish(id);
+            h.emit(Event::Cancel { id });
+        }
     }
 }

@@ -11,6 +11,7 @@ mod server;
 mod stream;
 mod topics;
 mod types;
+mod workers;
 mod ws;
 
 pub use server::NativeServer;

@@ -16,11 +16,14 @@ use std::time::Duration;
 use crate::dispatch::{to_js, CoreHandler, JsArgs, JsHandler};
 use crate::stream::{NativeStream, StreamEvents};
 use crate::types::{ListenInfo, NativeStats, ReplyCode, RouteLimits, ServerOptions, StreamOptions};
+use crate::workers::{self, Pool, Shared};
 
-/// A Catzilla server owned by one JS `Catzilla` app.
+/// A Catzilla server owned by one JS `Catzilla` app: the main thread's (which listens), or a
+/// worker thread's attached to it (same core, its own dispatcher).
 #[napi]
 pub struct NativeServer {
-    /// The core server: routes of every kind and the shared state; served at `listen`.
+    /// The core server: routes of every kind and the shared state; served at `listen`. A worker's
+    /// is private: its routes are only compared with the main thread's.
     pub(crate) builder: Mutex<ServerBuilder>,
     pub(crate) config: ServerConfig,
     pub(crate) stats: Arc<Stats>,
@@ -32,6 +35,16 @@ pub struct NativeServer {
     pub(crate) sessions: Arc<catzilla_core::ws::Sessions>,
     /// Live streams and WebSockets (`app.streams()`).
     pub(crate) live: Arc<catzilla_core::Live>,
+    /// The JS threads that run handlers (shared with the workers).
+    pool: Arc<Pool>,
+    /// Handler routes as `"<id> <method> <path>"`, in registration order.
+    routes: Arc<Mutex<Vec<String>>>,
+    /// This thread's worker index (0: the main thread).
+    worker: u32,
+    /// On a worker: the main thread's routes, which its own must equal.
+    main_routes: Option<Arc<Mutex<Vec<String>>>>,
+    /// On the main thread, once shared: the key workers attach with.
+    key: Mutex<Option<u32>>,
 }
 
 fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
@@ -149,12 +162,114 @@ impl NativeServer {
             builder: Mutex::new(builder),
             handler: Mutex::new(None),
             handle: Mutex::new(None),
+            pool: Arc::default(),
+            routes: Arc::default(),
+            worker: 0,
+            main_routes: None,
+            key: Mutex::new(None),
         }
+    }
+
+    /// A worker thread's server attached to the listening server shared under `key` (see
+    /// `share`): same listener, topics, sessions and stats; its dispatcher joins the pool at
+    /// `join`. Throws `CZ_WORKER` when that server is closed.
+    #[napi(factory, catch_unwind)]
+    pub fn attach(key: u32, worker: u32) -> napi::Result<Self> {
+        let s = workers::lookup(key).ok_or_else(|| code_error("CZ_WORKER", "the main server is closed"))?;
+        let builder = ServerBuilder::new(s.config.clone(), TopicConfig::default(), 0);
+        Ok(Self {
+            builder: Mutex::new(builder),
+            config: s.config,
+            stats: s.stats,
+            budget: s.budget,
+            handler: Mutex::new(None),
+            handle: Mutex::new(None),
+            topics: s.topics,
+            sessions: s.sessions,
+            live: s.live,
+            pool: s.pool,
+            routes: Arc::default(),
+            worker,
+            main_routes: Some(s.routes),
+            key: Mutex::new(None),
+        })
+    }
+
+    /// Shares this listening server with worker threads; returns the key for `attach`.
+    #[napi(catch_unwind)]
+    pub fn share(&self) -> napi::Result<u32> {
+        if self.main_routes.is_some() || self.handle.lock().is_none() {
+            return Err(code_error("CZ_WORKER", "only a listening main server can be shared"));
+        }
+        let mut key = self.key.lock();
+        if let Some(k) = *key {
+            return Ok(k);
+        }
+        let k = workers::register(Shared {
+            config: self.config.clone(),
+            stats: self.stats.clone(),
+            budget: self.budget.clone(),
+            topics: self.topics.clone(),
+            sessions: self.sessions.clone(),
+            live: self.live.clone(),
+            pool: self.pool.clone(),
+            routes: self.routes.clone(),
+        });
+        *key = Some(k);
+        Ok(k)
+    }
+
+    /// On a worker: starts taking requests (its dispatcher joins the pool). Throws
+    /// `CZ_WORKER_ROUTES` when its routes differ from the main thread's (request routes are
+    /// matched by id, so both must declare the same routes in the same order).
+    #[napi(catch_unwind)]
+    pub fn join(&self) -> napi::Result<()> {
+        let main = self.main_routes.as_ref().ok_or_else(|| code_error("CZ_WORKER", "not a worker server"))?;
+        let (mine, theirs) = (self.routes.lock().clone(), main.lock().clone());
+        if mine != theirs {
+            let at = mine.iter().zip(&theirs).position(|(a, b)| a != b).unwrap_or(mine.len().min(theirs.len()));
+            let show = |v: &[String]| v.get(at).map_or("nothing".to_owned(), |r| format!("{r:?}"));
+            return Err(code_error(
+                "CZ_WORKER_ROUTES",
+                format!(
+                    "worker {} declares {} route(s), the main thread {}; route {at}: {} here, {} there",
+                    self.worker,
+                    mine.len(),
+                    theirs.len(),
+                    show(&mine),
+                    show(&theirs)
+                ),
+            ));
+        }
+        let handler = self.handler.lock().clone().ok_or_else(|| code_error("CZ_WORKER", "no dispatcher"))?;
+        if self.pool.join(handler.clone()) {
+            Ok(())
+        } else {
+            handler.release();
+            Err(code_error("CZ_WORKER", "the main server is closed"))
+        }
+    }
+
+    /// On the main thread: worker `worker`'s thread is gone. Its unanswered requests get `503`,
+    /// its WebSockets a `1011` close; the other threads' connections are untouched.
+    #[napi(catch_unwind)]
+    pub fn worker_exited(&self, worker: u32) {
+        if let Some(h) = self.pool.leave(worker) {
+            h.abandon();
+            self.pool.exits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Threads taking requests now (the main thread included).
+    #[napi(catch_unwind)]
+    pub fn workers(&self) -> u32 {
+        self.pool.len() as u32
     }
 
     /// Makes route `routeId` answer every path no other route matches (the app's not-found handler).
     #[napi(catch_unwind)]
     pub fn set_not_found(&self, route_id: u32) {
+        self.routes.lock().push(format!("{route_id} not-found"));
         self.builder.lock().not_found(route_id);
     }
 
@@ -172,12 +287,16 @@ impl NativeServer {
             "ALL" => None,
             m => Some(Method::from_bytes(m.as_bytes()).map_err(|e| code_error("CZ_ROUTE", e.to_string()))?),
         };
+        let entry = format!("{route_id} {} {path}", method.as_ref().map_or("ALL", Method::as_str));
         let mut b = self.builder.lock();
         let added = match options {
             Some(o) => b.route_with(method, &path, route_id, o.into()),
             None => b.route(method, &path, route_id),
         };
-        added.map_err(|e| code_error("CZ_ROUTE", e.to_string()))
+        added.map_err(|e| code_error("CZ_ROUTE", e.to_string()))?;
+        drop(b);
+        self.routes.lock().push(entry);
+        Ok(())
     }
 
     /// Installs the dispatcher `(kind, id, num, text?, data?) => true | undefined` (`true`: a
@@ -191,18 +310,22 @@ impl NativeServer {
         callback: Function<JsArgs, Option<bool>>,
     ) -> napi::Result<()> {
         let tsfn = callback.build_threadsafe_function().callee_handled::<false>().build_callback(to_js)?;
-        *self.handler.lock() = Some(Arc::new(JsHandler::new(tsfn)));
+        *self.handler.lock() = Some(Arc::new(JsHandler::new(tsfn, self.worker, self.pool.sockets.clone())));
         Ok(())
     }
 
     /// Binds and starts serving. Throws `CZ_LISTEN` when the address cannot be bound.
     #[napi(catch_unwind)]
     pub async fn listen(&self, host: String, port: u32) -> napi::Result<ListenInfo> {
+        if self.main_routes.is_some() {
+            return Err(code_error("CZ_LISTEN", "a worker's server does not listen (it joins the main one)"));
+        }
         let handler = self.handler.lock().clone().ok_or_else(|| code_error("CZ_LISTEN", "no dispatcher"))?;
         match self.bind(handler, &host, port).await {
             Ok(info) => Ok(info),
             Err(e) => {
                 // Release the dispatcher, or its ThreadsafeFunction would keep the process alive.
+                self.pool.leave(0);
                 if let Some(h) = self.handler.lock().take() {
                     h.release();
                 }
@@ -219,8 +342,12 @@ impl NativeServer {
         let addr = SocketAddr::new(ip, port);
         // Serve a snapshot of the routes, so no lock is held across the bind.
         let builder = self.builder.lock().clone();
+        if !self.pool.join(handler) {
+            return Err(code_error("CZ_LISTEN", "the server is closed"));
+        }
+        let core = CoreHandler { pool: self.pool.clone(), sessions: self.sessions.clone() };
         let handle = builder
-            .serve(addr, Arc::new(CoreHandler { js: handler }))
+            .serve(addr, Arc::new(core))
             .await
             .map_err(|e| code_error("CZ_LISTEN", format!("{} {addr}: {e}", os_code(&e))))?;
         let local = handle.local_addr();
@@ -228,14 +355,28 @@ impl NativeServer {
         Ok(ListenInfo { port: u32::from(local.port()), address: local.ip().to_string() })
     }
 
-    /// Graceful close: stop accepting, let responses finish up to `timeoutMs`, then cut.
+    /// Graceful close: stop accepting, let responses finish up to `timeoutMs` (workers keep
+    /// answering meanwhile), then cut. On a worker: it stops taking requests.
     #[napi(catch_unwind)]
     pub async fn close(&self, timeout_ms: u32) -> napi::Result<()> {
+        if self.main_routes.is_some() {
+            if let Some(h) = self.handler.lock().take() {
+                self.pool.leave(self.worker);
+                h.release();
+            }
+            return Ok(());
+        }
+        if let Some(k) = self.key.lock().take() {
+            workers::unregister(k);
+        }
         let handle = self.handle.lock().take();
         if let Some(h) = handle {
             h.close(Duration::from_millis(u64::from(timeout_ms))).await;
         }
         self.sessions.clear();
+        for h in self.pool.drain() {
+            h.release();
+        }
         if let Some(h) = self.handler.lock().take() {
             h.release();
         }
@@ -330,6 +471,8 @@ impl NativeServer {
     pub fn stats(&self) -> NativeStats {
         let mut s: NativeStats = self.stats.snapshot().into();
         s.stream_memory = self.budget.used() as f64;
+        s.workers = self.pool.len() as u32;
+        s.worker_exits = self.pool.exits.load(std::sync::atomic::Ordering::Relaxed) as f64;
         if self.budget.limit() != usize::MAX {
             s.stream_memory_limit = self.budget.limit() as f64;
         }

@@ -80,6 +80,10 @@ pub struct NativeStats {
     pub stream_memory: f64,
     /// The `maxStreamMemory` budget (`Infinity` when unlimited).
     pub stream_memory_limit: f64,
+    /// JS threads taking requests now (the main thread and its workers, see `serve`).
+    pub workers: u32,
+    /// Worker threads that exited while the server ran (each is replaced).
+    pub worker_exits: f64,
     /// 404 answers.
     pub not_found: f64,
     /// 405 answers.
@@ -150,6 +154,8 @@ impl From<StatsSnapshot> for NativeStats {
             stream_bytes: s.stream_bytes as f64,
             stream_memory: 0.0,
             stream_memory_limit: f64::INFINITY,
+            workers: 0,
+            worker_exits: 0.0,
             not_found: s.not_found as f64,
             method_not_allowed: s.method_not_allowed as f64,
             timeouts: s.timeouts as f64,

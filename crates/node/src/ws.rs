@@ -3,29 +3,17 @@
 use catzilla_core::{Message, WsEvents, WsSocket};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::dispatch::{Event, JsHandler};
 
-/// Sockets by id (the id JS holds), from accept until their close event.
+/// One thread's sockets by id (the id JS holds), from accept until their close event.
 #[derive(Default)]
 pub(crate) struct SocketTable {
     sockets: Mutex<HashMap<u32, WsSocket>>,
-    next_id: AtomicU32,
 }
 
 impl SocketTable {
-    /// A fresh socket id (never 0, which JS reads as "gone").
-    pub(crate) fn next_id(&self) -> u32 {
-        loop {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-            if id != 0 {
-                return id;
-            }
-        }
-    }
-
     pub(crate) fn insert(&self, socket: WsSocket) {
         self.sockets.lock().insert(socket.id() as u32, socket);
     }
@@ -40,6 +28,11 @@ impl SocketTable {
 
     pub(crate) fn clear(&self) {
         self.sockets.lock().clear();
+    }
+
+    /// Takes every socket out of the table.
+    pub(crate) fn drain(&self) -> Vec<WsSocket> {
+        self.sockets.lock().drain().map(|(_, s)| s).collect()
     }
 }
 
@@ -73,6 +66,7 @@ impl WsEvents for JsWsEvents {
     fn close(&self, socket: &WsSocket, code: u16, reason: &str) {
         let id = socket.id() as u32;
         self.0.sockets.remove(id);
+        self.0.owners.forget(id);
         self.0.emit(Event::WsClose { id, code, reason: reason.to_owned() });
     }
 
@@ -83,6 +77,7 @@ impl WsEvents for JsWsEvents {
     }
 
     fn expired(&self, socket: &WsSocket) {
+        self.0.owners.forget(socket.id() as u32);
         self.0.emit(Event::WsExpired { id: socket.id() as u32 });
     }
 }
@@ -169,11 +164,12 @@ mod methods {
             let Some(responder) = h.take_final(id) else { return Ok(gone) };
             let config = self.builder.lock().ws_config(route_id);
             let (socket, recovered) = self.sessions.accept(route_id, config, session.as_deref(), |config| {
-                WsSocket::new(u64::from(h.sockets.next_id()), config, self.stats.clone())
+                WsSocket::new(u64::from(h.owners.next_id()), config, self.stats.clone())
             });
             let ws_id = socket.id() as u32;
             let session = socket.session_id();
             h.sockets.insert(socket.clone());
+            h.owners.own(ws_id, h.worker);
             let accept = WsAccept { socket: socket.clone(), events: Arc::new(JsWsEvents(h.clone())) };
             let reply = Reply {
                 status: StatusCode::SWITCHING_PROTOCOLS,
@@ -184,6 +180,7 @@ mod methods {
                 Ok(WsAccepted { id: ws_id, session, recovered })
             } else {
                 h.sockets.remove(ws_id);
+                h.owners.forget(ws_id);
                 socket.discard();
                 Ok(gone)
             }
