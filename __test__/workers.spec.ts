@@ -144,6 +144,27 @@ test('a worker that dies is reported and replaced; the other threads keep their 
   const s = await start(t, { workers: 3, onWorkerError: (_err, w) => void died.push(w) })
   const ws = s.url.replace('http', 'ws') + '/ws'
   const clients = await Promise.all(Array.from({ length: 9 }, () => client(ws)))
+  const streams = await Promise.all(
+    Array.from({ length: 9 }, async () => {
+      const r = await fetch(`${s.url}/forever`)
+      const reader = r.body!.getReader()
+      const stream = { worker: Number(r.headers.get('x-worker')), ended: false, lines: 0 }
+      void (async () => {
+        try {
+          for (;;) {
+            const { done, value } = await reader.read()
+            if (done) break
+            stream.lines += new TextDecoder().decode(value).split('\n').length - 1
+          }
+        } catch {
+          /* a cut stream is an end too */
+        }
+        stream.ended = true
+      })()
+      t.teardown(() => reader.cancel().catch(() => undefined))
+      return stream
+    }),
+  )
   // Crash one worker thread (a request that lands on the main thread is refused with 409).
   let crashed: number | undefined
   for (let i = 0; i < 50 && crashed === undefined; i++) {
@@ -159,6 +180,12 @@ test('a worker that dies is reported and replaced; the other threads keep their 
   for (const c of survivors) c.ws.send('still there?')
   await until(() => survivors.every((c) => c.got.some((m) => m.text === 'still there?')), 'survivors still echo')
   t.true(survivors.length > 0)
+  const streamVictims = streams.filter((x) => x.worker === crashed)
+  await until(() => streamVictims.every((x) => x.ended), 'the dead worker\'s streams end', 5000)
+  const alive = streams.filter((x) => x.worker !== crashed)
+  const before = alive.map((x) => x.lines)
+  await until(() => alive.every((x, k) => x.lines > before[k]! + 2), 'the other workers\' streams keep flowing')
+  t.true(alive.every((x) => !x.ended))
   await until(() => s.workers === 3, 'the worker is replaced', 10_000)
   const answers = await Promise.all(Array.from({ length: 60 }, () => fetch(`${s.url}/who`).then((r) => r.json() as Promise<{ worker: number }>)))
   t.true(answers.some((a) => a.worker === crashed), 'the replacement takes requests under the same index')

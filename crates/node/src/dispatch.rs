@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 use catzilla_core::http::HeaderMap;
-use catzilla_core::{Handler, Message, Request, RequestBody, Responder, RouteSettings, StreamingBody};
+use catzilla_core::{
+    Handler, Message, Request, RequestBody, Responder, RingWriter, RouteSettings, StreamingBody,
+};
 use napi::bindgen_prelude::{Buffer, FnArgs};
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -117,6 +119,9 @@ pub(crate) struct JsHandler {
     pub(crate) owners: Arc<SocketOwners>,
     /// Multipart readers by request id.
     pub(crate) parts: PartsTable,
+    /// The writers of this thread's open response streams, by request id, so they can be
+    /// aborted when the thread dies (its JS handles would never end them).
+    streams: Mutex<HashMap<u32, RingWriter>>,
 }
 
 impl JsHandler {
@@ -130,7 +135,13 @@ impl JsHandler {
             sockets: SocketTable::default(),
             owners,
             parts: PartsTable::default(),
+            streams: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Remembers the writer of request `id`'s stream until the stream closes.
+    pub(crate) fn stream_started(&self, id: u32, writer: RingWriter) {
+        self.streams.lock().insert(id, writer);
     }
 
     /// Requests waiting for this thread's reply.
@@ -175,6 +186,7 @@ impl JsHandler {
         self.outstanding.store(0, Ordering::Relaxed);
         self.sockets.clear();
         self.parts.clear();
+        self.streams.lock().clear();
     }
 
     /// The thread of this dispatcher is gone (a worker that crashed or was stopped): its
@@ -194,6 +206,10 @@ impl JsHandler {
         self.outstanding.store(0, Ordering::Relaxed);
         for s in self.sockets.drain() {
             s.close(1011, "worker exited");
+        }
+        // Cut, not ended: the client must not take a half-produced body for a whole one.
+        for (_, w) in self.streams.lock().drain() {
+            w.abort();
         }
         self.parts.clear();
     }
@@ -232,6 +248,7 @@ impl JsHandler {
     /// Forgets a request: its unread body is discarded.
     pub(crate) fn finish(&self, id: u32) {
         self.parts.remove(id);
+        self.streams.lock().remove(&id);
         let r = self.pending.lock().remove(&id).and_then(|p| p.responder);
         self.settled(r);
     }

@@ -227,7 +227,8 @@ impl NativeServer {
         let main = self.main_routes.as_ref().ok_or_else(|| code_error("CZ_WORKER", "not a worker server"))?;
         let (mine, theirs) = (self.routes.lock().clone(), main.lock().clone());
         if mine != theirs {
-            let at = mine.iter().zip(&theirs).position(|(a, b)| a != b).unwrap_or(mine.len().min(theirs.len()));
+            let at =
+                mine.iter().zip(&theirs).position(|(a, b)| a != b).unwrap_or(mine.len().min(theirs.len()));
             let show = |v: &[String]| v.get(at).map_or("nothing".to_owned(), |r| format!("{r:?}"));
             return Err(code_error(
                 "CZ_WORKER_ROUTES",
@@ -445,9 +446,12 @@ impl NativeServer {
         });
         let config = RingConfig { capacity: size, heartbeat, compress };
         let (writer, body) = ring(config, Box::new(events), self.stats.clone(), self.budget.clone());
+        // Known before the body can close (its close event forgets it).
+        h.stream_started(id, writer.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
             Ok(Some(NativeStream { writer, info }))
         } else {
+            h.finish(id);
             Ok(None)
         }
     }

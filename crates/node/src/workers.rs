@@ -117,10 +117,7 @@ impl Pool {
         }
         let n = workers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| &workers[(start + i) % n])
-            .min_by_key(|w| w.outstanding())
-            .cloned()
+        (0..n).map(|i| &workers[(start + i) % n]).min_by_key(|w| w.outstanding()).cloned()
     }
 }
 
