@@ -41,6 +41,7 @@ export type {
   ParamNames,
   Params,
   RouteParams,
+  RedisOptions,
   StaticOptions,
   TimeoutOptions,
 } from './src/types.js'

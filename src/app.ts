@@ -70,6 +70,21 @@ function compressionOptions(c: AppOptions['compression']) {
   return { compression: true, compressionThreshold: o.threshold, compressionEncodings: o.encodings, compressionLevel: o.level }
 }
 
+/** Checks `AppOptions.redis` and maps it to the native options. */
+function redisOptions(r: AppOptions['redis']) {
+  if (r === undefined) return {}
+  let url: URL
+  try {
+    url = new URL(r.url)
+  } catch {
+    throw new TypeError(`redis url must be a redis:// URL, got ${JSON.stringify(r.url)}`)
+  }
+  if (url.protocol !== 'redis:') throw new TypeError(`redis url must start with redis:// (rediss:// TLS is not supported yet), got ${url.protocol}//`)
+  if (r.prefix !== undefined && !/^[\w.:-]{1,64}$/.test(r.prefix)) throw new TypeError('redis prefix must be 1–64 characters of letters, digits, _ . : -')
+  if (r.ttl !== undefined && !(Number.isInteger(r.ttl) && r.ttl >= 0 && r.ttl <= 0xffffffff)) throw new RangeError('redis ttl must be a whole number of seconds ≥ 0')
+  return { redisUrl: r.url, redisPrefix: r.prefix, redisTtl: r.ttl }
+}
+
 function isPromiseLike(v: unknown): v is PromiseLike<unknown> {
   return v !== null && typeof v === 'object' && typeof (v as PromiseLike<unknown>).then === 'function'
 }
@@ -135,6 +150,7 @@ export class Catzilla implements ReplyHost {
       maxHeaders: l.maxHeaders,
       maxUrlLength: l.maxUrlLength,
       topicHistory: options.topicHistory,
+      ...redisOptions(options.redis),
       ...compressionOptions(options.compression),
     })
     this.trustProxy = options.trustProxy ?? false

@@ -360,6 +360,22 @@ export interface NativeStats {
   wsResumed: number
   /** Disconnected WebSocket sessions whose resume TTL passed. */
   wsResumeExpired: number
+  /** `1` while the Redis adapter is connected, else `0`. */
+  redisConnected: number
+  /** Messages published through Redis by this process. */
+  redisPublished: number
+  /** Topic messages received from Redis (every process's publishes). */
+  redisReceived: number
+  /** Messages replayed from Redis streams (resumes and catch-ups). */
+  redisReplayed: number
+  /** Redis connection and command failures. */
+  redisErrors: number
+  /** Reconnections to Redis after it was lost. */
+  redisReconnects: number
+  /** Resumes and catch-ups that could not be exact (a `cz-gap` was sent). */
+  redisGaps: number
+  /** Messages delivered to this process's subscribers only because Redis was unreachable. */
+  redisLocalOnly: number
   /** Messages dropped from disconnected sessions' queues (bounds or `maxOfflineMemory`). */
   wsOfflineDropped: number
   /** Bytes queued for disconnected WebSocket sessions now. */
@@ -490,6 +506,12 @@ export interface ServerOptions {
   prebufferBody?: number
   /** Messages each topic keeps for SSE replay (0 disables history). */
   topicHistory?: number
+  /** `redis://…`: topics, history and resumes across processes through this Redis. */
+  redisUrl?: string
+  /** Prefix of the adapter's Redis keys and channels. */
+  redisPrefix?: string
+  /** Seconds a topic's Redis stream lives after its last publish (0: forever). */
+  redisTtl?: number
   /** Compress responses when the client accepts it. */
   compression?: boolean
   /** Whole bodies below this many bytes stay uncompressed. */

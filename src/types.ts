@@ -114,6 +114,13 @@ export interface AppOptions {
    */
   topicHistory?: number
   /**
+   * Topics across processes through Redis: a publish on any process reaches every subscriber of
+   * every process; topic history lives in Redis streams (`topicHistory` entries per topic), so an
+   * SSE client's `Last-Event-ID` resumes on whichever process it reconnects to. Fan-out stays in
+   * Rust: one Redis subscription per topic per process. Off by default.
+   */
+  redis?: RedisOptions
+  /**
    * Response compression in Rust (`br`, `gzip`), negotiated with `Accept-Encoding`. Default
    * `false`: a compressed stream keeps a compressor per connection (hundreds of KiB with gzip),
    * which would break the small, fixed memory per slow client that streams otherwise have; turn
@@ -140,6 +147,20 @@ export interface CompressionOptions {
   encodings?: ContentCoding[]
   /** One level for every coding, clamped to each one's range: gzip/deflate 0–9 (default 6), brotli 0–11 (default 4), zstd 1–19 (default 3). The defaults are the usual balance for dynamic responses. */
   level?: number
+}
+
+/** Options of the Redis adapter (`AppOptions.redis`). */
+export interface RedisOptions {
+  /** `redis://[user:password@]host:port[/db]` (TLS `rediss://` is not supported yet). */
+  url: string
+  /** Prefix of every key and channel (`<prefix>:t:<topic>` streams, `<prefix>:c:<topic>` channels), so apps can share a Redis. Default `catzilla`. */
+  prefix?: string
+  /**
+   * Seconds a topic's stream (its history) stays in Redis after its last publish, so per-user or
+   * per-document topics do not accumulate; a resume after it expired gets `cz-gap`. Default
+   * 86 400 (a day); `0` keeps streams forever.
+   */
+  ttl?: number
 }
 
 /** Options of `app.static(prefix, dir, options)`. */

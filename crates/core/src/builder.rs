@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::access::AccessLog;
 use crate::body::budget::StreamBudget;
+use crate::cluster::{Cluster, RedisConfig};
 use crate::config::{RouteOptions, RouteSettings, ServerConfig};
 use crate::files::StaticOptions;
 use crate::handler::Handler;
@@ -75,6 +76,7 @@ pub struct ServerBuilder {
     websockets: HashMap<u32, WsConfig>,
     access_log: Option<Arc<AccessLog>>,
     live: Arc<Live>,
+    redis: Option<RedisConfig>,
 }
 
 impl ServerBuilder {
@@ -92,7 +94,14 @@ impl ServerBuilder {
             websockets: HashMap::new(),
             access_log: None,
             live: Live::new(),
+            redis: None,
         }
+    }
+
+    /// Spans topics across processes through Redis (see [`crate::cluster`]); the adapter starts
+    /// with `serve`.
+    pub fn redis(&mut self, config: RedisConfig) {
+        self.redis = Some(config);
     }
 
     /// The live streams and WebSockets of this server (`app.streams()`).
@@ -176,8 +185,18 @@ impl ServerBuilder {
         self.access_log = Some(log);
     }
 
-    /// Binds `addr` and serves the routes with `handler` on the current tokio runtime.
+    /// Binds `addr` and serves the routes with `handler` on the current tokio runtime; with
+    /// [`ServerBuilder::redis`], starts the Redis adapter too (it connects in the background).
     pub async fn serve<H: Handler>(&self, addr: SocketAddr, handler: Arc<H>) -> io::Result<ServerHandle> {
+        let cluster = match &self.redis {
+            Some(c) if self.topics.cluster().is_none() => {
+                let cluster = Cluster::start(c.clone(), &self.topics, self.stats.clone())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("redis: {e}")))?;
+                self.topics.attach_cluster(cluster.clone());
+                Some(cluster)
+            }
+            _ => None,
+        };
         let parts = crate::server::Parts {
             config: self.config.clone(),
             router: self.router.clone(),
@@ -186,6 +205,17 @@ impl ServerBuilder {
             access_log: self.access_log.clone(),
             live: self.live.clone(),
         };
-        crate::server::serve(addr, parts, handler).await
+        match crate::server::serve(addr, parts, handler).await {
+            Ok(mut handle) => {
+                handle.cluster = cluster;
+                Ok(handle)
+            }
+            Err(e) => {
+                if let Some(c) = cluster {
+                    c.stop();
+                }
+                Err(e)
+            }
+        }
     }
 }

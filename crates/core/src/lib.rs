@@ -5,6 +5,7 @@
 pub mod access;
 pub mod body;
 pub mod builder;
+pub mod cluster;
 pub mod compression;
 pub mod config;
 pub mod exchange;

@@ -174,7 +174,7 @@ impl Collector for Scrape {
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         }
         let s = self.stats.snapshot();
-        let rows: [(&str, &str, MetricType, u64); 32] = [
+        let rows: [(&str, &str, MetricType, u64); 40] = [
             (
                 "http_response_bytes",
                 "Response body bytes handed to sockets (after compression).",
@@ -244,6 +244,39 @@ impl Collector for Scrape {
                 "Bytes queued for disconnected WebSocket sessions now.",
                 Gauge,
                 s.ws_offline_bytes,
+            ),
+            ("redis_connected", "1 while the Redis adapter is connected, else 0.", Gauge, s.redis_connected),
+            (
+                "redis_published",
+                "Messages published through Redis by this process.",
+                Counter,
+                s.redis_published,
+            ),
+            (
+                "redis_received",
+                "Topic messages received from Redis (every process's publishes).",
+                Counter,
+                s.redis_received,
+            ),
+            (
+                "redis_replayed",
+                "Messages replayed from Redis streams (resumes and catch-ups).",
+                Counter,
+                s.redis_replayed,
+            ),
+            ("redis_errors", "Redis connection and command failures.", Counter, s.redis_errors),
+            ("redis_reconnects", "Reconnections to Redis after it was lost.", Counter, s.redis_reconnects),
+            (
+                "redis_gaps",
+                "Resumes and catch-ups that could not be exact (a cz-gap was sent).",
+                Counter,
+                s.redis_gaps,
+            ),
+            (
+                "redis_local_only",
+                "Messages delivered to this process's subscribers only because Redis was unreachable.",
+                Counter,
+                s.redis_local_only,
             ),
             (
                 "ws_upgrades_rejected",

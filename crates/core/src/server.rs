@@ -59,6 +59,8 @@ pub struct ServerHandle {
     phase: watch::Sender<Phase>,
     closer: Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
     access_log: Option<Arc<AccessLog>>,
+    /// The Redis adapter started with this server (stopped by `close`).
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl ServerHandle {
@@ -86,6 +88,9 @@ impl ServerHandle {
         // Every exchange has ended: the access log gets the last of them.
         if let Some(log) = &self.access_log {
             log.stop();
+        }
+        if let Some(c) = &self.cluster {
+            c.stop();
         }
     }
 }
@@ -141,7 +146,7 @@ pub(crate) async fn serve<H: Handler>(
             }
         }) as Pin<Box<dyn Future<Output = ()> + Send>>
     });
-    Ok(ServerHandle { local_addr, stats, phase, closer, access_log })
+    Ok(ServerHandle { local_addr, stats, phase, closer, access_log, cluster: None })
 }
 
 fn release<H: Handler>(shared: &Shared<H>) {

@@ -41,6 +41,14 @@ pub struct Stats {
     header_timeouts: AtomicU64,
     streams_expired: AtomicU64,
     route_full: AtomicU64,
+    redis_connected: AtomicU64,
+    redis_published: AtomicU64,
+    redis_received: AtomicU64,
+    redis_replayed: AtomicU64,
+    redis_errors: AtomicU64,
+    redis_reconnects: AtomicU64,
+    redis_gaps: AtomicU64,
+    redis_local_only: AtomicU64,
     /// Counters and histograms of finished responses (Prometheus metrics).
     pub responses: crate::metrics::ResponseMetrics,
 }
@@ -120,6 +128,22 @@ pub struct StatsSnapshot {
     pub streams_expired: u64,
     /// Requests answered `503` because their route was at `max_streams` (also in `unavailable`).
     pub route_full: u64,
+    /// `1` while the Redis adapter is connected, else `0`.
+    pub redis_connected: u64,
+    /// Messages published through Redis by this process.
+    pub redis_published: u64,
+    /// Topic messages received from Redis (every process's publishes).
+    pub redis_received: u64,
+    /// Messages replayed from Redis streams (resumes and catch-ups).
+    pub redis_replayed: u64,
+    /// Redis connection and command failures.
+    pub redis_errors: u64,
+    /// Reconnections to Redis after it was lost.
+    pub redis_reconnects: u64,
+    /// Resumes and catch-ups that could not be exact (a `cz-gap` was sent).
+    pub redis_gaps: u64,
+    /// Messages delivered to this process's subscribers only because Redis was unreachable.
+    pub redis_local_only: u64,
 }
 
 /// Status counters that [`Stats::count_status`] knows.
@@ -219,6 +243,30 @@ impl Stats {
     pub(crate) fn offline_bytes(&self) -> u64 {
         self.ws_offline_bytes.load(Relaxed)
     }
+    pub(crate) fn set_redis_connected(&self, up: bool) {
+        self.redis_connected.store(u64::from(up), Relaxed);
+    }
+    pub(crate) fn redis_published(&self, n: u64) {
+        self.redis_published.fetch_add(n, Relaxed);
+    }
+    pub(crate) fn redis_received(&self) {
+        self.redis_received.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn redis_replayed(&self, n: u64) {
+        self.redis_replayed.fetch_add(n, Relaxed);
+    }
+    pub(crate) fn redis_error(&self) {
+        self.redis_errors.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn redis_reconnected(&self) {
+        self.redis_reconnects.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn redis_gap(&self) {
+        self.redis_gaps.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn redis_local_only(&self) {
+        self.redis_local_only.fetch_add(1, Relaxed);
+    }
     pub(crate) fn published(&self, deliveries: u64) {
         self.publishes.fetch_add(1, Relaxed);
         self.deliveries.fetch_add(deliveries, Relaxed);
@@ -306,6 +354,14 @@ impl Stats {
             header_timeouts: self.header_timeouts.load(Relaxed),
             streams_expired: self.streams_expired.load(Relaxed),
             route_full: self.route_full.load(Relaxed),
+            redis_connected: self.redis_connected.load(Relaxed),
+            redis_published: self.redis_published.load(Relaxed),
+            redis_received: self.redis_received.load(Relaxed),
+            redis_replayed: self.redis_replayed.load(Relaxed),
+            redis_errors: self.redis_errors.load(Relaxed),
+            redis_reconnects: self.redis_reconnects.load(Relaxed),
+            redis_gaps: self.redis_gaps.load(Relaxed),
+            redis_local_only: self.redis_local_only.load(Relaxed),
         }
     }
 }

@@ -9,12 +9,13 @@ use std::fmt::Write as _;
 use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::time::Sleep;
 
 use crate::body::ring::StreamAborted;
+use crate::cluster::{Cluster, Replay, ReplayFrom};
 use crate::sse::{self, SseFieldError};
 use crate::stats::Stats;
 use crate::ws::{Message, SendStatus, WsSocket};
@@ -56,6 +57,9 @@ pub struct Topics {
     total_history: AtomicUsize,
     /// Topics created since the last sweep.
     created: AtomicUsize,
+    /// The Redis adapter, when topics span processes: publishes go through it, history and
+    /// replays come from its streams (see [`crate::cluster`]).
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 #[derive(Default)]
@@ -80,6 +84,8 @@ struct TopicState {
     evicted_upto: u64,
     history: VecDeque<(u64, Bytes)>,
     history_bytes: usize,
+    /// With the Redis adapter: the newest event id fanned out here (older ones are duplicates).
+    last_delivered: u64,
 }
 
 impl Topic {
@@ -130,7 +136,18 @@ impl Topics {
             ledger: Mutex::new(Ledger::default()),
             total_history: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// Routes this server's topics through `cluster` from now on (once).
+    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The Redis adapter, if topics span processes.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
     }
 
     fn topic(&self, name: &str) -> Arc<Topic> {
@@ -140,7 +157,11 @@ impl Topics {
         }
         if self.created.fetch_add(1, Ordering::Relaxed) + 1 >= SWEEP_EVERY {
             self.created.store(0, Ordering::Relaxed);
-            sweep(&mut map);
+            for gone in sweep(&mut map) {
+                if let Some(c) = self.cluster() {
+                    c.unwatch(&gone);
+                }
+            }
         }
         let t = Arc::new(Topic {
             name: name.to_owned(),
@@ -151,6 +172,7 @@ impl Topics {
                 evicted_upto: 0,
                 history: VecDeque::new(),
                 history_bytes: 0,
+                last_delivered: 0,
             }),
         });
         map.insert(name.to_owned(), t.clone());
@@ -212,6 +234,9 @@ impl Topics {
             return false;
         }
         topic.state.lock().ws.push(socket.clone());
+        if let Some(c) = self.cluster() {
+            c.watch(name);
+        }
         true
     }
 
@@ -250,6 +275,19 @@ impl Topics {
         if let Some(e) = event {
             sse::check_field("event", e)?;
         }
+        if let Some(c) = self.cluster() {
+            // Through Redis: every process, this one too, fans it out when it comes back on the
+            // topic's channel, in the stream's order. Counted here: this process's subscribers.
+            if c.publish(name, message.clone(), event, exclude) {
+                let reached = self.map.lock().get(name).map_or(0, |t| {
+                    let st = t.state.lock();
+                    st.ws.iter().filter(|s| Some(s.id()) != exclude).count() + st.sse.len()
+                });
+                return Ok(reached);
+            }
+            // Redis is unreachable: this process's subscribers still get it, without an id.
+            return Ok(self.deliver_local(name, &message, event, exclude));
+        }
         // With history on, a publish before anyone subscribed is kept for later replay.
         let topic =
             if self.config.history > 0 { Some(self.topic(name)) } else { self.map.lock().get(name).cloned() };
@@ -259,40 +297,20 @@ impl Topics {
         };
         let mut st = topic.state.lock();
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut reached = 0;
+        let keep = self.config.history > 0;
+        let (reached, frame) = fan_out(&mut st, Some(seq), event, &message, exclude, keep)?;
         let mut recorded = None;
-        // Compressed once for every subscriber that compresses messages alone.
-        let mut deflated = None;
-        for s in &st.ws {
-            if Some(s.id()) != exclude && s.send_topic(&message, &mut deflated) != SendStatus::Dropped {
-                reached += 1;
+        if let Some(frame) = frame.filter(|_| keep) {
+            let len = frame.len();
+            st.history_bytes += len;
+            st.history.push_back((seq, frame));
+            self.total_history.fetch_add(len, Ordering::AcqRel);
+            while st.history.len() > self.config.history || st.history_bytes > self.config.history_bytes {
+                self.evict_front(&mut st);
             }
+            recorded = Some(len);
         }
-        if !st.sse.is_empty() || self.config.history > 0 {
-            let frame = sse_frame(seq, event, &message)?;
-            let mut cut = Vec::new();
-            for (id, q) in &st.sse {
-                if q.push(frame.clone()) {
-                    reached += 1;
-                } else {
-                    cut.push(*id);
-                }
-            }
-            if !cut.is_empty() {
-                st.sse.retain(|(id, _)| !cut.contains(id));
-            }
-            if self.config.history > 0 {
-                let len = frame.len();
-                st.history_bytes += len;
-                st.history.push_back((seq, frame));
-                self.total_history.fetch_add(len, Ordering::AcqRel);
-                while st.history.len() > self.config.history || st.history_bytes > self.config.history_bytes {
-                    self.evict_front(&mut st);
-                }
-                recorded = Some(len);
-            }
-        }
-        if self.config.history == 0 {
+        if !keep {
             // Without history every message is gone at once: a resume after it reports a gap.
             st.evicted_upto = seq;
         }
@@ -304,13 +322,82 @@ impl Topics {
         Ok(reached)
     }
 
+    /// Fans out a message that came through Redis with event id `id`, unless it was already
+    /// delivered here (a catch-up after a reconnect overlaps the live messages).
+    pub(crate) fn deliver(
+        &self,
+        name: &str,
+        id: u64,
+        message: &Message,
+        event: Option<&str>,
+        exclude: Option<u64>,
+    ) {
+        let Some(topic) = self.map.lock().get(name).cloned() else { return };
+        let mut st = topic.state.lock();
+        if id <= st.last_delivered {
+            return;
+        }
+        st.last_delivered = id;
+        // The event name was checked by the publisher; one that is not valid here is dropped.
+        if let Ok((reached, _)) = fan_out(&mut st, Some(id), event, message, exclude, false) {
+            drop(st);
+            self.stats.published(reached as u64);
+        }
+    }
+
+    /// Fans out a message to this process's subscribers only, without an event id (Redis is
+    /// unreachable): a client that resumes later is not promised it. Returns the subscribers
+    /// reached.
+    pub(crate) fn deliver_local(
+        &self,
+        name: &str,
+        message: &Message,
+        event: Option<&str>,
+        exclude: Option<u64>,
+    ) -> usize {
+        let Some(topic) = self.map.lock().get(name).cloned() else { return 0 };
+        let mut st = topic.state.lock();
+        let reached = fan_out(&mut st, None, event, message, exclude, false).map_or(0, |(n, _)| n);
+        drop(st);
+        self.stats.redis_local_only();
+        self.stats.published(reached as u64);
+        reached
+    }
+
+    /// The newest event id fanned out here for `name` (0: none).
+    pub(crate) fn last_delivered(&self, name: &str) -> u64 {
+        self.map.lock().get(name).map_or(0, |t| t.state.lock().last_delivered)
+    }
+
+    /// Messages of `name` after event id `after` may never have reached this process's
+    /// subscribers: SSE subscribers get a `cz-gap` event, WebSockets with a session (routes with
+    /// `resume`, whose clients read Catzilla's messages) a `{"type":"cz-gap"}` message.
+    pub(crate) fn gap(&self, name: &str, after: u64) {
+        let Some(topic) = self.map.lock().get(name).cloned() else { return };
+        let st = topic.state.lock();
+        let frame = gap_frame(&after.to_string(), None);
+        for (_, q) in &st.sse {
+            q.push(frame.clone());
+        }
+        let text = format!(r#"{{"type":"cz-gap","topic":{},"lastEventId":"{after}"}}"#, json_string(name));
+        for s in st.ws.iter().filter(|s| s.session_id().is_some()) {
+            s.send(Message::text(text.clone()));
+        }
+    }
+
     /// Subscribes an SSE client: the returned body streams the topic's events (after any replay)
     /// until the client leaves or falls `max_backpressure` bytes behind.
     pub fn subscribe_sse(&self, name: &str, opts: SseSubscribe) -> TopicBody {
         let topic = self.topic(name);
         let id = self.next_sse.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(SseQueue {
-            state: Mutex::new(QueueState { frames: VecDeque::new(), bytes: 0, cut: false, waker: None }),
+            state: Mutex::new(QueueState {
+                frames: VecDeque::new(),
+                pending: None,
+                bytes: 0,
+                cut: false,
+                waker: None,
+            }),
             limit: opts.max_backpressure.max(1),
             probe: {
                 let probe = Arc::new(crate::live::Probe::default());
@@ -318,6 +405,9 @@ impl Topics {
                 probe
             },
         });
+        if let Some(c) = self.cluster() {
+            return self.subscribe_sse_cluster(c, topic, id, queue, opts);
+        }
         {
             let mut st = topic.state.lock();
             let mut q = queue.state.lock();
@@ -334,15 +424,9 @@ impl Topics {
                     // Messages after `last` are gone (evicted, before this topic existed, or an
                     // id from another server run): say so before sending what is left.
                     _ => {
-                        let data = format!("{{\"lastEventId\":{},\"oldest\":{oldest}}}", json_string(last));
-                        let mut gap = Vec::with_capacity(data.len() + 32);
-                        let ev =
-                            sse::Event { event: Some("cz-gap"), data: Some(&data), ..sse::Event::default() };
-                        // A constant event name and JSON without raw line ends: always valid.
-                        if sse::encode(&ev, &mut gap).is_ok() {
-                            q.bytes += gap.len();
-                            q.frames.push_back(Bytes::from(gap));
-                        }
+                        let gap = gap_frame(last, Some(oldest));
+                        q.bytes += gap.len();
+                        q.frames.push_back(gap);
                         Some(oldest)
                     }
                 },
@@ -361,23 +445,143 @@ impl Topics {
             drop(q);
             st.sse.push((id, queue.clone()));
         }
+        self.body(topic, id, queue, opts.heartbeat)
+    }
+
+    fn body(
+        &self,
+        topic: Arc<Topic>,
+        id: u64,
+        queue: Arc<SseQueue>,
+        heartbeat: Option<(Duration, Bytes)>,
+    ) -> TopicBody {
         self.stats.subscriber_added();
         TopicBody {
             queue,
             topic,
             id,
             stats: self.stats.clone(),
-            heartbeat: opts.heartbeat,
+            heartbeat,
             sleep: None,
             ended: false,
             _live: None,
         }
     }
+
+    /// An SSE subscription with the Redis adapter: the replay (after `Last-Event-ID`, or the
+    /// newest `recent`) is read from the topic's stream, so it works on any process; live events
+    /// that arrive meanwhile wait behind it, and those the replay already had are dropped.
+    fn subscribe_sse_cluster(
+        &self,
+        cluster: &Arc<Cluster>,
+        topic: Arc<Topic>,
+        id: u64,
+        queue: Arc<SseQueue>,
+        opts: SseSubscribe,
+    ) -> TopicBody {
+        let from = match opts.last_event_id.as_deref().map(str::trim) {
+            Some(last) => Some(last.parse::<u64>().map_err(|_| last.to_owned())),
+            None if opts.recent > 0 => Some(Ok(u64::MAX)),
+            None => None,
+        };
+        {
+            let mut q = queue.state.lock();
+            if let Some(p) = &opts.preamble {
+                q.bytes += p.len();
+                q.frames.push_back(p.clone());
+            }
+            if let Some(Err(bad)) = &from {
+                // Not an id of ours: nothing to replay after it.
+                let gap = gap_frame(bad, None);
+                q.bytes += gap.len();
+                q.frames.push_back(gap);
+            }
+            if matches!(from, Some(Ok(_))) {
+                q.pending = Some(Vec::new());
+            }
+        }
+        topic.state.lock().sse.push((id, queue.clone()));
+        cluster.watch(topic.name());
+        if let Some(Ok(after)) = from {
+            let replay_from =
+                if after == u64::MAX { ReplayFrom::Recent(opts.recent) } else { ReplayFrom::After(after) };
+            let q = Arc::downgrade(&queue);
+            let stats = self.stats.clone();
+            cluster.replay(topic.name(), replay_from, move |replay: Replay| {
+                if let Some(q) = q.upgrade() {
+                    if !replay.exact {
+                        stats.redis_gap();
+                    }
+                    q.replayed(replay, after);
+                }
+            });
+        }
+        self.body(topic, id, queue, opts.heartbeat)
+    }
 }
 
-/// Drops topics nobody holds (no subscriber, no body, no socket) whose history is empty.
-fn sweep(map: &mut HashMap<String, Arc<Topic>>) {
-    map.retain(|_, t| Arc::strong_count(t) > 1 || !t.state.lock().history.is_empty());
+/// Sends `message` to the topic's WebSockets and SSE subscribers (`seq`: the SSE event id, none
+/// for a message that will not be replayed). Returns how many it reached and, when `keep` or any
+/// SSE subscriber needed it, the encoded SSE frame.
+fn fan_out(
+    st: &mut TopicState,
+    seq: Option<u64>,
+    event: Option<&str>,
+    message: &Message,
+    exclude: Option<u64>,
+    keep: bool,
+) -> Result<(usize, Option<Bytes>), SseFieldError> {
+    let mut reached = 0;
+    // Compressed once for every subscriber that compresses messages alone.
+    let mut deflated = None;
+    for s in &st.ws {
+        if Some(s.id()) != exclude && s.send_topic(message, &mut deflated) != SendStatus::Dropped {
+            reached += 1;
+        }
+    }
+    if st.sse.is_empty() && !keep {
+        return Ok((reached, None));
+    }
+    let frame = sse_frame(seq, event, message)?;
+    let mut cut = Vec::new();
+    for (id, q) in &st.sse {
+        if q.push_live(seq.unwrap_or(0), frame.clone()) {
+            reached += 1;
+        } else {
+            cut.push(*id);
+        }
+    }
+    if !cut.is_empty() {
+        st.sse.retain(|(id, _)| !cut.contains(id));
+    }
+    Ok((reached, Some(frame)))
+}
+
+/// The `cz-gap` event: messages after `last` may be missing (`oldest`: the oldest id still kept).
+fn gap_frame(last: &str, oldest: Option<u64>) -> Bytes {
+    let data = match oldest {
+        Some(o) => format!("{{\"lastEventId\":{},\"oldest\":{o}}}", json_string(last)),
+        None => format!("{{\"lastEventId\":{}}}", json_string(last)),
+    };
+    let mut gap = Vec::with_capacity(data.len() + 32);
+    let ev = sse::Event { event: Some("cz-gap"), data: Some(&data), ..sse::Event::default() };
+    // A constant event name and JSON without raw line ends: always valid.
+    let _ = sse::encode(&ev, &mut gap);
+    Bytes::from(gap)
+}
+
+/// Drops topics nobody holds (no subscriber, no body, no socket) whose history is empty; returns
+/// their names.
+fn sweep(map: &mut HashMap<String, Arc<Topic>>) -> Vec<String> {
+    let mut gone = Vec::new();
+    map.retain(|name, t| {
+        let keep = Arc::strong_count(t) > 1 || !t.state.lock().history.is_empty();
+        if !keep {
+            gone.push(name.clone());
+        }
+        keep
+    });
+    gone
 }
 
 /// A JSON string literal.
@@ -400,7 +604,7 @@ fn json_string(s: &str) -> String {
 
 /// Encodes one topic message as an SSE event (`id` = the sequence number) with the one encoder,
 /// [`sse::encode`]. `event` was checked by [`Topics::publish`].
-fn sse_frame(seq: u64, event: Option<&str>, message: &Message) -> Result<Bytes, SseFieldError> {
+fn sse_frame(seq: Option<u64>, event: Option<&str>, message: &Message) -> Result<Bytes, SseFieldError> {
     let lossy;
     let data: &str = match message {
         Message::Text(t) => t.as_str(),
@@ -410,14 +614,19 @@ fn sse_frame(seq: u64, event: Option<&str>, message: &Message) -> Result<Bytes, 
         }
         _ => "",
     };
-    let id = seq.to_string();
+    let id = seq.map(|s| s.to_string());
     let mut out = Vec::with_capacity(data.len() + 32);
-    sse::encode(&sse::Event { id: Some(&id), event, data: Some(data), ..sse::Event::default() }, &mut out)?;
+    sse::encode(
+        &sse::Event { id: id.as_deref(), event, data: Some(data), ..sse::Event::default() },
+        &mut out,
+    )?;
     Ok(Bytes::from(out))
 }
 
 struct QueueState {
     frames: VecDeque<Bytes>,
+    /// While a replay is read from Redis: the live frames that arrive meanwhile, with their ids.
+    pending: Option<Vec<(u64, Bytes)>>,
     bytes: usize,
     /// Fell too far behind: the stream ends with an error.
     cut: bool,
@@ -433,11 +642,50 @@ struct SseQueue {
 }
 
 impl SseQueue {
-    /// Queues a frame; `false` (and the subscriber is cut) when it is over its limit.
-    fn push(&self, frame: Bytes) -> bool {
+    /// Queues a live frame (event id `seq`, 0: none), or holds it back while a replay is read.
+    fn push_live(&self, seq: u64, frame: Bytes) -> bool {
         let mut q = self.state.lock();
+        if let Some(pending) = q.pending.as_mut() {
+            pending.push((seq, frame));
+            return !q.cut;
+        }
+        drop(q);
+        self.push(frame)
+    }
+
+    /// The replay read from Redis arrived: its events (and a `cz-gap` first when it is not exact),
+    /// then the live frames held back meanwhile that it did not already contain, all under one
+    /// lock so no live frame overtakes them.
+    fn replayed(&self, replay: Replay, after: u64) {
+        let mut frames = Vec::with_capacity(replay.entries.len() + 1);
+        if !replay.exact {
+            let last = if after == u64::MAX { String::new() } else { after.to_string() };
+            frames.push(gap_frame(&last, None));
+        }
+        let mut newest = 0;
+        for (id, event, message) in &replay.entries {
+            newest = *id;
+            if let Ok(f) = sse_frame(Some(*id), event.as_deref(), message) {
+                frames.push(f);
+            }
+        }
+        let mut q = self.state.lock();
+        let held = q.pending.take().unwrap_or_default();
+        frames.extend(held.into_iter().filter(|(id, _)| *id == 0 || *id > newest).map(|(_, f)| f));
+        for f in frames {
+            self.queue_locked(&mut q, f);
+        }
+        let waker = q.waker.take();
+        drop(q);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Appends a frame, or cuts the subscriber when it would go over its limit.
+    fn queue_locked(&self, q: &mut QueueState, frame: Bytes) {
         if q.cut {
-            return false;
+            return;
         }
         if q.bytes + frame.len() > self.limit {
             q.cut = true;
@@ -449,6 +697,15 @@ impl SseQueue {
             self.probe.buffered.store(q.bytes as u64, Ordering::Relaxed);
             self.probe.stalled();
         }
+    }
+
+    /// Queues a frame; `false` (and the subscriber is cut) when it is over its limit.
+    fn push(&self, frame: Bytes) -> bool {
+        let mut q = self.state.lock();
+        if q.cut {
+            return false;
+        }
+        self.queue_locked(&mut q, frame);
         let ok = !q.cut;
         let waker = q.waker.take();
         drop(q);
@@ -613,7 +870,7 @@ mod tests {
 
     #[test]
     fn sse_frames_split_lines_and_carry_the_event_name() {
-        let f = sse_frame(7, Some("up"), &Message::text("a\r\nb\nc")).expect("valid");
+        let f = sse_frame(Some(7), Some("up"), &Message::text("a\r\nb\nc")).expect("valid");
         assert_eq!(&f[..], b"id: 7\nevent: up\ndata: a\ndata: b\ndata: c\n\n");
     }
 

@@ -147,8 +147,18 @@ impl NativeServer {
         if let Some(n) = o.topic_history {
             topic_config.history = n as usize;
         }
-        let builder =
+        let history = topic_config.history;
+        let mut builder =
             ServerBuilder::new(c.clone(), topic_config, o.max_stream_memory.unwrap_or(0.0).max(0.0) as usize);
+        if let Some(url) = o.redis_url {
+            let prefix = o.redis_prefix.unwrap_or_else(|| "catzilla".to_owned());
+            let ttl = match o.redis_ttl {
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(u64::from(s))),
+                None => Some(Duration::from_secs(86_400)),
+            };
+            builder.redis(catzilla_core::cluster::RedisConfig { url, prefix, history, ttl });
+        }
         if let Some(bytes) = o.max_offline_memory {
             builder.sessions().set_budget(bytes.max(0.0) as usize);
         }

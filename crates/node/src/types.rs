@@ -36,6 +36,12 @@ pub struct ServerOptions {
     pub prebuffer_body: Option<u32>,
     /// Messages each topic keeps for SSE replay (0 disables history).
     pub topic_history: Option<u32>,
+    /// `redis://…`: topics, history and resumes across processes through this Redis.
+    pub redis_url: Option<String>,
+    /// Prefix of the adapter's Redis keys and channels.
+    pub redis_prefix: Option<String>,
+    /// Seconds a topic's Redis stream lives after its last publish (0: forever).
+    pub redis_ttl: Option<u32>,
     /// Compress responses when the client accepts it.
     pub compression: Option<bool>,
     /// Whole bodies below this many bytes stay uncompressed.
@@ -118,6 +124,22 @@ pub struct NativeStats {
     pub ws_resumed: f64,
     /// Disconnected WebSocket sessions whose resume TTL passed.
     pub ws_resume_expired: f64,
+    /// `1` while the Redis adapter is connected, else `0`.
+    pub redis_connected: f64,
+    /// Messages published through Redis by this process.
+    pub redis_published: f64,
+    /// Topic messages received from Redis (every process's publishes).
+    pub redis_received: f64,
+    /// Messages replayed from Redis streams (resumes and catch-ups).
+    pub redis_replayed: f64,
+    /// Redis connection and command failures.
+    pub redis_errors: f64,
+    /// Reconnections to Redis after it was lost.
+    pub redis_reconnects: f64,
+    /// Resumes and catch-ups that could not be exact (a `cz-gap` was sent).
+    pub redis_gaps: f64,
+    /// Messages delivered to this process's subscribers only because Redis was unreachable.
+    pub redis_local_only: f64,
     /// Messages dropped from disconnected sessions' queues (bounds or `maxOfflineMemory`).
     pub ws_offline_dropped: f64,
     /// Bytes queued for disconnected WebSocket sessions now.
@@ -173,6 +195,14 @@ impl From<StatsSnapshot> for NativeStats {
             ws_rejected: s.ws_rejected as f64,
             ws_resumed: s.ws_resumed as f64,
             ws_resume_expired: s.ws_resume_expired as f64,
+            redis_connected: s.redis_connected as f64,
+            redis_published: s.redis_published as f64,
+            redis_received: s.redis_received as f64,
+            redis_replayed: s.redis_replayed as f64,
+            redis_errors: s.redis_errors as f64,
+            redis_reconnects: s.redis_reconnects as f64,
+            redis_gaps: s.redis_gaps as f64,
+            redis_local_only: s.redis_local_only as f64,
             ws_offline_dropped: s.ws_offline_dropped as f64,
             ws_offline_bytes: s.ws_offline_bytes as f64,
             publishes: s.publishes as f64,

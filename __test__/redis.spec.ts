@@ -1,0 +1,276 @@
+/** The Redis adapter against a real redis-server: topics, history and resumes across two app processes, and Redis going away. */
+import test from 'ava'
+import type { ExecutionContext } from 'ava'
+import { execFileSync, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import net from 'node:net'
+import WebSocket from 'ws'
+import { until, within } from './helpers.js'
+
+const FIXTURE = new URL('./fixtures/redis-app.ts', import.meta.url).pathname
+
+function haveRedis(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+const HAVE_REDIS = haveRedis()
+if (!HAVE_REDIS && process.env.CI) throw new Error('redis-server is not installed (CI installs it with apt; see .ci/run)')
+const redisTest = HAVE_REDIS ? test : test.skip
+
+/** A free loopback port. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+/** Sends one command to Redis with the inline protocol and returns the raw reply. */
+function redisCommand(port: number, line: string): Promise<string> {
+  return within(
+    new Promise((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1', () => sock.write(`${line}\r\n`))
+      let out = ''
+      sock.on('data', (d) => {
+        out += d
+        if (out.endsWith('\r\n')) {
+          sock.end()
+          resolve(out)
+        }
+      })
+      sock.on('error', reject)
+    }),
+    3000,
+    `redis ${line}`,
+  )
+}
+
+/** A redis-server on a loopback port, without persistence; stopped at teardown. */
+async function startRedis(t: ExecutionContext, port?: number) {
+  const p = port ?? (await freePort())
+  const proc = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  t.teardown(() => void proc.kill('SIGKILL'))
+  await until(async () => (await redisCommand(p, 'PING').catch(() => '')).startsWith('+PONG'), 'redis-server up')
+  return { port: p, proc, url: `redis://127.0.0.1:${p}` }
+}
+
+/** One app process (fixtures/redis-app.ts) on the Redis at `url`; stopped at teardown. */
+async function startApp(t: ExecutionContext, redisUrl: string, env: Record<string, string> = {}) {
+  const proc: ChildProcess = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+    env: { ...process.env, REDIS_URL: redisUrl, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => void proc.kill('SIGKILL'))
+  const url = await within(
+    new Promise<string>((resolve, reject) => {
+      let buf = ''
+      proc.stdout!.on('data', (d) => {
+        buf += d
+        const m = /ready (\S+)/.exec(buf)
+        if (m) resolve(m[1]!)
+      })
+      proc.once('exit', (c) => reject(new Error(`app exited with ${c}`)))
+    }),
+    20_000,
+    'app process ready',
+  )
+  const stats = async () => (await (await fetch(`${url}/stats`)).json()) as Record<string, number>
+  await until(async () => (await stats()).redisConnected === 1, 'app connected to redis', 10_000)
+  return { url, proc, stats }
+}
+
+interface SseEvent {
+  id?: string
+  event?: string
+  data: string
+}
+
+/** An SSE client that keeps every event; `lastEventId` is sent as `Last-Event-ID`. */
+async function sseClient(t: ExecutionContext, url: string, lastEventId?: string) {
+  const abort = new AbortController()
+  t.teardown(() => abort.abort())
+  const res = await fetch(url, { signal: abort.signal, headers: lastEventId ? { 'last-event-id': lastEventId } : {} })
+  const events: SseEvent[] = []
+  const reader = res.body!.getReader()
+  const decoder = new TextDecoder()
+  let buf = ''
+  void (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return
+        buf += decoder.decode(value, { stream: true })
+        let at
+        while ((at = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, at)
+          buf = buf.slice(at + 2)
+          const ev: SseEvent = { data: '' }
+          const data: string[] = []
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) continue
+            const [field, ...rest] = line.split(':')
+            const value = rest.join(':').replace(/^ /, '')
+            if (field === 'id') ev.id = value
+            else if (field === 'event') ev.event = value
+            else if (field === 'data') data.push(value)
+          }
+          if (data.length === 0 && ev.event === undefined) continue
+          ev.data = data.join('\n')
+          events.push(ev)
+        }
+      }
+    } catch {
+      /* aborted */
+    }
+  })()
+  return { events, close: () => abort.abort(), messages: () => events.filter((e) => e.event === undefined).map((e) => e.data) }
+}
+
+async function publish(app: { url: string }, topic: string, text: string) {
+  const r = await fetch(`${app.url}/publish/${topic}`, { method: 'POST', body: text })
+  return (await r.json()) as { reached: number }
+}
+
+async function subscribed(app: { stats(): Promise<Record<string, number>> }, n: number) {
+  await until(async () => (await app.stats()).subscribersActive === n, `${n} subscriber(s)`)
+}
+
+redisTest('an SSE client on one process receives what another process publishes, in one order with the same ids', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const onA = await sseClient(t, `${a.url}/events/news`)
+  const onB = await sseClient(t, `${b.url}/events/news`)
+  await subscribed(a, 1)
+  await subscribed(b, 1)
+  // Both processes publish, interleaved: every subscriber sees one order.
+  for (let i = 0; i < 10; i++) await publish(i % 2 ? a : b, 'news', `m${i}`)
+  await until(() => onA.messages().length === 10 && onB.messages().length === 10, 'all 20 deliveries')
+  t.deepEqual(onA.messages(), Array.from({ length: 10 }, (_, i) => `m${i}`))
+  t.deepEqual(onA.events.map((e) => e.id), onB.events.map((e) => e.id), 'the same event ids on both processes')
+  const ids = onA.events.map((e) => BigInt(e.id!))
+  t.true(ids.every((id, i) => i === 0 || id > ids[i - 1]!), 'ids increase')
+  t.true((await b.stats()).redisPublished >= 5)
+  t.true((await a.stats()).redisReceived >= 10)
+  // The topic's history is a Redis stream that expires a day after its last publish.
+  t.regex(await redisCommand(redis.port, 'XLEN cztest:t:news'), /^:10\r\n/)
+  const ttl = Number(/^:(\d+)/.exec(await redisCommand(redis.port, 'TTL cztest:t:news'))?.[1])
+  t.true(ttl > 86_000 && ttl <= 86_400, `ttl ${ttl}`)
+})
+
+redisTest('a WebSocket subscriber on one process receives what another process publishes', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const ws = new WebSocket(`${a.url.replace('http', 'ws')}/ws`)
+  const got: string[] = []
+  ws.on('message', (d) => got.push(String(d)))
+  t.teardown(() => ws.terminate())
+  await within(new Promise((r) => ws.once('open', r)), 5000, 'ws open')
+  ws.send('sub chat')
+  await until(() => got.includes('subscribed'), 'subscribed')
+  await until(async () => (await publish(b, 'chat', 'probe')).reached >= 0 && got.includes('probe'), 'first message through redis', 5000, 50)
+  for (let i = 0; i < 5; i++) await publish(b, 'chat', `hello ${i}`)
+  await until(() => got.filter((m) => m.startsWith('hello')).length === 5, 'five messages')
+  t.deepEqual(got.filter((m) => m.startsWith('hello')), ['hello 0', 'hello 1', 'hello 2', 'hello 3', 'hello 4'])
+})
+
+redisTest('an SSE client that reconnects to the other process with Last-Event-ID gets exactly what it missed', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const first = await sseClient(t, `${a.url}/events/feed`)
+  await subscribed(a, 1)
+  for (let i = 0; i < 5; i++) await publish(b, 'feed', `e${i}`)
+  await until(() => first.messages().length === 5, 'first five')
+  const last = first.events.at(-1)!.id!
+  first.close()
+  await subscribed(a, 0)
+  for (let i = 5; i < 10; i++) await publish(a, 'feed', `e${i}`)
+  const again = await sseClient(t, `${b.url}/events/feed`, last)
+  await until(() => again.messages().length >= 5, 'the missed five')
+  await publish(a, 'feed', 'e10')
+  await until(() => again.messages().length === 6, 'then live')
+  t.deepEqual(again.messages(), ['e5', 'e6', 'e7', 'e8', 'e9', 'e10'], 'no gap, no duplicate, then live')
+  t.false(again.events.some((e) => e.event === 'cz-gap'))
+})
+
+redisTest('a resume past what the stream still holds starts with cz-gap, then what is left', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url, { TOPIC_HISTORY: '3' }), startApp(t, redis.url, { TOPIC_HISTORY: '3' })])
+  const first = await sseClient(t, `${a.url}/events/small`)
+  await subscribed(a, 1)
+  await publish(a, 'small', 'x0')
+  await until(() => first.messages().length === 1, 'first')
+  const last = first.events[0]!.id!
+  first.close()
+  for (let i = 1; i <= 6; i++) await publish(a, 'small', `x${i}`)
+  const again = await sseClient(t, `${b.url}/events/small`, last)
+  await until(() => again.messages().length === 3, 'what is left')
+  t.is(again.events[0]!.event, 'cz-gap')
+  t.is(JSON.parse(again.events[0]!.data).lastEventId, last)
+  t.deepEqual(again.messages(), ['x4', 'x5', 'x6'])
+  t.true((await b.stats()).redisGaps >= 1)
+})
+
+redisTest('a lost subscription catches up exactly from the stream: no gap, no duplicate, in order', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const client = await sseClient(t, `${a.url}/events/tick`)
+  await subscribed(a, 1)
+  await publish(b, 'tick', 'warm')
+  await until(() => client.messages().length === 1, 'warm-up message')
+  // B publishes 60 messages over ~300 ms; meanwhile A's subscription connection is killed.
+  const burst = fetch(`${b.url}/publish-many/tick`, { method: 'POST', body: JSON.stringify({ n: 60, prefix: 't', every: 5 }) })
+  await new Promise((r) => setTimeout(r, 50))
+  const list = await redisCommand(redis.port, 'CLIENT LIST TYPE pubsub')
+  const victim = list.split('\n').find((l) => / sub=1 /.test(l))
+  t.truthy(victim, 'A holds the only subscription')
+  const id = / id=(\d+) /.exec(` ${victim}`)![1]
+  t.regex(await redisCommand(redis.port, `CLIENT KILL ID ${id}`), /^:1/)
+  await burst
+  await until(() => client.messages().length === 61, 'every message, once', 10_000)
+  t.deepEqual(client.messages(), ['warm', ...Array.from({ length: 60 }, (_, i) => `t${i}`)])
+  t.false(client.events.some((e) => e.event === 'cz-gap'))
+  t.true((await a.stats()).redisReconnects >= 1)
+})
+
+redisTest('Redis going away crashes neither process; local subscribers keep getting publishes; after it returns publishes flow again and the gap is reported', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const client = await sseClient(t, `${a.url}/events/ops`)
+  await subscribed(a, 1)
+  await publish(b, 'ops', 'before')
+  await until(() => client.messages().length === 1, 'before the outage')
+  redis.proc.kill('SIGKILL')
+  await until(async () => (await a.stats()).redisConnected === 0 && (await b.stats()).redisConnected === 0, 'both see Redis gone')
+  // A's own subscribers still get A's publishes (without an event id: not resumable).
+  t.is((await publish(a, 'ops', 'during')).reached, 1)
+  await until(() => client.messages().length === 2, 'local delivery during the outage')
+  t.is(client.events.at(-1)!.id, undefined)
+  t.true((await a.stats()).redisLocalOnly >= 1)
+  // Redis returns, empty (no persistence): the processes reconnect by themselves.
+  await startRedis(t, redis.port)
+  await until(async () => (await a.stats()).redisConnected === 1 && (await b.stats()).redisConnected === 1, 'both reconnected', 15_000)
+  await until(() => client.events.some((e) => e.event === 'cz-gap'), 'the gap reported to the subscriber')
+  await publish(b, 'ops', 'after')
+  await until(() => client.messages().includes('after'), 'publishes flow again')
+  t.deepEqual(client.messages(), ['before', 'during', 'after'])
+  t.true((await a.stats()).redisReconnects >= 1)
+  t.true((await a.stats()).redisGaps >= 1)
+  t.is(a.proc.exitCode, null)
+  t.is(b.proc.exitCode, null)
+})
+
+test('a redis option that is not a redis:// URL is refused when the app is created', async (t) => {
+  const { Catzilla } = await import('../index.js')
+  t.throws(() => new Catzilla({ redis: { url: 'http://localhost:6379' } }), { instanceOf: TypeError, message: /redis:\/\// })
+  t.throws(() => new Catzilla({ redis: { url: 'not a url' } }), { instanceOf: TypeError })
+  t.throws(() => new Catzilla({ redis: { url: 'redis://localhost', prefix: 'bad prefix' } }), { instanceOf: TypeError })
+})

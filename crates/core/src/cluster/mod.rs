@@ -1,0 +1,516 @@
+//! The Redis adapter: topics across processes. A publish goes into the topic's Redis stream and
+//! out on its channel in one atomic script, so every process (the publisher too) fans it out to
+//! its local subscribers in one global order, with the stream id as the event id. One channel
+//! subscription per topic per process, not per client; history and resumes read the stream, so a
+//! client resumes on whichever process it reconnects to. A process that loses Redis keeps
+//! serving its own subscribers, reconnects with backoff, subscribes again, catches up from the
+//! streams, and tells subscribers (`cz-gap`) when that could not be exact.
+
+pub mod wire;
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+use crate::stats::Stats;
+use crate::topics::Topics;
+use crate::ws::Message;
+
+/// Where the adapter connects and how it names things.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key and channel (`<prefix>:t:<topic>` streams, `<prefix>:c:<topic>`
+    /// channels), so several apps can share one Redis.
+    pub prefix: String,
+    /// Entries each topic's stream keeps (the `topicHistory` bound): what a resume can replay.
+    pub history: usize,
+    /// A topic's stream expires this long after its last publish (`None`: never).
+    pub ttl: Option<Duration>,
+}
+
+/// First and longest wait between two connection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Publishes sent to Redis in one pipeline at most.
+const BATCH: usize = 256;
+
+/// A replay for one subscriber, read from the topic's stream.
+pub struct Replay {
+    /// Entries after the requested id (oldest first): event id, event name, message.
+    pub entries: Vec<(u64, Option<String>, Message)>,
+    /// `false` when entries after the requested id may be missing (trimmed, Redis restarted
+    /// empty, or Redis unreachable): the subscriber is told with a `cz-gap` event.
+    pub exact: bool,
+}
+
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplayFrom {
+    /// After this event id (the client's `Last-Event-ID`).
+    After(u64),
+    /// The newest n messages.
+    Recent(usize),
+}
+
+type ReplayDone = Box<dyn FnOnce(Replay) + Send>;
+
+enum Command {
+    Publish { topic: String, message: Message, event: Option<String>, exclude: Option<u64> },
+    Watch(String),
+    Unwatch(String),
+    Replay { topic: String, from: ReplayFrom, done: ReplayDone },
+}
+
+/// One process's connection to the topics of every process.
+pub struct Cluster {
+    config: RedisConfig,
+    topics: Weak<Topics>,
+    stats: Arc<Stats>,
+    /// This process's id in channel messages (to skip the socket a publish excludes).
+    origin: String,
+    connected: AtomicBool,
+    commands: mpsc::UnboundedSender<Command>,
+    /// Topics with local subscribers → the newest event id when the subscription began (a
+    /// catch-up after a reconnect never replays older messages to them).
+    watched: Mutex<HashMap<String, u64>>,
+    stop: Notify,
+}
+
+/// The live connections of one session with Redis.
+struct Session {
+    conn: MultiplexedConnection,
+    sink: PubSubSink,
+    messages: redis::aio::PubSubStream,
+}
+
+impl Cluster {
+    /// Starts the adapter on the current tokio runtime; it connects in the background (until
+    /// then, publishes reach local subscribers only).
+    pub fn start(
+        config: RedisConfig,
+        topics: &Arc<Topics>,
+        stats: Arc<Stats>,
+    ) -> redis::RedisResult<Arc<Self>> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut origin = [0u8; 8];
+        getrandom::fill(&mut origin)
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e.to_string())))?;
+        let cluster = Arc::new(Self {
+            config,
+            topics: Arc::downgrade(topics),
+            stats,
+            origin: origin.iter().map(|b| format!("{b:02x}")).collect(),
+            connected: AtomicBool::new(false),
+            commands: tx,
+            watched: Mutex::new(HashMap::new()),
+            stop: Notify::new(),
+        });
+        tokio::spawn(cluster.clone().run(client, rx));
+        Ok(cluster)
+    }
+
+    /// Stops the adapter (the server closed).
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
+
+    /// `true` while connected to Redis.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Publishes through Redis; `false` when Redis is unreachable (the caller delivers locally).
+    pub(crate) fn publish(
+        &self,
+        topic: &str,
+        message: Message,
+        event: Option<&str>,
+        exclude: Option<u64>,
+    ) -> bool {
+        if !self.is_connected() {
+            return false;
+        }
+        let cmd =
+            Command::Publish { topic: topic.to_owned(), message, event: event.map(str::to_owned), exclude };
+        self.commands.send(cmd).is_ok()
+    }
+
+    /// This process has subscribers of `topic`: receive its messages.
+    pub(crate) fn watch(&self, topic: &str) {
+        if !self.watched.lock().contains_key(topic) {
+            self.watched.lock().insert(topic.to_owned(), 0);
+            let _ = self.commands.send(Command::Watch(topic.to_owned()));
+        }
+    }
+
+    /// Nobody here subscribes to `topic` any more.
+    pub(crate) fn unwatch(&self, topic: &str) {
+        if self.watched.lock().remove(topic).is_some() {
+            let _ = self.commands.send(Command::Unwatch(topic.to_owned()));
+        }
+    }
+
+    /// Reads a replay of `topic` from its stream (after the topic is watched, so nothing falls
+    /// between the replay and the live messages) and hands it to `done`, on a runtime thread.
+    pub(crate) fn replay(&self, topic: &str, from: ReplayFrom, done: impl FnOnce(Replay) + Send + 'static) {
+        let cmd = Command::Replay { topic: topic.to_owned(), from, done: Box::new(done) };
+        if let Err(mpsc::error::SendError(Command::Replay { done, .. })) = self.commands.send(cmd) {
+            done(Replay { entries: Vec::new(), exact: false });
+        }
+    }
+
+    fn stream_key(&self, topic: &str) -> String {
+        format!("{}:t:{topic}", self.config.prefix)
+    }
+
+    fn trim_key(&self, topic: &str) -> String {
+        format!("{}:g:{topic}", self.config.prefix)
+    }
+
+    fn channel(&self, topic: &str) -> String {
+        format!("{}:c:{topic}", self.config.prefix)
+    }
+
+    /// The topic of a channel name of ours.
+    fn topic_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel.strip_prefix(self.config.prefix.as_str())?.strip_prefix(":c:")
+    }
+
+    /// Connects, serves until the connection is lost, and starts again with backoff, until
+    /// stopped.
+    async fn run(self: Arc<Self>, client: redis::Client, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let mut backoff = BACKOFF_MIN;
+        let mut first = true;
+        loop {
+            let connect = async {
+                let conn = client.get_multiplexed_async_connection().await?;
+                let (sink, messages) = client.get_async_pubsub().await?.split();
+                Ok::<_, redis::RedisError>(Session { conn, sink, messages })
+            };
+            let session = tokio::select! {
+                () = self.stop.notified() => return,
+                s = connect => s,
+            };
+            match session {
+                Ok(mut s) => {
+                    backoff = BACKOFF_MIN;
+                    if !first {
+                        self.stats.redis_reconnected();
+                    }
+                    first = false;
+                    if self.resume(&mut s).await.is_ok() {
+                        self.connected.store(true, Ordering::Release);
+                        self.stats.set_redis_connected(true);
+                        let stopped = self.serve(&mut s, &mut rx).await;
+                        self.connected.store(false, Ordering::Release);
+                        self.stats.set_redis_connected(false);
+                        if stopped {
+                            return;
+                        }
+                    }
+                    self.stats.redis_error();
+                }
+                Err(_) => self.stats.redis_error(),
+            }
+            // Unreachable: wait, answering what arrives meanwhile without Redis.
+            let wait = tokio::time::sleep(backoff);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = self.stop.notified() => return,
+                    () = &mut wait => break,
+                    cmd = rx.recv() => match cmd {
+                        Some(cmd) => self.offline(cmd),
+                        None => return,
+                    },
+                }
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// A command that arrives while Redis is unreachable.
+    fn offline(&self, cmd: Command) {
+        match cmd {
+            Command::Publish { topic, message, event, exclude } => {
+                if let Some(t) = self.topics.upgrade() {
+                    t.deliver_local(&topic, &message, event.as_deref(), exclude);
+                }
+            }
+            // Subscribed again (and caught up) on reconnect: `watched` has it.
+            Command::Watch(_) | Command::Unwatch(_) => {}
+            Command::Replay { done, .. } => done(Replay { entries: Vec::new(), exact: false }),
+        }
+    }
+
+    /// After (re)connecting: subscribes to every watched topic, then catches each up from its
+    /// stream after the last message delivered here, reporting a gap where that is not exact.
+    async fn resume(&self, s: &mut Session) -> redis::RedisResult<()> {
+        // Publishes run the script by hash (EVALSHA in a pipeline): load it on this server.
+        redis::Script::new(wire::PUBLISH).load_async(&mut s.conn).await?;
+        let watched: Vec<(String, u64)> = self.watched.lock().iter().map(|(t, f)| (t.clone(), *f)).collect();
+        for (topic, _) in &watched {
+            s.sink.subscribe(self.channel(topic)).await?;
+        }
+        let Some(topics) = self.topics.upgrade() else { return Ok(()) };
+        for (topic, floor) in watched {
+            let after = topics.last_delivered(&topic).max(floor);
+            if after == 0 {
+                // Nothing delivered here yet: start from now.
+                self.set_floor(&topic, &mut s.conn).await?;
+                continue;
+            }
+            let replay = self.read_replay(&mut s.conn, &topic, ReplayFrom::After(after)).await?;
+            for (id, event, message) in &replay.entries {
+                topics.deliver(&topic, *id, message, event.as_deref(), None);
+            }
+            if !replay.exact {
+                self.stats.redis_gap();
+                topics.gap(&topic, after);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the newest id of `topic`'s stream as where its catch-ups start.
+    async fn set_floor(&self, topic: &str, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let newest: redis::Value = redis::cmd("XREVRANGE")
+            .arg(self.stream_key(topic))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await?;
+        let id = match &newest {
+            redis::Value::Array(entries) => {
+                entries.first().and_then(wire::parse_entry).map_or(0, |(id, _, _)| id)
+            }
+            _ => 0,
+        };
+        if let Some(f) = self.watched.lock().get_mut(topic) {
+            *f = (*f).max(id);
+        }
+        Ok(())
+    }
+
+    /// Serves one session: channel messages in, commands out. Returns `true` when stopped,
+    /// `false` when the connection was lost.
+    async fn serve(&self, s: &mut Session, rx: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+        loop {
+            tokio::select! {
+                () = self.stop.notified() => return true,
+                msg = s.messages.next() => match msg {
+                    Some(msg) => self.received(&msg),
+                    None => return false,
+                },
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { return true };
+                    let mut batch = Vec::new();
+                    let mut next = Some(cmd);
+                    while let Some(cmd) = next.take() {
+                        match cmd {
+                            Command::Publish { topic, message, event, exclude } => {
+                                batch.push((topic, message, event, exclude));
+                                if batch.len() < BATCH {
+                                    next = rx.try_recv().ok();
+                                }
+                            }
+                            other => {
+                                if self.publish_batch(&mut s.conn, &mut batch).await.is_err()
+                                    || self.command(s, other).await.is_err()
+                                {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                    if self.publish_batch(&mut s.conn, &mut batch).await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends queued publishes in one pipeline, in order. If Redis fails, they are delivered to
+    /// local subscribers instead (and the session ends).
+    async fn publish_batch(
+        &self,
+        conn: &mut MultiplexedConnection,
+        batch: &mut Vec<(String, Message, Option<String>, Option<u64>)>,
+    ) -> redis::RedisResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let hash = redis::Script::new(wire::PUBLISH).get_hash().to_owned();
+        let mut pipe = redis::pipe();
+        for (topic, message, event, exclude) in batch.iter() {
+            let data: &[u8] = match message {
+                Message::Text(t) => t.as_bytes(),
+                Message::Binary(b) => b,
+                _ => &[],
+            };
+            pipe.cmd("EVALSHA")
+                .arg(&hash)
+                .arg(3)
+                .arg(self.stream_key(topic))
+                .arg(self.trim_key(topic))
+                .arg(self.channel(topic))
+                .arg(self.config.history.max(1))
+                .arg(wire::kind(message))
+                .arg(event.as_deref().unwrap_or(""))
+                .arg(data)
+                .arg(&self.origin)
+                .arg(exclude.unwrap_or(0))
+                .arg(self.config.ttl.map_or(0, |t| t.as_secs().max(1)));
+        }
+        match pipe.query_async::<Vec<redis::Value>>(conn).await {
+            Ok(_) => {
+                self.stats.redis_published(batch.len() as u64);
+                batch.clear();
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(t) = self.topics.upgrade() {
+                    for (topic, message, event, exclude) in batch.drain(..) {
+                        t.deliver_local(&topic, &message, event.as_deref(), exclude);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A watch, unwatch or replay, in the order they were asked.
+    async fn command(&self, s: &mut Session, cmd: Command) -> redis::RedisResult<()> {
+        match cmd {
+            Command::Publish { .. } => Ok(()),
+            Command::Watch(topic) => {
+                if self.watched.lock().contains_key(&topic) {
+                    s.sink.subscribe(self.channel(&topic)).await?;
+                    self.set_floor(&topic, &mut s.conn).await?;
+                }
+                Ok(())
+            }
+            Command::Unwatch(topic) => {
+                if !self.watched.lock().contains_key(&topic) {
+                    s.sink.unsubscribe(self.channel(&topic)).await?;
+                }
+                Ok(())
+            }
+            Command::Replay { topic, from, done } => {
+                // The topic's subscription was confirmed before this (its Watch came first):
+                // the live messages after the replay are already arriving.
+                let mut conn = s.conn.clone();
+                let this = ReplayReader {
+                    key: self.stream_key(&topic),
+                    trim_key: self.trim_key(&topic),
+                    history: self.config.history,
+                    stats: self.stats.clone(),
+                };
+                tokio::spawn(async move {
+                    let replay = this
+                        .read(&mut conn, from)
+                        .await
+                        .unwrap_or(Replay { entries: Vec::new(), exact: false });
+                    done(replay);
+                });
+                Ok(())
+            }
+        }
+    }
+
+    async fn read_replay(
+        &self,
+        conn: &mut MultiplexedConnection,
+        topic: &str,
+        from: ReplayFrom,
+    ) -> redis::RedisResult<Replay> {
+        ReplayReader {
+            key: self.stream_key(topic),
+            trim_key: self.trim_key(topic),
+            history: self.config.history,
+            stats: self.stats.clone(),
+        }
+        .read(conn, from)
+        .await
+    }
+
+    /// A message on one of our channels: fan it out here.
+    fn received(&self, msg: &redis::Msg) {
+        let Some(topic) = self.topic_of(msg.get_channel_name()) else { return };
+        let Some(d) = wire::parse_delivery(msg.get_payload_bytes()) else {
+            self.stats.redis_error();
+            return;
+        };
+        self.stats.redis_received();
+        let exclude = d.exclude.filter(|_| d.origin == self.origin);
+        if let Some(t) = self.topics.upgrade() {
+            t.deliver(topic, d.id, &d.message, d.event.as_deref(), exclude);
+        }
+    }
+}
+
+/// Reads replays from one topic's stream.
+struct ReplayReader {
+    key: String,
+    trim_key: String,
+    history: usize,
+    stats: Arc<Stats>,
+}
+
+impl ReplayReader {
+    async fn read(&self, conn: &mut MultiplexedConnection, from: ReplayFrom) -> redis::RedisResult<Replay> {
+        let (after, count) = match from {
+            ReplayFrom::After(id) => (wire::stream_id(id), self.history.max(1)),
+            ReplayFrom::Recent(n) => (String::new(), n.min(self.history).max(1)),
+        };
+        let reply: redis::Value = redis::Script::new(wire::REPLAY)
+            .key(&self.key)
+            .key(&self.trim_key)
+            .arg(&after)
+            .arg(count)
+            .invoke_async(conn)
+            .await?;
+        let redis::Value::Array(parts) = reply else {
+            return Err(redis::RedisError::from(std::io::Error::other("unexpected replay reply")));
+        };
+        let [exists, older, trimmed, entries] = parts.as_slice() else {
+            return Err(redis::RedisError::from(std::io::Error::other("unexpected replay reply")));
+        };
+        let exists = wire::as_int(exists) == Some(1);
+        let mut entries: Vec<_> = match entries {
+            redis::Value::Array(e) => e.iter().filter_map(wire::parse_entry).collect(),
+            _ => Vec::new(),
+        };
+        let exact = match from {
+            ReplayFrom::Recent(_) => {
+                entries.reverse();
+                true
+            }
+            // Nothing after `id` can be missing when an entry at or before it is still there, or
+            // when the bound never removed an entry after it; a stream that is gone (Redis
+            // restarted empty) is exact only for a client that had seen nothing.
+            ReplayFrom::After(id) => {
+                let trimmed = wire::as_string(trimmed).filter(|t| !t.is_empty()).map(|t| wire::event_id(&t));
+                if exists {
+                    let kept = wire::as_int(older).unwrap_or(0) > 0;
+                    kept || trimmed.is_none_or(|t| t.is_some_and(|t| t <= id))
+                } else {
+                    id == 0
+                }
+            }
+        };
+        self.stats.redis_replayed(entries.len() as u64);
+        Ok(Replay { entries, exact })
+    }
+}
