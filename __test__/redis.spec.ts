@@ -246,8 +246,15 @@ redisTest('Redis going away crashes neither process; local subscribers keep gett
   const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
   const client = await sseClient(t, `${a.url}/events/ops`)
   await subscribed(a, 1)
+  const ws = new WebSocket(`${a.url.replace('http', 'ws')}/ws-resume`)
+  const wsGot: string[] = []
+  ws.on('message', (d) => wsGot.push(String(d)))
+  t.teardown(() => ws.terminate())
+  await within(new Promise((r) => ws.once('open', r)), 5000, 'ws open')
+  ws.send('sub ops')
+  await until(() => wsGot.includes('subscribed'), 'ws subscribed')
   await publish(b, 'ops', 'before')
-  await until(() => client.messages().length === 1, 'before the outage')
+  await until(() => client.messages().length === 1 && wsGot.includes('before'), 'before the outage')
   redis.proc.kill('SIGKILL')
   await until(async () => (await a.stats()).redisConnected === 0 && (await b.stats()).redisConnected === 0, 'both see Redis gone')
   // A's own subscribers still get A's publishes (without an event id: not resumable).
@@ -259,6 +266,10 @@ redisTest('Redis going away crashes neither process; local subscribers keep gett
   await startRedis(t, redis.port)
   await until(async () => (await a.stats()).redisConnected === 1 && (await b.stats()).redisConnected === 1, 'both reconnected', 15_000)
   await until(() => client.events.some((e) => e.event === 'cz-gap'), 'the gap reported to the subscriber')
+  await until(() => wsGot.some((m) => m.includes('"type":"cz-gap"')), 'and to the WebSocket on a resume route')
+  const gap = JSON.parse(wsGot.find((m) => m.includes('"type":"cz-gap"'))!) as { topic: string; lastEventId: string }
+  t.is(gap.topic, 'ops')
+  t.is(gap.lastEventId, client.events[0]!.id!)
   await publish(b, 'ops', 'after')
   await until(() => client.messages().includes('after'), 'publishes flow again')
   t.deepEqual(client.messages(), ['before', 'during', 'after'])

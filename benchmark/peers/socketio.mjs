@@ -1,4 +1,5 @@
 // socket.io 4 on node:http serving the WebSocket scenarios (room "bench"; /hello for the startup probe).
+// With REDIS_URL: its Redis adapter (@socket.io/redis-adapter on node-redis), for the cross-process rows.
 import http from 'node:http'
 import { Server } from 'socket.io'
 
@@ -19,6 +20,14 @@ const server = http.createServer((req, res) => {
   res.writeHead(404).end()
 })
 const io = new Server(server, { serveClient: false })
+if (process.env.REDIS_URL) {
+  const { createClient } = await import('redis')
+  const { createAdapter } = await import('@socket.io/redis-adapter')
+  const pub = createClient({ url: process.env.REDIS_URL })
+  const sub = pub.duplicate()
+  await Promise.all([pub.connect(), sub.connect()])
+  io.adapter(createAdapter(pub, sub))
+}
 io.on('connection', (socket) => {
   socket.join('bench')
   socket.on('echo', (payload) => socket.emit('echo', payload))

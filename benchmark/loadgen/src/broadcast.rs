@@ -75,12 +75,16 @@ type Done<T> = Result<(Instant, T), String>;
 /// WebSocket broadcast to `--clients` subscribers of /ws-sub (or socket.io room "bench"; with
 /// `--deflate`, /ws-sub-z).
 pub async fn ws(a: &Args) -> Result<Outcome, String> {
-    let (port, sio, deflate) = (a.port, a.socketio, a.deflate);
+    let (sio, deflate) = (a.socketio, a.deflate);
+    let ports = subscriber_ports(a);
     let path = if deflate { "/ws-sub-z" } else { "/ws-sub" };
-    let conns = open_all(a.clients, a.timeout, move |_| async move {
+    let conns = open_all(a.clients, a.timeout, move |i| {
+        let port = ports[i % ports.len()];
+        async move {
         let mut c = Conn::connect(port, path, sio, deflate).await?;
         c.wait_ready().await?;
         Ok(c)
+        }
     })
     .await?;
     let received = Arc::new(AtomicU64::new(0));
@@ -105,9 +109,12 @@ pub async fn ws(a: &Args) -> Result<Outcome, String> {
 
 /// SSE broadcast to `--clients` subscribers of /sse-sub.
 pub async fn sse(a: &Args) -> Result<Outcome, String> {
-    let port = a.port;
-    let subs =
-        open_all(a.clients, a.timeout, move |_| async move { SseSub::open(port, "/sse-sub").await }).await?;
+    let ports = subscriber_ports(a);
+    let subs = open_all(a.clients, a.timeout, move |i| {
+        let port = ports[i % ports.len()];
+        async move { SseSub::open(port, "/sse-sub").await }
+    })
+    .await?;
     let received = Arc::new(AtomicU64::new(0));
     let mut set: JoinSet<Done<SseSub>> = JoinSet::new();
     for mut s in subs {
@@ -125,6 +132,11 @@ pub async fn sse(a: &Args) -> Result<Outcome, String> {
     finish(a, set, &received).await
 }
 
+/// The ports subscribers connect to, round-robin: `--port` and every `--also`.
+fn subscriber_ports(a: &Args) -> Arc<Vec<u16>> {
+    Arc::new(std::iter::once(a.port).chain(a.more_ports.iter().copied()).collect())
+}
+
 /// Publishes, then waits for every subscriber task (each keeps its connection open until the end).
 async fn finish<T: Send + 'static>(
     a: &Args,
@@ -134,8 +146,10 @@ async fn finish<T: Send + 'static>(
     let start = Instant::now();
     // `kind=json`: JSON-like messages that compress, for the permessage-deflate run.
     let kind = if a.deflate { "&kind=json" } else { "" };
+    // Across processes, the last process publishes (it holds only some of the subscribers).
+    let publisher = a.more_ports.last().copied().unwrap_or(a.port);
     let (status, body) =
-        http::get(a.port, &format!("/publish?n={}&size={}{kind}", a.n, a.size), a.timeout).await?;
+        http::get(publisher, &format!("/publish?n={}&size={}{kind}", a.n, a.size), a.timeout).await?;
     if status != 200 {
         return Err(format!("GET /publish: status {status} {:?}", &body[..body.len().min(80)]));
     }
@@ -167,7 +181,8 @@ async fn finish<T: Send + 'static>(
     let got = received.load(Ordering::Relaxed);
     let complete = times.len() == a.clients;
     let mut notes = Vec::new();
-    if body.trim() != a.clients.to_string() {
+    // Across processes a publish only knows its own process's subscribers.
+    if a.more_ports.is_empty() && body.trim() != a.clients.to_string() {
         notes.push(format!("publish reported {:?} subscribers", &body.trim()[..body.trim().len().min(40)]));
     }
     if timed_out {

@@ -7,6 +7,7 @@
 //! catzilla-loadgen ws-echo       --port P [--conns 64] [--seconds 5] [--size 64] [--socketio | --deflate]
 //! catzilla-loadgen ws-broadcast  --port P [--clients 1000] [--n 1000] [--size 64] [--socketio | --deflate]
 //! catzilla-loadgen sse-broadcast --port P [--clients 1000] [--n 1000] [--size 64]
+//! (broadcasts: `--also P2` spreads the subscribers over several processes; the last one publishes)
 //! common: [--timeout 60] seconds allowed for each phase (connect, deliver)
 //! ```
 //!
@@ -40,6 +41,9 @@ enum Mode {
 struct Args {
     mode: Mode,
     port: u16,
+    /// Broadcast across processes: subscribers spread round-robin over `--port` and these, and
+    /// the publish goes to the last of them.
+    more_ports: Vec<u16>,
     conns: usize,
     seconds: f64,
     size: usize,
@@ -61,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         mode,
         port: 0,
+        more_ports: Vec::new(),
         conns: 64,
         seconds: 5.0,
         size: 64,
@@ -83,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
         match flag.as_str() {
             "--port" => a.port = value.parse().map_err(|e| bad(&e))?,
+            "--also" => a.more_ports.push(value.parse().map_err(|e| bad(&e))?),
             "--conns" => a.conns = value.parse().map_err(|e| bad(&e))?,
             "--seconds" => a.seconds = value.parse().map_err(|e| bad(&e))?,
             "--size" => a.size = value.parse().map_err(|e| bad(&e))?,
