@@ -258,8 +258,8 @@ redisTest('Redis going away crashes neither process; local subscribers keep gett
   redis.proc.kill('SIGKILL')
   await until(async () => (await a.stats()).redisConnected === 0 && (await b.stats()).redisConnected === 0, 'both see Redis gone')
   // A's own subscribers still get A's publishes (without an event id: not resumable).
-  t.is((await publish(a, 'ops', 'during')).reached, 1)
-  await until(() => client.messages().length === 2, 'local delivery during the outage')
+  t.is((await publish(a, 'ops', 'during')).reached, 2, 'the SSE client and the WebSocket')
+  await until(() => client.messages().length === 2 && wsGot.includes('during'), 'local delivery during the outage')
   t.is(client.events.at(-1)!.id, undefined)
   t.true((await a.stats()).redisLocalOnly >= 1)
   // Redis returns, empty (no persistence): the processes reconnect by themselves.
@@ -273,6 +273,12 @@ redisTest('Redis going away crashes neither process; local subscribers keep gett
   await publish(b, 'ops', 'after')
   await until(() => client.messages().includes('after'), 'publishes flow again')
   t.deepEqual(client.messages(), ['before', 'during', 'after'])
+  // regression: a stream recreated after Redis lost it is not taken for the old one: a resume
+  // from an id of before the outage gets cz-gap, then what the new stream has.
+  const late = await sseClient(t, `${b.url}/events/ops`, client.events[0]!.id)
+  await until(() => late.messages().length === 1, 'the new stream replayed')
+  t.is(late.events[0]!.event, 'cz-gap')
+  t.deepEqual(late.messages(), ['after'])
   t.true((await a.stats()).redisReconnects >= 1)
   t.true((await a.stats()).redisGaps >= 1)
   t.is(a.proc.exitCode, null)

@@ -81,9 +81,9 @@ pub async fn ws(a: &Args) -> Result<Outcome, String> {
     let conns = open_all(a.clients, a.timeout, move |i| {
         let port = ports[i % ports.len()];
         async move {
-        let mut c = Conn::connect(port, path, sio, deflate).await?;
-        c.wait_ready().await?;
-        Ok(c)
+            let mut c = Conn::connect(port, path, sio, deflate).await?;
+            c.wait_ready().await?;
+            Ok(c)
         }
     })
     .await?;

@@ -192,7 +192,7 @@ impl ServerBuilder {
             Some(c) if self.topics.cluster().is_none() => {
                 let cluster = Cluster::start(c.clone(), &self.topics, self.stats.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("redis: {e}")))?;
-                self.topics.attach_cluster(cluster.clone());
+                self.topics.attach_cluster(Some(cluster.clone()));
                 Some(cluster)
             }
             _ => None,
@@ -211,8 +211,10 @@ impl ServerBuilder {
                 Ok(handle)
             }
             Err(e) => {
+                // A later `serve` (another port) starts a fresh adapter.
                 if let Some(c) = cluster {
                     c.stop();
+                    self.topics.attach_cluster(None);
                 }
                 Err(e)
             }

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::time::Sleep;
@@ -59,7 +59,7 @@ pub struct Topics {
     created: AtomicUsize,
     /// The Redis adapter, when topics span processes: publishes go through it, history and
     /// replays come from its streams (see [`crate::cluster`]).
-    cluster: OnceLock<Arc<Cluster>>,
+    cluster: parking_lot::RwLock<Option<Arc<Cluster>>>,
 }
 
 #[derive(Default)]
@@ -136,18 +136,19 @@ impl Topics {
             ledger: Mutex::new(Ledger::default()),
             total_history: AtomicUsize::new(0),
             created: AtomicUsize::new(0),
-            cluster: OnceLock::new(),
+            cluster: parking_lot::RwLock::new(None),
         })
     }
 
-    /// Routes this server's topics through `cluster` from now on (once).
-    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
-        let _ = self.cluster.set(cluster);
+    /// Routes this server's topics through `cluster` from now on (`None`: local again, e.g.
+    /// when the server failed to bind).
+    pub fn attach_cluster(&self, cluster: Option<Arc<Cluster>>) {
+        *self.cluster.write() = cluster;
     }
 
     /// The Redis adapter, if topics span processes.
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.cluster.get()
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.read().clone()
     }
 
     fn topic(&self, name: &str) -> Arc<Topic> {
@@ -372,9 +373,14 @@ impl Topics {
     /// Messages of `name` after event id `after` may never have reached this process's
     /// subscribers: SSE subscribers get a `cz-gap` event, WebSockets with a session (routes with
     /// `resume`, whose clients read Catzilla's messages) a `{"type":"cz-gap"}` message.
-    pub(crate) fn gap(&self, name: &str, after: u64) {
+    /// `rewound`: the stream's ids went back (a new stream on a Redis whose clock is behind), so
+    /// what was delivered here no longer bounds what is new.
+    pub(crate) fn gap(&self, name: &str, after: u64, rewound: bool) {
         let Some(topic) = self.map.lock().get(name).cloned() else { return };
-        let st = topic.state.lock();
+        let mut st = topic.state.lock();
+        if rewound {
+            st.last_delivered = 0;
+        }
         let frame = gap_frame(&after.to_string(), None);
         for (_, q) in &st.sse {
             q.push(frame.clone());
@@ -394,6 +400,8 @@ impl Topics {
             state: Mutex::new(QueueState {
                 frames: VecDeque::new(),
                 pending: None,
+                held: 0,
+                floor: 0,
                 bytes: 0,
                 cut: false,
                 waker: None,
@@ -406,7 +414,7 @@ impl Topics {
             },
         });
         if let Some(c) = self.cluster() {
-            return self.subscribe_sse_cluster(c, topic, id, queue, opts);
+            return self.subscribe_sse_cluster(&c, topic, id, queue, opts);
         }
         {
             let mut st = topic.state.lock();
@@ -480,8 +488,8 @@ impl Topics {
         opts: SseSubscribe,
     ) -> TopicBody {
         let from = match opts.last_event_id.as_deref().map(str::trim) {
-            Some(last) => Some(last.parse::<u64>().map_err(|_| last.to_owned())),
-            None if opts.recent > 0 => Some(Ok(u64::MAX)),
+            Some(last) => Some(last.parse::<u64>().map(ReplayFrom::After).map_err(|_| last.to_owned())),
+            None if opts.recent > 0 => Some(Ok(ReplayFrom::Recent(opts.recent))),
             None => None,
         };
         {
@@ -502,17 +510,15 @@ impl Topics {
         }
         topic.state.lock().sse.push((id, queue.clone()));
         cluster.watch(topic.name());
-        if let Some(Ok(after)) = from {
-            let replay_from =
-                if after == u64::MAX { ReplayFrom::Recent(opts.recent) } else { ReplayFrom::After(after) };
+        if let Some(Ok(from)) = from {
             let q = Arc::downgrade(&queue);
             let stats = self.stats.clone();
-            cluster.replay(topic.name(), replay_from, move |replay: Replay| {
+            cluster.replay(topic.name(), from, move |replay: Replay| {
                 if let Some(q) = q.upgrade() {
                     if !replay.exact {
                         stats.redis_gap();
                     }
-                    q.replayed(replay, after);
+                    q.replayed(replay, from);
                 }
             });
         }
@@ -627,6 +633,11 @@ struct QueueState {
     frames: VecDeque<Bytes>,
     /// While a replay is read from Redis: the live frames that arrive meanwhile, with their ids.
     pending: Option<Vec<(u64, Bytes)>>,
+    /// Bytes held in `pending` (they count against the subscriber's limit too).
+    held: usize,
+    /// After a replay: the newest event id this subscriber already has; a live copy of it (or of
+    /// anything older) that arrives late is dropped.
+    floor: u64,
     bytes: usize,
     /// Fell too far behind: the stream ends with an error.
     cut: bool,
@@ -645,33 +656,54 @@ impl SseQueue {
     /// Queues a live frame (event id `seq`, 0: none), or holds it back while a replay is read.
     fn push_live(&self, seq: u64, frame: Bytes) -> bool {
         let mut q = self.state.lock();
-        if let Some(pending) = q.pending.as_mut() {
-            pending.push((seq, frame));
+        if q.cut {
+            return false;
+        }
+        if seq != 0 && seq <= q.floor {
+            return true;
+        }
+        if q.pending.is_some() {
+            if q.bytes + q.held + frame.len() > self.limit {
+                self.cut_locked(&mut q);
+            } else {
+                q.held += frame.len();
+                if let Some(p) = q.pending.as_mut() {
+                    p.push((seq, frame));
+                }
+            }
             return !q.cut;
         }
         drop(q);
         self.push(frame)
     }
 
-    /// The replay read from Redis arrived: its events (and a `cz-gap` first when it is not exact),
-    /// then the live frames held back meanwhile that it did not already contain, all under one
-    /// lock so no live frame overtakes them.
-    fn replayed(&self, replay: Replay, after: u64) {
+    /// The replay read from Redis arrived: a `cz-gap` first when it is not exact, its events, then
+    /// the live frames held back meanwhile that it did not already contain, all under one lock so
+    /// no live frame overtakes them.
+    fn replayed(&self, replay: Replay, from: ReplayFrom) {
         let mut frames = Vec::with_capacity(replay.entries.len() + 1);
+        let after = match from {
+            ReplayFrom::After(id) => id,
+            ReplayFrom::Recent(_) => 0,
+        };
         if !replay.exact {
-            let last = if after == u64::MAX { String::new() } else { after.to_string() };
+            let last = if matches!(from, ReplayFrom::After(_)) { after.to_string() } else { String::new() };
             frames.push(gap_frame(&last, None));
         }
         let mut newest = 0;
-        for (id, event, message) in &replay.entries {
-            newest = *id;
-            if let Ok(f) = sse_frame(Some(*id), event.as_deref(), message) {
+        for e in &replay.entries {
+            newest = e.id;
+            if let Ok(f) = sse_frame(Some(e.id), e.event.as_deref(), &e.message) {
                 frames.push(f);
             }
         }
+        // What the client has: the replay, and what it saw before (unless the ids went back).
+        let floor = if replay.rewound { newest } else { newest.max(after) };
         let mut q = self.state.lock();
         let held = q.pending.take().unwrap_or_default();
-        frames.extend(held.into_iter().filter(|(id, _)| *id == 0 || *id > newest).map(|(_, f)| f));
+        q.held = 0;
+        q.floor = floor;
+        frames.extend(held.into_iter().filter(|(id, _)| *id == 0 || *id > floor).map(|(_, f)| f));
         for f in frames {
             self.queue_locked(&mut q, f);
         }
@@ -682,15 +714,21 @@ impl SseQueue {
         }
     }
 
+    fn cut_locked(&self, q: &mut QueueState) {
+        q.cut = true;
+        q.frames.clear();
+        q.pending = None;
+        q.held = 0;
+        q.bytes = 0;
+    }
+
     /// Appends a frame, or cuts the subscriber when it would go over its limit.
     fn queue_locked(&self, q: &mut QueueState, frame: Bytes) {
         if q.cut {
             return;
         }
         if q.bytes + frame.len() > self.limit {
-            q.cut = true;
-            q.frames.clear();
-            q.bytes = 0;
+            self.cut_locked(q);
         } else {
             q.bytes += frame.len();
             q.frames.push_back(frame);

@@ -40,14 +40,36 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Publishes sent to Redis in one pipeline at most.
 const BATCH: usize = 256;
+/// Longest wait for a Redis reply (a subscribe, a pipeline, a ping) before the connection is
+/// taken for dead and replaced.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the subscription connection is pinged: a half-open connection (a Redis host that
+/// vanished without a reset) would otherwise look connected while nothing arrives.
+const PING_EVERY: Duration = Duration::from_secs(5);
+
+/// `fut`, failed with a timeout error past [`REPLY_TIMEOUT`].
+async fn timed<T>(fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    tokio::time::timeout(REPLY_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))))
+}
 
 /// A replay for one subscriber, read from the topic's stream.
 pub struct Replay {
-    /// Entries after the requested id (oldest first): event id, event name, message.
-    pub entries: Vec<(u64, Option<String>, Message)>,
+    /// Entries after the requested id, oldest first.
+    pub entries: Vec<wire::Entry>,
     /// `false` when entries after the requested id may be missing (trimmed, Redis restarted
     /// empty, or Redis unreachable): the subscriber is told with a `cz-gap` event.
     pub exact: bool,
+    /// The stream's ids went back below the requested one (a new stream on a Redis whose clock
+    /// is behind): later ids may be lower than what the client saw.
+    pub rewound: bool,
+}
+
+impl Replay {
+    fn lost() -> Self {
+        Self { entries: Vec::new(), exact: false, rewound: false }
+    }
 }
 
 /// Where a replay starts.
@@ -59,7 +81,26 @@ pub enum ReplayFrom {
     Recent(usize),
 }
 
-type ReplayDone = Box<dyn FnOnce(Replay) + Send>;
+/// The callback of a replay; called exactly once, with a lost (inexact, empty) replay if the
+/// command is dropped unanswered (Redis failed first, or the server stopped), so a subscriber
+/// never waits behind a replay that will not come.
+struct ReplayDone(Option<Box<dyn FnOnce(Replay) + Send>>);
+
+impl ReplayDone {
+    fn call(mut self, replay: Replay) {
+        if let Some(f) = self.0.take() {
+            f(replay);
+        }
+    }
+}
+
+impl Drop for ReplayDone {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Replay::lost());
+        }
+    }
+}
 
 enum Command {
     Publish { topic: String, message: Message, event: Option<String>, exclude: Option<u64> },
@@ -77,9 +118,10 @@ pub struct Cluster {
     origin: String,
     connected: AtomicBool,
     commands: mpsc::UnboundedSender<Command>,
-    /// Topics with local subscribers → the newest event id when the subscription began (a
-    /// catch-up after a reconnect never replays older messages to them).
-    watched: Mutex<HashMap<String, u64>>,
+    /// Topics with local subscribers → the newest event id of the stream when the subscription
+    /// began (0: the stream was empty; `None`: not read yet), so a catch-up after a reconnect
+    /// never replays older messages to them.
+    watched: Mutex<HashMap<String, Option<u64>>>,
     stop: Notify,
 }
 
@@ -145,8 +187,8 @@ impl Cluster {
 
     /// This process has subscribers of `topic`: receive its messages.
     pub(crate) fn watch(&self, topic: &str) {
-        if !self.watched.lock().contains_key(topic) {
-            self.watched.lock().insert(topic.to_owned(), 0);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.watched.lock().entry(topic.to_owned()) {
+            e.insert(None);
             let _ = self.commands.send(Command::Watch(topic.to_owned()));
         }
     }
@@ -161,10 +203,12 @@ impl Cluster {
     /// Reads a replay of `topic` from its stream (after the topic is watched, so nothing falls
     /// between the replay and the live messages) and hands it to `done`, on a runtime thread.
     pub(crate) fn replay(&self, topic: &str, from: ReplayFrom, done: impl FnOnce(Replay) + Send + 'static) {
-        let cmd = Command::Replay { topic: topic.to_owned(), from, done: Box::new(done) };
-        if let Err(mpsc::error::SendError(Command::Replay { done, .. })) = self.commands.send(cmd) {
-            done(Replay { entries: Vec::new(), exact: false });
-        }
+        // If the adapter is gone the command is dropped, and the guard answers it.
+        let _ = self.commands.send(Command::Replay {
+            topic: topic.to_owned(),
+            from,
+            done: ReplayDone(Some(Box::new(done))),
+        });
     }
 
     fn stream_key(&self, topic: &str) -> String {
@@ -190,11 +234,12 @@ impl Cluster {
         let mut backoff = BACKOFF_MIN;
         let mut first = true;
         loop {
-            let connect = async {
-                let conn = client.get_multiplexed_async_connection().await?;
+            let connect = timed(async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                conn.set_response_timeout(REPLY_TIMEOUT);
                 let (sink, messages) = client.get_async_pubsub().await?.split();
                 Ok::<_, redis::RedisError>(Session { conn, sink, messages })
-            };
+            });
             let session = tokio::select! {
                 () = self.stop.notified() => return,
                 s = connect => s,
@@ -206,7 +251,11 @@ impl Cluster {
                         self.stats.redis_reconnected();
                     }
                     first = false;
-                    if self.resume(&mut s).await.is_ok() {
+                    let resumed = tokio::select! {
+                        () = self.stop.notified() => return,
+                        r = tokio::time::timeout(REPLY_TIMEOUT * 4, self.resume(&mut s)) => matches!(r, Ok(Ok(()))),
+                    };
+                    if resumed {
                         self.connected.store(true, Ordering::Release);
                         self.stats.set_redis_connected(true);
                         let stopped = self.serve(&mut s, &mut rx).await;
@@ -247,40 +296,43 @@ impl Cluster {
             }
             // Subscribed again (and caught up) on reconnect: `watched` has it.
             Command::Watch(_) | Command::Unwatch(_) => {}
-            Command::Replay { done, .. } => done(Replay { entries: Vec::new(), exact: false }),
+            Command::Replay { done, .. } => done.call(Replay::lost()),
         }
     }
 
     /// After (re)connecting: subscribes to every watched topic, then catches each up from its
-    /// stream after the last message delivered here, reporting a gap where that is not exact.
+    /// stream after the last message delivered here, reporting a gap first where that is not
+    /// exact.
     async fn resume(&self, s: &mut Session) -> redis::RedisResult<()> {
         // Publishes run the script by hash (EVALSHA in a pipeline): load it on this server.
         redis::Script::new(wire::PUBLISH).load_async(&mut s.conn).await?;
-        let watched: Vec<(String, u64)> = self.watched.lock().iter().map(|(t, f)| (t.clone(), *f)).collect();
-        for (topic, _) in &watched {
+        let watched: Vec<(String, Option<u64>)> =
+            self.watched.lock().iter().map(|(t, f)| (t.clone(), *f)).collect();
+        for (topic, floor) in &watched {
+            if floor.is_none() {
+                self.set_floor(topic, &mut s.conn).await?;
+            }
             s.sink.subscribe(self.channel(topic)).await?;
         }
         let Some(topics) = self.topics.upgrade() else { return Ok(()) };
         for (topic, floor) in watched {
+            let Some(floor) = floor else { continue };
             let after = topics.last_delivered(&topic).max(floor);
-            if after == 0 {
-                // Nothing delivered here yet: start from now.
-                self.set_floor(&topic, &mut s.conn).await?;
-                continue;
-            }
             let replay = self.read_replay(&mut s.conn, &topic, ReplayFrom::After(after)).await?;
-            for (id, event, message) in &replay.entries {
-                topics.deliver(&topic, *id, message, event.as_deref(), None);
-            }
             if !replay.exact {
                 self.stats.redis_gap();
-                topics.gap(&topic, after);
+                topics.gap(&topic, after, replay.rewound);
+            }
+            for e in &replay.entries {
+                let exclude = e.exclude.filter(|_| e.origin == self.origin);
+                topics.deliver(&topic, e.id, &e.message, e.event.as_deref(), exclude);
             }
         }
         Ok(())
     }
 
-    /// Records the newest id of `topic`'s stream as where its catch-ups start.
+    /// Records the newest id of `topic`'s stream (0: empty) as where its catch-ups start; read
+    /// before subscribing, so a message published in between is caught up, not skipped.
     async fn set_floor(&self, topic: &str, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         let newest: redis::Value = redis::cmd("XREVRANGE")
             .arg(self.stream_key(topic))
@@ -291,13 +343,11 @@ impl Cluster {
             .query_async(conn)
             .await?;
         let id = match &newest {
-            redis::Value::Array(entries) => {
-                entries.first().and_then(wire::parse_entry).map_or(0, |(id, _, _)| id)
-            }
+            redis::Value::Array(entries) => entries.first().and_then(wire::parse_entry).map_or(0, |e| e.id),
             _ => 0,
         };
         if let Some(f) = self.watched.lock().get_mut(topic) {
-            *f = (*f).max(id);
+            *f = Some(f.unwrap_or(0).max(id));
         }
         Ok(())
     }
@@ -305,9 +355,16 @@ impl Cluster {
     /// Serves one session: channel messages in, commands out. Returns `true` when stopped,
     /// `false` when the connection was lost.
     async fn serve(&self, s: &mut Session, rx: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.reset();
         loop {
             tokio::select! {
                 () = self.stop.notified() => return true,
+                _ = ping.tick() => {
+                    if timed(s.sink.ping::<String>()).await.is_err() {
+                        return false;
+                    }
+                }
                 msg = s.messages.next() => match msg {
                     Some(msg) => self.received(&msg),
                     None => return false,
@@ -341,8 +398,11 @@ impl Cluster {
         }
     }
 
-    /// Sends queued publishes in one pipeline, in order. If Redis fails, they are delivered to
-    /// local subscribers instead (and the session ends).
+    /// Sends queued publishes in one pipeline, in order. A publish Redis refuses (out of
+    /// memory, a key of another type) reaches this process's subscribers instead and is counted
+    /// as an error; when the connection fails mid-pipeline, Redis may have stored some of them, so
+    /// they are left to the catch-up after the reconnect (delivering them here too would
+    /// duplicate them) and the session ends.
     async fn publish_batch(
         &self,
         conn: &mut MultiplexedConnection,
@@ -353,6 +413,7 @@ impl Cluster {
         }
         let hash = redis::Script::new(wire::PUBLISH).get_hash().to_owned();
         let mut pipe = redis::pipe();
+        pipe.ignore_errors();
         for (topic, message, event, exclude) in batch.iter() {
             let data: &[u8] = match message {
                 Message::Text(t) => t.as_bytes(),
@@ -373,21 +434,28 @@ impl Cluster {
                 .arg(exclude.unwrap_or(0))
                 .arg(self.config.ttl.map_or(0, |t| t.as_secs().max(1)));
         }
-        match pipe.query_async::<Vec<redis::Value>>(conn).await {
-            Ok(_) => {
-                self.stats.redis_published(batch.len() as u64);
-                batch.clear();
-                Ok(())
-            }
+        let results = pipe.query_async::<Vec<redis::RedisResult<redis::Value>>>(conn).await;
+        let sent = std::mem::take(batch);
+        let results = match results {
+            Ok(r) => r,
             Err(e) => {
+                self.stats.redis_error();
+                return Err(e);
+            }
+        };
+        let mut stored = 0;
+        for ((topic, message, event, exclude), result) in sent.into_iter().zip(results) {
+            if result.is_ok() {
+                stored += 1;
+            } else {
+                self.stats.redis_error();
                 if let Some(t) = self.topics.upgrade() {
-                    for (topic, message, event, exclude) in batch.drain(..) {
-                        t.deliver_local(&topic, &message, event.as_deref(), exclude);
-                    }
+                    t.deliver_local(&topic, &message, event.as_deref(), exclude);
                 }
-                Err(e)
             }
         }
+        self.stats.redis_published(stored);
+        Ok(())
     }
 
     /// A watch, unwatch or replay, in the order they were asked.
@@ -396,14 +464,14 @@ impl Cluster {
             Command::Publish { .. } => Ok(()),
             Command::Watch(topic) => {
                 if self.watched.lock().contains_key(&topic) {
-                    s.sink.subscribe(self.channel(&topic)).await?;
                     self.set_floor(&topic, &mut s.conn).await?;
+                    timed(s.sink.subscribe(self.channel(&topic))).await?;
                 }
                 Ok(())
             }
             Command::Unwatch(topic) => {
                 if !self.watched.lock().contains_key(&topic) {
-                    s.sink.unsubscribe(self.channel(&topic)).await?;
+                    timed(s.sink.unsubscribe(self.channel(&topic))).await?;
                 }
                 Ok(())
             }
@@ -418,11 +486,8 @@ impl Cluster {
                     stats: self.stats.clone(),
                 };
                 tokio::spawn(async move {
-                    let replay = this
-                        .read(&mut conn, from)
-                        .await
-                        .unwrap_or(Replay { entries: Vec::new(), exact: false });
-                    done(replay);
+                    let replay = this.read(&mut conn, from).await.unwrap_or_else(|_| Replay::lost());
+                    done.call(replay);
                 });
                 Ok(())
             }
@@ -481,36 +546,36 @@ impl ReplayReader {
             .arg(count)
             .invoke_async(conn)
             .await?;
-        let redis::Value::Array(parts) = reply else {
-            return Err(redis::RedisError::from(std::io::Error::other("unexpected replay reply")));
-        };
-        let [exists, older, trimmed, entries] = parts.as_slice() else {
-            return Err(redis::RedisError::from(std::io::Error::other("unexpected replay reply")));
-        };
+        let bad = || redis::RedisError::from(std::io::Error::other("unexpected replay reply"));
+        let redis::Value::Array(parts) = reply else { return Err(bad()) };
+        let [exists, older, trimmed, newest, entries] = parts.as_slice() else { return Err(bad()) };
         let exists = wire::as_int(exists) == Some(1);
-        let mut entries: Vec<_> = match entries {
-            redis::Value::Array(e) => e.iter().filter_map(wire::parse_entry).collect(),
-            _ => Vec::new(),
+        let raw = match entries {
+            redis::Value::Array(e) => e.as_slice(),
+            _ => &[],
         };
-        let exact = match from {
+        let mut entries: Vec<_> = raw.iter().filter_map(wire::parse_entry).collect();
+        // An entry we cannot read is a message the client will not get.
+        let whole = entries.len() == raw.len();
+        let (exact, rewound) = match from {
             ReplayFrom::Recent(_) => {
                 entries.reverse();
-                true
+                (whole, false)
             }
-            // Nothing after `id` can be missing when an entry at or before it is still there, or
-            // when the bound never removed an entry after it; a stream that is gone (Redis
-            // restarted empty) is exact only for a client that had seen nothing.
             ReplayFrom::After(id) => {
-                let trimmed = wire::as_string(trimmed).filter(|t| !t.is_empty()).map(|t| wire::event_id(&t));
-                if exists {
-                    let kept = wire::as_int(older).unwrap_or(0) > 0;
-                    kept || trimmed.is_none_or(|t| t.is_some_and(|t| t <= id))
-                } else {
-                    id == 0
-                }
+                let trimmed = wire::as_string(trimmed).and_then(|t| wire::event_id(&t));
+                let newest = wire::as_string(newest).and_then(|t| wire::event_id(&t));
+                // Nothing after `id` is missing when an entry at or before it is still there, or
+                // when the bound removed nothing after it (the trim key); a stream with neither
+                // (recreated after Redis lost it, or expired and started again) is exact only
+                // for a client that had seen nothing. A full page may have more behind it.
+                let kept = exists && wire::as_int(older).unwrap_or(0) > 0;
+                let exact =
+                    (id == 0 || kept || trimmed.is_some_and(|t| t <= id)) && whole && raw.len() < count;
+                (exact, newest.is_some_and(|n| n < id))
             }
         };
         self.stats.redis_replayed(entries.len() as u64);
-        Ok(Replay { entries, exact })
+        Ok(Replay { entries, exact, rewound })
     }
 }

@@ -24,27 +24,31 @@ if over > 0 then
   local gone = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)
   redis.call('SET', KEYS[2], gone[#gone][1])
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', max, '*', 'k', ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', max, '*', 'k', ARGV[2], 'e', ARGV[3], 'd', ARGV[4], 'o', ARGV[5], 'x', ARGV[6])
 local ttl = tonumber(ARGV[7])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
-  if over > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+  redis.call('EXPIRE', KEYS[2], ttl)
 end
 redis.call('PUBLISH', KEYS[3], id .. '\n' .. ARGV[5] .. '\n' .. ARGV[6] .. '\n' .. ARGV[2] .. ARGV[3] .. '\n' .. ARGV[4])
 return id
 ";
 
 /// Reads what a resume needs from the topic's stream. With `ARGV[1]` = an id: whether an entry
-/// at or before it is still there, the newest id trimmed away (the trim key), then up to
-/// `ARGV[2]` entries after it. With `ARGV[1]` = ``: the newest `ARGV[2]` entries, newest first.
+/// at or before it is still there, the newest id trimmed away (the trim key), the stream's
+/// newest id, then up to `ARGV[2]` entries after it. With `ARGV[1]` = ``: the newest `ARGV[2]`
+/// entries, newest first.
 ///
-/// KEYS: stream, trim key. Returns `{exists, older, trimmed, entries}`.
+/// KEYS: stream, trim key. Returns `{exists, older, trimmed, newest, entries}`.
 pub(crate) const REPLAY: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', {}} end
-if ARGV[1] == '' then return {1, 0, '', redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', '', {}} end
+if ARGV[1] == '' then return {1, 0, '', '', redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[2])} end
 local older = redis.call('XRANGE', KEYS[1], '-', ARGV[1], 'COUNT', 1)
 local trimmed = redis.call('GET', KEYS[2]) or ''
-return {1, #older, trimmed, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local newest = ''
+if #last > 0 then newest = last[1][1] end
+return {1, #older, trimmed, newest, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
 ";
 
 /// Bits of an event id that hold the stream id's sequence part.
@@ -114,23 +118,40 @@ pub(crate) fn parse_delivery(payload: &[u8]) -> Option<Delivery> {
     Some(Delivery { id, origin, exclude, event, message })
 }
 
-/// One stream entry `[id, [field, value, ...]]` as a message: its event id, event name, message.
-pub(crate) fn parse_entry(value: &redis::Value) -> Option<(u64, Option<String>, Message)> {
+/// One message of a topic's stream.
+#[derive(Debug)]
+pub struct Entry {
+    /// Its event id.
+    pub id: u64,
+    /// Its SSE event name.
+    pub event: Option<String>,
+    /// The message.
+    pub message: Message,
+    /// The process that published it.
+    pub origin: String,
+    /// The socket of that process the publish skipped (`ws.publish`), if any.
+    pub exclude: Option<u64>,
+}
+
+/// One stream entry `[id, [field, value, ...]]` as an [`Entry`].
+pub(crate) fn parse_entry(value: &redis::Value) -> Option<Entry> {
     let redis::Value::Array(parts) = value else { return None };
     let [id, fields] = parts.as_slice() else { return None };
     let id = event_id(&as_string(id)?)?;
     let redis::Value::Array(fields) = fields else { return None };
-    let (mut kind, mut event, mut data) = (None, None, None);
+    let (mut kind, mut event, mut data, mut origin, mut exclude) = (None, None, None, String::new(), None);
     for pair in fields.chunks(2) {
         let [name, value] = pair else { continue };
         match as_string(name)?.as_str() {
             "k" => kind = as_bytes(value)?.first().copied(),
             "e" => event = Some(as_string(value)?).filter(|e| !e.is_empty()),
             "d" => data = Some(as_bytes(value)?),
+            "o" => origin = as_string(value)?,
+            "x" => exclude = as_string(value)?.parse::<u64>().ok().filter(|&n| n != 0),
             _ => {}
         }
     }
-    Some((id, event, message(kind?, data?)?))
+    Some(Entry { id, event, message: message(kind?, data?)?, origin, exclude })
 }
 
 /// Bytes of a bulk or simple string reply.
@@ -185,5 +206,36 @@ mod tests {
         assert_eq!(d.message, Message::Binary(Bytes::from_static(b"\x00\xff\n")));
         assert!(parse_delivery(b"5-2\nnode-b\n0\nt\n\xff").is_none(), "text must be UTF-8");
         assert!(parse_delivery(b"garbage").is_none());
+    }
+
+    #[test]
+    fn a_stream_entry_carries_the_message_its_origin_and_the_excluded_socket() {
+        use redis::Value::{Array, BulkString};
+        let field = |s: &str| BulkString(s.as_bytes().to_vec());
+        let entry = Array(vec![
+            field("7-2"),
+            Array(vec![
+                field("k"),
+                field("b"),
+                field("e"),
+                field(""),
+                field("d"),
+                BulkString(vec![0, 255]),
+                field("o"),
+                field("node-a"),
+                field("x"),
+                field("9"),
+            ]),
+        ]);
+        let e = parse_entry(&entry).unwrap();
+        assert_eq!(
+            (e.id, e.event, e.origin.as_str(), e.exclude),
+            (event_id("7-2").unwrap(), None, "node-a", Some(9))
+        );
+        assert_eq!(e.message, Message::Binary(Bytes::from_static(&[0, 255])));
+        assert!(
+            parse_entry(&Array(vec![field("7-2"), Array(vec![field("k"), field("t")])])).is_none(),
+            "no data"
+        );
     }
 }
