@@ -48,6 +48,7 @@ test('requests spread across every worker thread (least outstanding requests fir
   t.deepEqual([...workers].sort(), [0, 1, 2], 'every thread answered some of 90 concurrent requests')
   t.is(new Set(answers.map((a) => a.threadId)).size, 3, 'three distinct JS threads')
   t.is(s.app.stats().workers, 3)
+  t.regex(s.app.metricsText(), /^catzilla_workers 3$/m, 'and in the Prometheus metrics')
 })
 
 test('workers: 1 serves on the main thread alone', async (t) => {
@@ -174,6 +175,7 @@ test('a worker that dies is reported and replaced; the other threads keep their 
   t.truthy(crashed, 'a worker thread took /crash')
   await until(() => died.includes(crashed!), 'the death reported', 5000)
   await until(() => s.app.stats().workerExits >= 1, 'counted in stats')
+  t.regex(s.app.metricsText(), /^catzilla_worker_exits_total [1-9]/m)
   const survivors = clients.filter((c) => c.worker !== crashed)
   const victims = clients.filter((c) => c.worker === crashed)
   for (const c of victims) await until(() => c.ws.readyState === WebSocket.CLOSED, 'the dead worker\'s sockets are closed')

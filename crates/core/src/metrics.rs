@@ -174,7 +174,7 @@ impl Collector for Scrape {
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         }
         let s = self.stats.snapshot();
-        let rows: [(&str, &str, MetricType, u64); 40] = [
+        let rows: [(&str, &str, MetricType, u64); 42] = [
             (
                 "http_response_bytes",
                 "Response body bytes handed to sockets (after compression).",
@@ -244,6 +244,18 @@ impl Collector for Scrape {
                 "Bytes queued for disconnected WebSocket sessions now.",
                 Gauge,
                 s.ws_offline_bytes,
+            ),
+            (
+                "workers",
+                "JS threads taking requests now (the main thread and its workers).",
+                Gauge,
+                s.workers,
+            ),
+            (
+                "worker_exits",
+                "Worker threads that died while the server ran (each is replaced).",
+                Counter,
+                s.worker_exits,
             ),
             ("redis_connected", "1 while the Redis adapter is connected, else 0.", Gauge, s.redis_connected),
             (

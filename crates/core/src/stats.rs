@@ -42,6 +42,8 @@ pub struct Stats {
     streams_expired: AtomicU64,
     route_full: AtomicU64,
     redis_connected: AtomicU64,
+    workers: AtomicU64,
+    worker_exits: AtomicU64,
     redis_published: AtomicU64,
     redis_received: AtomicU64,
     redis_replayed: AtomicU64,
@@ -130,6 +132,10 @@ pub struct StatsSnapshot {
     pub route_full: u64,
     /// `1` while the Redis adapter is connected, else `0`.
     pub redis_connected: u64,
+    /// JS threads taking requests now (the binding's worker pool; 0 outside Node).
+    pub workers: u64,
+    /// Worker threads that died while the server ran (each is replaced).
+    pub worker_exits: u64,
     /// Messages published through Redis by this process.
     pub redis_published: u64,
     /// Topic messages received from Redis (every process's publishes).
@@ -243,6 +249,14 @@ impl Stats {
     pub(crate) fn offline_bytes(&self) -> u64 {
         self.ws_offline_bytes.load(Relaxed)
     }
+    /// Records how many JS threads take requests (set by the Node binding's worker pool).
+    pub fn set_workers(&self, n: u64) {
+        self.workers.store(n, Relaxed);
+    }
+    /// Counts a worker thread that died while the server ran.
+    pub fn worker_exited(&self) {
+        self.worker_exits.fetch_add(1, Relaxed);
+    }
     pub(crate) fn set_redis_connected(&self, up: bool) {
         self.redis_connected.store(u64::from(up), Relaxed);
     }
@@ -355,6 +369,8 @@ impl Stats {
             streams_expired: self.streams_expired.load(Relaxed),
             route_full: self.route_full.load(Relaxed),
             redis_connected: self.redis_connected.load(Relaxed),
+            workers: self.workers.load(Relaxed),
+            worker_exits: self.worker_exits.load(Relaxed),
             redis_published: self.redis_published.load(Relaxed),
             redis_received: self.redis_received.load(Relaxed),
             redis_replayed: self.redis_replayed.load(Relaxed),

@@ -254,6 +254,7 @@ impl NativeServer {
         }
         let handler = self.handler.lock().clone().ok_or_else(|| code_error("CZ_WORKER", "no dispatcher"))?;
         if self.pool.join(handler.clone()) {
+            self.count_workers();
             Ok(())
         } else {
             handler.release();
@@ -267,14 +268,20 @@ impl NativeServer {
     pub fn worker_exited(&self, worker: u32) {
         if let Some(h) = self.pool.leave(worker) {
             h.abandon();
-            self.pool.exits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats.worker_exited();
         }
+        self.count_workers();
     }
 
     /// Threads taking requests now (the main thread included).
     #[napi(catch_unwind)]
     pub fn workers(&self) -> u32 {
         self.pool.len() as u32
+    }
+
+    /// Publishes the pool's size in the stats and metrics.
+    fn count_workers(&self) {
+        self.stats.set_workers(self.pool.len() as u64);
     }
 
     /// Makes route `routeId` answer every path no other route matches (the app's not-found handler).
@@ -356,6 +363,7 @@ impl NativeServer {
         if !self.pool.join(handler) {
             return Err(code_error("CZ_LISTEN", "the server is closed"));
         }
+        self.count_workers();
         let core = CoreHandler { pool: self.pool.clone(), sessions: self.sessions.clone() };
         let handle = builder
             .serve(addr, Arc::new(core))
@@ -373,6 +381,7 @@ impl NativeServer {
         if self.main_routes.is_some() {
             if let Some(h) = self.handler.lock().take() {
                 self.pool.leave(self.worker);
+                self.count_workers();
                 h.release();
             }
             return Ok(());
@@ -388,6 +397,7 @@ impl NativeServer {
         for h in self.pool.drain() {
             h.release();
         }
+        self.count_workers();
         if let Some(h) = self.handler.lock().take() {
             h.release();
         }
@@ -485,8 +495,6 @@ impl NativeServer {
     pub fn stats(&self) -> NativeStats {
         let mut s: NativeStats = self.stats.snapshot().into();
         s.stream_memory = self.budget.used() as f64;
-        s.workers = self.pool.len() as u32;
-        s.worker_exits = self.pool.exits.load(std::sync::atomic::Ordering::Relaxed) as f64;
         if self.budget.limit() != usize::MAX {
             s.stream_memory_limit = self.budget.limit() as f64;
         }

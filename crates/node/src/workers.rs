@@ -11,7 +11,7 @@ use catzilla_core::ws::Sessions;
 use catzilla_core::{Live, ServerConfig, Stats, StreamBudget, Topics};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use crate::dispatch::JsHandler;
@@ -62,8 +62,6 @@ pub(crate) struct Pool {
     /// Where the scan for the least busy worker starts, so ties rotate.
     next: AtomicUsize,
     pub(crate) sockets: Arc<SocketOwners>,
-    /// Workers that left while the server was running (a crash or `terminate`).
-    pub(crate) exits: AtomicU64,
     /// Set by `drain` (the server closed): no worker joins after it.
     closed: AtomicBool,
 }
