@@ -278,7 +278,8 @@ impl Topics {
         }
         if let Some(c) = self.cluster() {
             // Through Redis: every process, this one too, fans it out when it comes back on the
-            // topic's channel, in the stream's order. Counted here: this process's subscribers.
+            // topic's channel, in the stream's order (or, while Redis is unreachable, this
+            // process alone, without an id). Counted here: this process's subscribers.
             if c.publish(name, message.clone(), event, exclude) {
                 let reached = self.map.lock().get(name).map_or(0, |t| {
                     let st = t.state.lock();
@@ -286,7 +287,7 @@ impl Topics {
                 });
                 return Ok(reached);
             }
-            // Redis is unreachable: this process's subscribers still get it, without an id.
+            // The adapter stopped (the server is closing): this process's subscribers only.
             return Ok(self.deliver_local(name, &message, event, exclude));
         }
         // With history on, a publish before anyone subscribed is kept for later replay.

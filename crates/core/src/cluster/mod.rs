@@ -169,7 +169,9 @@ impl Cluster {
         self.connected.load(Ordering::Acquire)
     }
 
-    /// Publishes through Redis; `false` when Redis is unreachable (the caller delivers locally).
+    /// Publishes through Redis, in order with every earlier publish of this process: sent in
+    /// the next pipeline while connected, else handed to this process's subscribers (without an
+    /// event id) as soon as the adapter sees it. `false` once the adapter has stopped.
     pub(crate) fn publish(
         &self,
         topic: &str,
@@ -177,9 +179,6 @@ impl Cluster {
         event: Option<&str>,
         exclude: Option<u64>,
     ) -> bool {
-        if !self.is_connected() {
-            return false;
-        }
         let cmd =
             Command::Publish { topic: topic.to_owned(), message, event: event.map(str::to_owned), exclude };
         self.commands.send(cmd).is_ok()
@@ -240,9 +239,17 @@ impl Cluster {
                 let (sink, messages) = client.get_async_pubsub().await?.split();
                 Ok::<_, redis::RedisError>(Session { conn, sink, messages })
             });
-            let session = tokio::select! {
-                () = self.stop.notified() => return,
-                s = connect => s,
+            tokio::pin!(connect);
+            // Publishes keep reaching local subscribers while a connection attempt hangs.
+            let session = loop {
+                tokio::select! {
+                    () = self.stop.notified() => return,
+                    s = &mut connect => break s,
+                    cmd = rx.recv() => match cmd {
+                        Some(cmd) => self.offline(cmd),
+                        None => return,
+                    },
+                }
             };
             match session {
                 Ok(mut s) => {
