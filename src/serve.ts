@@ -1,4 +1,8 @@
 /** `serve()`: one app module run on several JS threads (the main thread and Node worker threads) over one Rust server. */
+// Why a module and not `new Catzilla({ workers })` (DESIGN.md §7): handlers are closures, and a
+// worker thread cannot receive closures, so every thread must run the code that declares the
+// routes; an entry module (its default export) is that code. Function-valued options cannot cross
+// either, which is why `ServeOptions` has no `onError` reporter.
 import { availableParallelism } from 'node:os'
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
