@@ -190,20 +190,15 @@ impl JsHandler {
     }
 
     /// The thread of this dispatcher is gone (a worker that crashed or was stopped): its
-    /// unanswered requests get `503`, its WebSockets a `1011` close, and its events are dropped
-    /// from now on. Its streams end when their writers (held by the dead thread) are dropped.
+    /// unanswered requests get `503`, its WebSockets a `1011` close, its streams are cut, and its
+    /// events are dropped from now on (then as `release`).
     pub(crate) fn abandon(&self) {
         self.dispatcher.lock().take();
         let pending: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
-        for p in pending {
-            if let Some(r) = p.responder {
-                r.send(catzilla_core::Reply::text(
-                    catzilla_core::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "worker exited",
-                ));
-            }
+        for r in pending.into_iter().filter_map(|p| p.responder) {
+            let status = catzilla_core::http::StatusCode::SERVICE_UNAVAILABLE;
+            r.send(catzilla_core::Reply::text(status, "worker exited"));
         }
-        self.outstanding.store(0, Ordering::Relaxed);
         for s in self.sockets.drain() {
             s.close(1011, "worker exited");
         }
@@ -211,7 +206,7 @@ impl JsHandler {
         for (_, w) in self.streams.lock().drain() {
             w.abort();
         }
-        self.parts.clear();
+        self.release();
     }
 
     /// Takes the responder of a pending request (the request stays known for body reads).

@@ -12,7 +12,6 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use redis::aio::{MultiplexedConnection, PubSubSink};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -116,7 +115,6 @@ pub struct Cluster {
     stats: Arc<Stats>,
     /// This process's id in channel messages (to skip the socket a publish excludes).
     origin: String,
-    connected: AtomicBool,
     commands: mpsc::UnboundedSender<Command>,
     /// Topics with local subscribers → the newest event id of the stream when the subscription
     /// began (0: the stream was empty; `None`: not read yet), so a catch-up after a reconnect
@@ -150,7 +148,6 @@ impl Cluster {
             topics: Arc::downgrade(topics),
             stats,
             origin: origin.iter().map(|b| format!("{b:02x}")).collect(),
-            connected: AtomicBool::new(false),
             commands: tx,
             watched: Mutex::new(HashMap::new()),
             stop: Notify::new(),
@@ -162,11 +159,6 @@ impl Cluster {
     /// Stops the adapter (the server closed).
     pub fn stop(&self) {
         self.stop.notify_one();
-    }
-
-    /// `true` while connected to Redis.
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
     }
 
     /// Publishes through Redis, in order with every earlier publish of this process: sent in
@@ -239,18 +231,8 @@ impl Cluster {
                 let (sink, messages) = client.get_async_pubsub().await?.split();
                 Ok::<_, redis::RedisError>(Session { conn, sink, messages })
             });
-            tokio::pin!(connect);
             // Publishes keep reaching local subscribers while a connection attempt hangs.
-            let session = loop {
-                tokio::select! {
-                    () = self.stop.notified() => return,
-                    s = &mut connect => break s,
-                    cmd = rx.recv() => match cmd {
-                        Some(cmd) => self.offline(cmd),
-                        None => return,
-                    },
-                }
-            };
+            let Some(session) = self.offline_until(&mut rx, connect).await else { return };
             match session {
                 Ok(mut s) => {
                     backoff = BACKOFF_MIN;
@@ -263,10 +245,8 @@ impl Cluster {
                         r = tokio::time::timeout(REPLY_TIMEOUT * 4, self.resume(&mut s)) => matches!(r, Ok(Ok(()))),
                     };
                     if resumed {
-                        self.connected.store(true, Ordering::Release);
                         self.stats.set_redis_connected(true);
                         let stopped = self.serve(&mut s, &mut rx).await;
-                        self.connected.store(false, Ordering::Release);
                         self.stats.set_redis_connected(false);
                         if stopped {
                             return;
@@ -277,19 +257,27 @@ impl Cluster {
                 Err(_) => self.stats.redis_error(),
             }
             // Unreachable: wait, answering what arrives meanwhile without Redis.
-            let wait = tokio::time::sleep(backoff);
-            tokio::pin!(wait);
-            loop {
-                tokio::select! {
-                    () = self.stop.notified() => return,
-                    () = &mut wait => break,
-                    cmd = rx.recv() => match cmd {
-                        Some(cmd) => self.offline(cmd),
-                        None => return,
-                    },
-                }
+            if self.offline_until(&mut rx, tokio::time::sleep(backoff)).await.is_none() {
+                return;
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Runs `fut` while answering the commands that arrive meanwhile without Redis; `None` when
+    /// the adapter is stopped first.
+    async fn offline_until<F: std::future::Future>(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<Command>,
+        fut: F,
+    ) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                () = self.stop.notified() => return None,
+                out = &mut fut => return Some(out),
+                cmd = rx.recv() => self.offline(cmd?),
+            }
         }
     }
 
@@ -331,8 +319,7 @@ impl Cluster {
                 topics.gap(&topic, after, replay.rewound);
             }
             for e in &replay.entries {
-                let exclude = e.exclude.filter(|_| e.origin == self.origin);
-                topics.deliver(&topic, e.id, &e.message, e.event.as_deref(), exclude);
+                self.deliver(&topics, &topic, e);
             }
         }
         Ok(())
@@ -525,10 +512,16 @@ impl Cluster {
             return;
         };
         self.stats.redis_received();
-        let exclude = d.exclude.filter(|_| d.origin == self.origin);
         if let Some(t) = self.topics.upgrade() {
-            t.deliver(topic, d.id, &d.message, d.event.as_deref(), exclude);
+            self.deliver(&t, topic, &d);
         }
+    }
+
+    /// Fans out one message of `topic` here; the socket a publish excluded is skipped only on
+    /// the process that published it (socket ids are per process).
+    fn deliver(&self, topics: &Topics, topic: &str, e: &wire::Entry) {
+        let exclude = e.exclude.filter(|_| e.origin == self.origin);
+        topics.deliver(topic, e.id, &e.message, e.event.as_deref(), exclude);
     }
 }
 

@@ -71,16 +71,6 @@ pub fn stream_id(event_id: u64) -> String {
     format!("{}-{}", event_id >> SEQ_BITS, event_id & ((1 << SEQ_BITS) - 1))
 }
 
-/// A publish as every process receives it on the topic's channel.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    pub(crate) id: u64,
-    pub(crate) origin: String,
-    pub(crate) exclude: Option<u64>,
-    pub(crate) event: Option<String>,
-    pub(crate) message: Message,
-}
-
 /// The message kind byte of a payload: `t` text, `b` binary.
 pub(crate) fn kind(message: &Message) -> &'static str {
     if matches!(message, Message::Text(_)) {
@@ -99,8 +89,9 @@ fn message(kind: u8, data: Bytes) -> Option<Message> {
     }
 }
 
-/// Parses a channel payload `id\norigin\nexclude\n<k><event>\n<data>` (see [`PUBLISH`]).
-pub(crate) fn parse_delivery(payload: &[u8]) -> Option<Delivery> {
+/// Parses a channel payload `id\norigin\nexclude\n<k><event>\n<data>` (see [`PUBLISH`]): the
+/// same [`Entry`] the stream holds.
+pub(crate) fn parse_delivery(payload: &[u8]) -> Option<Entry> {
     let mut rest = payload;
     let mut line = || {
         let at = rest.iter().position(|&b| b == b'\n')?;
@@ -115,7 +106,7 @@ pub(crate) fn parse_delivery(payload: &[u8]) -> Option<Delivery> {
     let (&k, event) = head.as_bytes().split_first()?;
     let event = (!event.is_empty()).then(|| String::from_utf8_lossy(event).into_owned());
     let message = message(k, Bytes::copy_from_slice(rest))?;
-    Some(Delivery { id, origin, exclude, event, message })
+    Some(Entry { id, event, message, origin, exclude })
 }
 
 /// One message of a topic's stream.
