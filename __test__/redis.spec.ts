@@ -285,6 +285,108 @@ redisTest('Redis going away crashes neither process; local subscribers keep gett
   t.is(b.proc.exitCode, null)
 })
 
+/** A WebSocket client that keeps every message; resolves once open. */
+async function wsClient(t: ExecutionContext, url: string) {
+  const ws = new WebSocket(url)
+  const got: string[] = []
+  ws.on('message', (d) => got.push(String(d)))
+  t.teardown(() => ws.terminate())
+  await within(new Promise((r, j) => ws.once('open', r).once('error', j)), 5000, 'ws open')
+  await until(() => got.length > 0, 'cz-session greeting')
+  const hello = JSON.parse(got[0]!) as { type: string; session: string; recovered: boolean; dropped: number }
+  return { ws, got, hello, messages: () => got.slice(1).filter((m) => !m.startsWith('{') && m !== 'subscribed' && m !== 'probe') }
+}
+
+/** `n` for a Redis integer reply. */
+async function redisInt(port: number, line: string) {
+  return Number(/^:(-?\d+)/.exec(await redisCommand(port, line))?.[1])
+}
+
+redisTest('a WebSocket session that disconnects from one process resumes on another with exactly what it missed, then live', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const wsUrl = (app: { url: string }) => `${app.url.replace('http', 'ws')}/ws-resume`
+  const first = await wsClient(t, wsUrl(a))
+  t.false(first.hello.recovered)
+  const session = first.hello.session
+  first.ws.send('sub room')
+  await until(() => first.got.includes('subscribed'), 'subscribed on A')
+  await until(async () => (await publish(b, 'room', 'probe')).reached >= 0 && first.got.includes('probe'), 'a publish of B reaches A', 5000, 50)
+  for (let i = 0; i < 3; i++) await publish(b, 'room', `a${i}`)
+  await until(() => first.messages().length === 3, 'the first messages')
+  // The connection dies without a close frame: the session goes to Redis.
+  first.ws.terminate()
+  await until(async () => (await redisInt(redis.port, `EXISTS cztest:s:${session}`)) === 1, 'the session waits in Redis')
+  // Missed while disconnected: topic messages from either process, and a sendTo from B.
+  const stored = await redisInt(redis.port, 'XLEN cztest:t:room')
+  for (let i = 0; i < 5; i++) await publish(i % 2 ? a : b, 'room', `b${i}`)
+  await until(async () => (await redisInt(redis.port, 'XLEN cztest:t:room')) === stored + 5, 'the missed publishes stored')
+  t.like(await (await fetch(`${b.url}/send-to/${session}`, { method: 'POST', body: 'direct' })).json(), { result: 'sent' })
+  await until(async () => (await redisInt(redis.port, `XLEN cztest:q:${session}`)) === 1, 'sendTo queued in Redis')
+  // A publishes a burst while the client resumes on B: the replay and live messages meet there.
+  const burst = fetch(`${a.url}/publish-many/room`, { method: 'POST', body: JSON.stringify({ n: 40, prefix: 'c', every: 3 }) })
+  await new Promise((r) => setTimeout(r, 20))
+  const again = await wsClient(t, `${wsUrl(b)}?cz_session=${session}`)
+  t.true(again.hello.recovered, 'resumed on the other process')
+  t.is(again.hello.dropped, 0)
+  t.not(again.hello.session, session, 'under a new id')
+  await burst
+  await until(() => again.messages().includes('c39'), 'the whole burst', 10_000)
+  const want = [...['b0', 'b1', 'b2', 'b3', 'b4', 'direct'], ...Array.from({ length: 40 }, (_, i) => `c${i}`)]
+  t.deepEqual(again.messages(), want, 'what it missed, once each, in order, then live')
+  t.false(again.got.some((m) => m.includes('cz-gap')))
+  t.is(await redisInt(redis.port, `EXISTS cztest:s:${session}`), 0, 'claimed: gone from Redis')
+  t.true((await b.stats()).wsResumed >= 1)
+  // A session is resumed once: the old id now opens a new session.
+  const twice = await wsClient(t, `${wsUrl(a)}?cz_session=${session}`)
+  t.false(twice.hello.recovered)
+})
+
+redisTest('a session left in Redis expires once, on the process it left; one resumed elsewhere does not', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const url = (app: { url: string }, s = '') => `${app.url.replace('http', 'ws')}/ws-short${s}`
+  const expiredOn = async (app: { url: string }) => ((await (await fetch(`${app.url}/expired`)).json()) as { expired: number }).expired
+  // Two sessions leave A; one resumes on B within the 1.5 s TTL.
+  const gone = await wsClient(t, url(a))
+  const back = await wsClient(t, url(a))
+  gone.ws.terminate()
+  back.ws.terminate()
+  await until(async () => (await redisInt(redis.port, `EXISTS cztest:s:${back.hello.session}`)) === 1, 'in Redis')
+  t.like(await (await fetch(`${a.url}/send-to/${gone.hello.session}`, { method: 'POST', body: 'x' })).json(), { result: 'sent' })
+  const resumed = await wsClient(t, url(b, `?cz_session=${back.hello.session}`))
+  t.true(resumed.hello.recovered)
+  await until(async () => (await a.stats()).wsResumeExpired === 1, 'the TTL passed on A', 10_000)
+  await new Promise((r) => setTimeout(r, 300))
+  t.is(await expiredOn(a), 1, 'expired fired once, for the session nobody resumed')
+  t.is(await expiredOn(b), 0)
+  t.is(await redisInt(redis.port, `EXISTS cztest:s:${gone.hello.session}`), 0, 'and it left Redis')
+  t.is(await redisInt(redis.port, `EXISTS cztest:q:${gone.hello.session}`), 0)
+  // An expired session cannot be resumed.
+  const late = await wsClient(t, url(b, `?cz_session=${gone.hello.session}`))
+  t.false(late.hello.recovered)
+})
+
+redisTest('sendTo a session waiting in Redis is bounded like a local queue, and the client is told what was dropped', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
+  const url = (app: { url: string }, s = '') => `${app.url.replace('http', 'ws')}/ws-resume${s}`
+  const first = await wsClient(t, url(a))
+  first.ws.terminate()
+  await until(async () => (await redisInt(redis.port, `EXISTS cztest:s:${first.hello.session}`)) === 1, 'in Redis')
+  // The route keeps 1,000 messages at most (the default): 1,005 sends drop the oldest five.
+  for (let i = 0; i < 1005; i += 201) {
+    await Promise.all(Array.from({ length: Math.min(201, 1005 - i) }, (_, k) => fetch(`${b.url}/send-to/${first.hello.session}`, { method: 'POST', body: `q${i + k}` })))
+  }
+  // (HINCRBY by 0 reads the count as an integer reply.)
+  await until(async () => (await redisInt(redis.port, `HINCRBY cztest:s:${first.hello.session} d 0`)) === 5, 'five dropped')
+  t.is(await redisInt(redis.port, `XLEN cztest:q:${first.hello.session}`), 1000)
+  const again = await wsClient(t, url(b, `?cz_session=${first.hello.session}`))
+  t.true(again.hello.recovered)
+  t.is(again.hello.dropped, 5)
+  await until(() => again.messages().length === 1000, 'the thousand kept')
+})
+
 test('a redis option that is not a redis:// URL is refused when the app is created', async (t) => {
   const { Catzilla } = await import('../index.js')
   t.throws(() => new Catzilla({ redis: { url: 'http://localhost:6379' } }), { instanceOf: TypeError, message: /redis:\/\// })

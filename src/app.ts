@@ -627,6 +627,9 @@ export class Catzilla implements ReplyHost {
     let accepted: WsAccepted
     try {
       const session = behaviour.resume ? (req.query.get('cz_session') ?? undefined) : undefined
+      // With the Redis adapter a session may wait in Redis, left there by any process: take it
+      // first (answered at once when it waits here, or without Redis).
+      if (session !== undefined) await this.native.claimWsSession(routeId, session)
       accepted = this.native.acceptWs(req._id, routeId, packHeaders(req, undefined), session)
     } catch (err) {
       return fail(this, req, fromNative(err))

@@ -144,8 +144,15 @@ export declare class NativeServer {
    */
   acceptWs(id: number, routeId: number, headers: string, session?: string | undefined | null): WsAccepted
   /**
+   * Claims session `session` of route `routeId` from Redis before `acceptWs` resumes it
+   * (Redis adapter only); `false` when it does not wait there (it may wait here, or be
+   * unknown).
+   */
+  claimWsSession(routeId: number, session: string): Promise<boolean>
+  /**
    * Queues a text message for the socket of session `session`, connected or waiting for
-   * a resume. Returns 0 sent, 1 queued over the limit, 2 dropped (or no such session).
+   * a resume (here, or in Redis). Returns 0 sent, 1 queued over the limit, 2 dropped (or
+   * no such session here and no Redis).
    */
   sendToSessionText(session: string, text: string): number
   /** Queues a binary message for session `session`; see `sendToSessionText`. */
@@ -235,6 +242,8 @@ export declare enum EventKind {
   WsOffline = 13,
   /** A disconnected WebSocket session was not resumed within its TTL: `(kind, wsId)`. */
   WsExpired = 14,
+  /** A disconnected WebSocket session that waited in Redis was resumed elsewhere: `(kind, wsId)`. */
+  WsMoved = 15,
 }
 
 /** Named options of `sendFile`. */

@@ -97,6 +97,10 @@ function route(t: DispatchTarget, kind: number, id: number, num: number, text?: 
       const ws = t.offline.get(id)
       t.offline.delete(id)
       if (ws?._behaviour.expired !== undefined) void t.hook(ws, 'expired', () => ws._behaviour.expired!(ws))
+      return
     }
+    case Ev.WsMoved:
+      // Resumed on another connection through Redis (maybe another process): no `expired`.
+      t.offline.delete(id)
   }
 }

@@ -193,6 +193,7 @@ impl ServerBuilder {
                 let cluster = Cluster::start(c.clone(), &self.topics, self.stats.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("redis: {e}")))?;
                 self.topics.attach_cluster(Some(cluster.clone()));
+                self.sessions.attach_cluster(Some(cluster.clone()));
                 Some(cluster)
             }
             _ => None,
@@ -215,6 +216,7 @@ impl ServerBuilder {
                 if let Some(c) = cluster {
                     c.stop();
                     self.topics.attach_cluster(None);
+                    self.sessions.attach_cluster(None);
                 }
                 Err(e)
             }

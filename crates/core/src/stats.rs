@@ -260,6 +260,10 @@ impl Stats {
     pub(crate) fn set_redis_connected(&self, up: bool) {
         self.redis_connected.store(u64::from(up), Relaxed);
     }
+    /// `true` while the Redis adapter is connected.
+    pub(crate) fn redis_connected(&self) -> bool {
+        self.redis_connected.load(Relaxed) == 1
+    }
     pub(crate) fn redis_published(&self, n: u64) {
         self.redis_published.fetch_add(n, Relaxed);
     }

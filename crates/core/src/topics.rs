@@ -101,6 +101,16 @@ impl Topic {
         }
     }
 
+    /// Removes WebSocket `id` and returns the newest Redis event id fanned out here (0: none),
+    /// under one lock: every message up to it was handed to the socket, none after it.
+    pub(crate) fn leave_ws(&self, id: u64) -> u64 {
+        let mut st = self.state.lock();
+        if let Some(i) = st.ws.iter().position(|s| s.id() == id) {
+            st.ws.swap_remove(i);
+        }
+        st.last_delivered
+    }
+
     fn remove_sse(&self, id: u64) {
         let mut st = self.state.lock();
         if let Some(i) = st.sse.iter().position(|(s, _)| *s == id) {
@@ -300,7 +310,7 @@ impl Topics {
         let mut st = topic.state.lock();
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
         let keep = self.config.history > 0;
-        let (reached, frame) = fan_out(&mut st, Some(seq), event, &message, exclude, keep)?;
+        let (reached, frame) = fan_out(&mut st, None, Some(seq), event, &message, exclude, keep)?;
         let mut recorded = None;
         if let Some(frame) = frame.filter(|_| keep) {
             let len = frame.len();
@@ -341,7 +351,7 @@ impl Topics {
         }
         st.last_delivered = id;
         // The event name was checked by the publisher; one that is not valid here is dropped.
-        if let Ok((reached, _)) = fan_out(&mut st, Some(id), event, message, exclude, false) {
+        if let Ok((reached, _)) = fan_out(&mut st, Some(name), Some(id), event, message, exclude, false) {
             drop(st);
             self.stats.published(reached as u64);
         }
@@ -359,7 +369,7 @@ impl Topics {
     ) -> usize {
         let Some(topic) = self.map.lock().get(name).cloned() else { return 0 };
         let mut st = topic.state.lock();
-        let reached = fan_out(&mut st, None, event, message, exclude, false).map_or(0, |(n, _)| n);
+        let reached = fan_out(&mut st, None, None, event, message, exclude, false).map_or(0, |(n, _)| n);
         drop(st);
         self.stats.redis_local_only();
         self.stats.published(reached as u64);
@@ -386,9 +396,12 @@ impl Topics {
         for (_, q) in &st.sse {
             q.push(frame.clone());
         }
-        let text = format!(r#"{{"type":"cz-gap","topic":{},"lastEventId":"{after}"}}"#, json_string(name));
+        let gap = ws_gap(name, after);
         for s in st.ws.iter().filter(|s| s.session_id().is_some()) {
-            s.send(Message::text(text.clone()));
+            if rewound {
+                s.clear_floor(name);
+            }
+            s.send(gap.clone());
         }
     }
 
@@ -528,10 +541,12 @@ impl Topics {
 }
 
 /// Sends `message` to the topic's WebSockets and SSE subscribers (`seq`: the SSE event id, none
-/// for a message that will not be replayed). Returns how many it reached and, when `keep` or any
-/// SSE subscriber needed it, the encoded SSE frame.
+/// for a message that will not be replayed; `redis`: the topic's name when `seq` is a Redis event
+/// id, which a resumed WebSocket session compares with its replay). Returns how many it reached
+/// and, when `keep` or any SSE subscriber needed it, the encoded SSE frame.
 fn fan_out(
     st: &mut TopicState,
+    redis: Option<&str>,
     seq: Option<u64>,
     event: Option<&str>,
     message: &Message,
@@ -541,8 +556,9 @@ fn fan_out(
     let mut reached = 0;
     // Compressed once for every subscriber that compresses messages alone.
     let mut deflated = None;
+    let tag = redis.zip(seq);
     for s in &st.ws {
-        if Some(s.id()) != exclude && s.send_topic(message, &mut deflated) != SendStatus::Dropped {
+        if Some(s.id()) != exclude && s.send_topic(message, &mut deflated, tag) != SendStatus::Dropped {
             reached += 1;
         }
     }
@@ -562,6 +578,12 @@ fn fan_out(
         st.sse.retain(|(id, _)| !cut.contains(id));
     }
     Ok((reached, Some(frame)))
+}
+
+/// The `cz-gap` message of a WebSocket session: messages of topic `name` after event id `after`
+/// may be missing.
+pub(crate) fn ws_gap(name: &str, after: u64) -> Message {
+    Message::text(format!(r#"{{"type":"cz-gap","topic":{},"lastEventId":"{after}"}}"#, json_string(name)))
 }
 
 /// The `cz-gap` event: messages after `last` may be missing (`oldest`: the oldest id still kept).

@@ -38,6 +38,7 @@ pub(crate) enum Event {
     WsClose { id: u32, code: u16, reason: String },
     WsOffline { id: u32, code: u16, reason: String },
     WsExpired { id: u32 },
+    WsMoved { id: u32 },
 }
 
 /// Arguments of the JS dispatcher: `(kind, id, num, text?, data?)`.
@@ -84,6 +85,7 @@ pub(crate) fn to_js(ctx: ThreadsafeCallContext<Event>) -> napi::Result<JsArgs> {
             (EventKind::WsOffline as u32, id, f64::from(code), Some(reason), None)
         }
         Event::WsExpired { id } => (EventKind::WsExpired as u32, id, 0.0, None, None),
+        Event::WsMoved { id } => (EventKind::WsMoved as u32, id, 0.0, None, None),
     }))
 }
 

@@ -250,6 +250,8 @@ pub enum EventKind {
     WsOffline = 13,
     /// A disconnected WebSocket session was not resumed within its TTL: `(kind, wsId)`.
     WsExpired = 14,
+    /// A disconnected WebSocket session that waited in Redis was resumed elsewhere: `(kind, wsId)`.
+    WsMoved = 15,
 }
 
 /// Options of one WebSocket route (`app.ws(path, behaviour)`).

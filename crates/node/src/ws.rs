@@ -80,6 +80,11 @@ impl WsEvents for JsWsEvents {
         self.0.owners.forget(socket.id() as u32);
         self.0.emit(Event::WsExpired { id: socket.id() as u32 });
     }
+
+    fn moved(&self, socket: &WsSocket) {
+        self.0.owners.forget(socket.id() as u32);
+        self.0.emit(Event::WsMoved { id: socket.id() as u32 });
+    }
 }
 
 /// `NativeServer` methods for WebSocket routes and sockets.
@@ -186,19 +191,26 @@ mod methods {
             }
         }
 
+        /// Claims session `session` of route `routeId` from Redis before `acceptWs` resumes it
+        /// (Redis adapter only); `false` when it does not wait there (it may wait here, or be
+        /// unknown).
+        #[napi(catch_unwind)]
+        pub async fn claim_ws_session(&self, route_id: u32, session: String) -> bool {
+            self.sessions.claim(&session, route_id).await
+        }
+
         /// Queues a text message for the socket of session `session`, connected or waiting for
-        /// a resume. Returns 0 sent, 1 queued over the limit, 2 dropped (or no such session).
+        /// a resume (here, or in Redis). Returns 0 sent, 1 queued over the limit, 2 dropped (or
+        /// no such session here and no Redis).
         #[napi(catch_unwind)]
         pub fn send_to_session_text(&self, session: String, text: String) -> u32 {
-            self.sessions.get(&session).map_or(DROPPED, |s| s.send(Message::text(text)) as u32)
+            self.sessions.send_to(&session, Message::text(text)) as u32
         }
 
         /// Queues a binary message for session `session`; see `sendToSessionText`.
         #[napi(catch_unwind)]
         pub fn send_to_session_binary(&self, session: String, data: BufferSlice) -> u32 {
-            self.sessions
-                .get(&session)
-                .map_or(DROPPED, |s| s.send(Message::Binary(Bytes::copy_from_slice(&data))) as u32)
+            self.sessions.send_to(&session, Message::Binary(Bytes::copy_from_slice(&data))) as u32
         }
 
         /// Queues a text message. Returns 0 sent, 1 queued over the limit, 2 dropped.

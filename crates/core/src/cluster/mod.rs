@@ -6,7 +6,11 @@
 //! serving its own subscribers, reconnects with backoff, subscribes again, catches up from the
 //! streams, and tells subscribers (`cz-gap`) when that could not be exact.
 
+mod restore;
+pub mod sessions;
 pub mod wire;
+
+pub(crate) use restore::restore;
 
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -80,23 +84,30 @@ pub enum ReplayFrom {
     Recent(usize),
 }
 
-/// The callback of a replay; called exactly once, with a lost (inexact, empty) replay if the
-/// command is dropped unanswered (Redis failed first, or the server stopped), so a subscriber
-/// never waits behind a replay that will not come.
-struct ReplayDone(Option<Box<dyn FnOnce(Replay) + Send>>);
+/// The callback of a command that answers; called exactly once, with `lost()` if the command is
+/// dropped unanswered (Redis failed first, or the server stopped), so nobody waits for an answer
+/// that will not come (a subscriber behind its replay, a session behind its export).
+struct Done<T> {
+    f: Option<Box<dyn FnOnce(T) + Send>>,
+    lost: fn() -> T,
+}
 
-impl ReplayDone {
-    fn call(mut self, replay: Replay) {
-        if let Some(f) = self.0.take() {
-            f(replay);
+impl<T> Done<T> {
+    fn new(f: impl FnOnce(T) + Send + 'static, lost: fn() -> T) -> Self {
+        Self { f: Some(Box::new(f)), lost }
+    }
+
+    fn call(mut self, value: T) {
+        if let Some(f) = self.f.take() {
+            f(value);
         }
     }
 }
 
-impl Drop for ReplayDone {
+impl<T> Drop for Done<T> {
     fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f(Replay::lost());
+        if let Some(f) = self.f.take() {
+            f((self.lost)());
         }
     }
 }
@@ -105,7 +116,16 @@ enum Command {
     Publish { topic: String, message: Message, event: Option<String>, exclude: Option<u64> },
     Watch(String),
     Unwatch(String),
-    Replay { topic: String, from: ReplayFrom, done: ReplayDone },
+    Replay { topic: String, from: ReplayFrom, done: Done<Replay> },
+    /// Writes a disconnected session to Redis; answers whether it was written.
+    Export { session: sessions::Exported, done: Done<bool> },
+    /// Takes a session from Redis for a new connection of `route`.
+    Claim { id: String, route: u32, done: Done<Option<sessions::Claimed>> },
+    /// A session's TTL passed: `Some(true)` it expired, `Some(false)` it was claimed, `None`
+    /// Redis could not say.
+    Expire { id: String, done: Done<Option<bool>> },
+    /// `sendTo` a session waiting in Redis.
+    SendTo { id: String, message: Message },
 }
 
 /// One process's connection to the topics of every process.
@@ -198,8 +218,55 @@ impl Cluster {
         let _ = self.commands.send(Command::Replay {
             topic: topic.to_owned(),
             from,
-            done: ReplayDone(Some(Box::new(done))),
+            done: Done::new(done, Replay::lost),
         });
+    }
+
+    /// `true` while the adapter is connected to Redis (a disconnected session then goes to
+    /// Redis; otherwise it waits on this process).
+    pub(crate) fn connected(&self) -> bool {
+        self.stats.redis_connected()
+    }
+
+    /// This server's topics.
+    pub(crate) fn topics(&self) -> Option<Arc<Topics>> {
+        self.topics.upgrade()
+    }
+
+    /// Writes a disconnected session to Redis, after every command asked before it; `done` says
+    /// whether it was written.
+    pub(crate) fn export(&self, session: sessions::Exported, done: impl FnOnce(bool) + Send + 'static) {
+        let _ = self.commands.send(Command::Export { session, done: Done::new(done, || false) });
+    }
+
+    /// Takes session `id` of `route` from Redis; `done` gets it, or `None` when Redis has no
+    /// such session (or cannot be reached).
+    pub(crate) fn claim(
+        &self,
+        id: &str,
+        route: u32,
+        done: impl FnOnce(Option<sessions::Claimed>) + Send + 'static,
+    ) {
+        let _ = self.commands.send(Command::Claim { id: id.to_owned(), route, done: Done::new(done, || None) });
+    }
+
+    /// Ends session `id` in Redis at its TTL; `done` gets `Some(true)` when it was still waiting
+    /// (expired), `Some(false)` when another connection claimed it, `None` when Redis could not say.
+    pub(crate) fn expire(&self, id: &str, done: impl FnOnce(Option<bool>) + Send + 'static) {
+        let _ = self.commands.send(Command::Expire { id: id.to_owned(), done: Done::new(done, || None) });
+    }
+
+    /// Queues `message` for session `id` if it waits in Redis (after every export asked before).
+    pub(crate) fn send_to(&self, id: &str, message: Message) {
+        let _ = self.commands.send(Command::SendTo { id: id.to_owned(), message });
+    }
+
+    fn session_key(&self, id: &str) -> String {
+        format!("{}:s:{id}", self.config.prefix)
+    }
+
+    fn queue_key(&self, id: &str) -> String {
+        format!("{}:q:{id}", self.config.prefix)
     }
 
     fn stream_key(&self, topic: &str) -> String {
@@ -292,6 +359,10 @@ impl Cluster {
             // Subscribed again (and caught up) on reconnect: `watched` has it.
             Command::Watch(_) | Command::Unwatch(_) => {}
             Command::Replay { done, .. } => done.call(Replay::lost()),
+            Command::Export { done, .. } => done.call(false),
+            Command::Claim { done, .. } => done.call(None),
+            Command::Expire { done, .. } => done.call(None),
+            Command::SendTo { .. } => self.stats.redis_error(),
         }
     }
 
@@ -328,6 +399,15 @@ impl Cluster {
     /// Records the newest id of `topic`'s stream (0: empty) as where its catch-ups start; read
     /// before subscribing, so a message published in between is caught up, not skipped.
     async fn set_floor(&self, topic: &str, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let id = self.newest_id(topic, conn).await?;
+        if let Some(f) = self.watched.lock().get_mut(topic) {
+            *f = Some(f.unwrap_or(0).max(id));
+        }
+        Ok(())
+    }
+
+    /// The newest event id of `topic`'s stream (0: empty).
+    async fn newest_id(&self, topic: &str, conn: &mut MultiplexedConnection) -> redis::RedisResult<u64> {
         let newest: redis::Value = redis::cmd("XREVRANGE")
             .arg(self.stream_key(topic))
             .arg("+")
@@ -336,14 +416,10 @@ impl Cluster {
             .arg(1)
             .query_async(conn)
             .await?;
-        let id = match &newest {
+        Ok(match &newest {
             redis::Value::Array(entries) => entries.first().and_then(wire::parse_entry).map_or(0, |e| e.id),
             _ => 0,
-        };
-        if let Some(f) = self.watched.lock().get_mut(topic) {
-            *f = Some(f.unwrap_or(0).max(id));
-        }
-        Ok(())
+        })
     }
 
     /// Serves one session: channel messages in, commands out. Returns `true` when stopped,
@@ -485,7 +561,80 @@ impl Cluster {
                 });
                 Ok(())
             }
+            // Sessions run in order with each other (a `sendTo` after the export it follows, a
+            // claim after an export of the same process) and fail the session if Redis does.
+            Command::Export { session, done } => {
+                let r = self.export_session(&mut s.conn, &session).await;
+                done.call(r.is_ok());
+                r
+            }
+            Command::Claim { id, route, done } => {
+                let r: redis::Value = redis::Script::new(sessions::CLAIM)
+                    .key(self.session_key(&id))
+                    .key(self.queue_key(&id))
+                    .arg(route)
+                    .invoke_async(&mut s.conn)
+                    .await?;
+                done.call(sessions::parse_claim(&r));
+                Ok(())
+            }
+            Command::Expire { id, done } => {
+                let r: redis::Value = redis::Script::new(sessions::EXPIRE)
+                    .key(self.session_key(&id))
+                    .key(self.queue_key(&id))
+                    .invoke_async(&mut s.conn)
+                    .await?;
+                done.call(Some(sessions::expired(&r)));
+                Ok(())
+            }
+            Command::SendTo { id, message } => {
+                let data: &[u8] = match &message {
+                    Message::Text(t) => t.as_bytes(),
+                    Message::Binary(b) => b,
+                    _ => return Ok(()),
+                };
+                let _: redis::Value = redis::Script::new(sessions::SEND)
+                    .key(self.session_key(&id))
+                    .key(self.queue_key(&id))
+                    .arg(wire::kind(&message))
+                    .arg(data)
+                    .invoke_async(&mut s.conn)
+                    .await?;
+                Ok(())
+            }
         }
+    }
+
+    /// Writes one session (see [`sessions::EXPORT`]). A topic whose subscription here had not
+    /// read its stream's newest id yet starts after the newest id now: the socket subscribed
+    /// within that moment, and what was published in it is not promised.
+    async fn export_session(
+        &self,
+        conn: &mut MultiplexedConnection,
+        session: &sessions::Exported,
+    ) -> redis::RedisResult<()> {
+        let mut floors = Vec::with_capacity(session.topics.len());
+        for (topic, floor) in &session.topics {
+            let floor = match floor {
+                Some(f) => *f,
+                None => self.newest_id(topic, conn).await?,
+            };
+            floors.push((topic.clone(), floor));
+        }
+        let export = redis::Script::new(sessions::EXPORT);
+        let mut script = export.prepare_invoke();
+        script.key(self.session_key(&session.id)).key(self.queue_key(&session.id));
+        for a in sessions::export_args(session, &self.origin, &floors) {
+            script.arg(a);
+        }
+        let _: redis::Value = script.invoke_async(conn).await?;
+        Ok(())
+    }
+
+    /// Where catch-ups of `topic` start here: its stream's newest id when this process subscribed
+    /// (`None`: not subscribed, or not read yet).
+    pub(crate) fn floor(&self, topic: &str) -> Option<u64> {
+        self.watched.lock().get(topic).copied().flatten()
     }
 
     async fn read_replay(

@@ -81,7 +81,7 @@ pub(crate) fn kind(message: &Message) -> &'static str {
 }
 
 /// Builds a message of kind `k` from its bytes; `None` for text that is not UTF-8.
-fn message(kind: u8, data: Bytes) -> Option<Message> {
+pub(crate) fn message(kind: u8, data: Bytes) -> Option<Message> {
     match kind {
         b't' => String::from_utf8(data.to_vec()).ok().map(Message::text),
         b'b' => Some(Message::Binary(data)),

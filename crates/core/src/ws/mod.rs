@@ -88,6 +88,9 @@ pub trait WsEvents: Send + Sync + 'static {
     }
     /// A disconnected session was not resumed within its TTL; its socket is now gone for good.
     fn expired(&self, _socket: &WsSocket) {}
+    /// A disconnected session that waited in Redis was resumed on another connection, possibly
+    /// of another process; its socket here is gone for good, without `expired`.
+    fn moved(&self, _socket: &WsSocket) {}
 }
 
 /// The payload length used for backpressure accounting.

@@ -1,15 +1,26 @@
 //! Session resume: every socket of a route with `resume` has a session id; after an unexpected
 //! disconnect its socket stays subscribed and queues (bounded, oldest dropped first) until the
-//! client reconnects with the id within the TTL, or the TTL fires the `expired` callback.
+//! client reconnects with the id within the TTL, or the TTL fires the `expired` callback. With
+//! the Redis adapter connected, a disconnected session waits in Redis instead (see
+//! [`crate::cluster::sessions`]), so the client may resume on any process.
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{WsConfig, WsEvents, WsSocket};
+use super::{Message, SendStatus, WsConfig, WsEvents, WsSocket};
+use crate::cluster::sessions::{plausible_id, Claimed, GRACE};
+use crate::cluster::Cluster;
 use crate::stats::Stats;
+
+/// How long a session claimed from Redis waits for its connection to be accepted (the JS upgrade
+/// continues right after the claim); past it, it is given up.
+const CLAIM_WAIT: Duration = Duration::from_secs(30);
+
+/// Between two attempts to settle a session's TTL with an unreachable Redis.
+const EXPIRE_RETRY: Duration = Duration::from_secs(1);
 
 /// Bounds of one route's offline sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +56,12 @@ pub struct Sessions {
     /// Bytes all disconnected sessions may hold queued (their total is in `stats`).
     budget: AtomicUsize,
     stats: Arc<Stats>,
+    /// The Redis adapter, when sessions wait in Redis while it is connected.
+    cluster: RwLock<Option<Arc<Cluster>>>,
+    /// Sessions claimed from Redis for a connection being accepted here: id → (when, route, it).
+    claimed: Mutex<HashMap<String, (Instant, u32, Claimed)>>,
+    /// The server closed: TTLs of sessions in Redis are no longer settled from here.
+    closed: AtomicBool,
 }
 
 /// 128 random bits from the operating system, URL-safe hex: a session id is a bearer token.
@@ -65,7 +82,24 @@ fn new_id() -> String {
 impl Sessions {
     /// A registry whose disconnected sessions hold at most `budget` queued bytes in total.
     pub fn new(budget: usize, stats: Arc<Stats>) -> Arc<Self> {
-        Arc::new(Self { map: Mutex::new(HashMap::new()), budget: AtomicUsize::new(budget), stats })
+        Arc::new(Self {
+            map: Mutex::new(HashMap::new()),
+            budget: AtomicUsize::new(budget),
+            stats,
+            cluster: RwLock::new(None),
+            claimed: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Lets disconnected sessions wait in Redis through `cluster` (`None`: on this process
+    /// again, e.g. when the server failed to bind).
+    pub fn attach_cluster(&self, cluster: Option<Arc<Cluster>>) {
+        *self.cluster.write() = cluster;
+    }
+
+    fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.cluster.read().clone()
     }
 
     /// Sets the global budget of queued offline bytes.
@@ -109,18 +143,78 @@ impl Sessions {
         if let Some(socket) = requested.and_then(|id| self.resume(id, route)) {
             return (socket, true);
         }
+        let claimed = requested.and_then(|id| self.claimed.lock().remove(id)).filter(|(_, r, _)| *r == route);
         let socket = create(config);
-        self.open(&socket, route);
-        (socket, false)
+        match claimed {
+            Some((_, _, claimed)) => {
+                self.start(&socket, route, true, claimed.dropped);
+                self.stats.ws_resumed();
+                let cluster = self.cluster();
+                match cluster.as_ref().and_then(|c| c.topics().map(|t| (c, t))) {
+                    Some((c, topics)) => crate::cluster::restore(c, &topics, &socket, claimed, self.stats.clone()),
+                    None => {
+                        socket.hold();
+                        socket.release(claimed.first, Vec::new(), Vec::new());
+                    }
+                }
+                (socket, true)
+            }
+            None => {
+                self.open(&socket, route);
+                (socket, false)
+            }
+        }
     }
 
     /// Gives a new socket of `route` a session and lists it; its first message tells the client
     /// the id.
     pub fn open(self: &Arc<Self>, socket: &WsSocket, route: u32) {
+        self.start(socket, route, false, 0);
+    }
+
+    fn start(self: &Arc<Self>, socket: &WsSocket, route: u32, recovered: bool, dropped: u64) {
         let id = new_id();
         self.map.lock().insert(id.clone(), socket.clone());
         socket.set_session(SessionRef { id: id.clone(), route, registry: Arc::downgrade(self), epoch: 0 });
-        socket.greet(&id, false, 0);
+        socket.greet(&id, recovered, dropped);
+    }
+
+    /// Claims session `id` of `route` from Redis for a connection about to be accepted here
+    /// (`accept` then resumes it); `true` when it was waiting there. A session waiting on this
+    /// process, or any session without the Redis adapter, needs no claim: `false`.
+    pub async fn claim(&self, id: &str, route: u32) -> bool {
+        let Some(cluster) = self.cluster() else { return false };
+        if !plausible_id(id) || self.map.lock().contains_key(id) {
+            return false;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        cluster.claim(id, route, move |c| {
+            let _ = tx.send(c);
+        });
+        let Ok(Some(claimed)) = rx.await else { return false };
+        let mut waiting = self.claimed.lock();
+        waiting.retain(|_, (at, _, _)| at.elapsed() < CLAIM_WAIT);
+        waiting.insert(id.to_owned(), (Instant::now(), route, claimed));
+        true
+    }
+
+    /// Sends to session `id`: its socket when this process holds it (connected or waiting here),
+    /// else, with the Redis adapter, its queue in Redis if it waits there (answered `Sent`: Redis
+    /// is not waited for; an unknown session drops it there).
+    pub fn send_to(&self, id: &str, message: Message) -> SendStatus {
+        // Under the map's lock: a session moving to Redis leaves the map and queues its export in
+        // one step, so this send lands before it (in its queue) or after it (in Redis).
+        let map = self.map.lock();
+        if let Some(s) = map.get(id) {
+            return s.send(message);
+        }
+        match self.cluster() {
+            Some(c) if plausible_id(id) => {
+                c.send_to(id, message);
+                SendStatus::Sent
+            }
+            _ => SendStatus::Dropped,
+        }
     }
 
     /// Takes the disconnected session `id` of `route` for a new connection: the socket keeps its
@@ -163,13 +257,16 @@ impl Sessions {
     /// Ends every session because the server closed: waiting sessions are dropped (without
     /// `expired`: the app is going away) and their queued bytes released.
     pub fn clear(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.claimed.lock().clear();
         let sockets: Vec<WsSocket> = self.map.lock().drain().map(|(_, s)| s).collect();
         for s in sockets {
             s.finish();
         }
     }
 
-    /// Starts the TTL of a session that just went offline.
+    /// Starts the TTL of a session that just went offline: in Redis while the adapter is
+    /// connected, else here.
     pub(crate) fn wait(
         self: &Arc<Self>,
         socket: WsSocket,
@@ -177,6 +274,11 @@ impl Sessions {
         ttl: Duration,
         events: Arc<dyn WsEvents>,
     ) {
+        if let Some(cluster) = self.cluster().filter(|c| c.connected()) {
+            if self.export(&cluster, &socket, epoch, &events) {
+                return;
+            }
+        }
         let registry = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
@@ -187,6 +289,73 @@ impl Sessions {
             }
             Err(_) => registry.expire(&socket, epoch, &*events),
         }
+    }
+
+    /// Moves a waiting session to Redis; `false` when it stays here (no longer waiting, or a
+    /// replay of its own still being read).
+    fn export(
+        self: &Arc<Self>,
+        cluster: &Arc<Cluster>,
+        socket: &WsSocket,
+        epoch: u64,
+        events: &Arc<dyn WsEvents>,
+    ) -> bool {
+        let mut map = self.map.lock();
+        let Some(exported) = socket.export(epoch, |t| cluster.floor(t)) else { return false };
+        let (id, ttl) = (exported.id.clone(), exported.ttl);
+        map.remove(&id);
+        let (registry, socket, events) = (self.clone(), socket.clone(), events.clone());
+        cluster.export(exported, move |written| {
+            if written {
+                registry.settle(id, socket, ttl, events);
+            } else {
+                // Redis failed between the check and the write: the session is lost.
+                registry.stats.ws_resume_expired();
+                socket.finish();
+                events.expired(&socket);
+            }
+        });
+        drop(map);
+        true
+    }
+
+    /// At the TTL of a session that waits in Redis: it expired if it is still there, or was
+    /// resumed elsewhere if it is not. Asked again while Redis cannot answer, until Redis has
+    /// dropped it by itself.
+    fn settle(self: Arc<Self>, id: String, socket: WsSocket, ttl: Duration, events: Arc<dyn WsEvents>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        rt.spawn(async move {
+            tokio::time::sleep(ttl).await;
+            let deadline = Instant::now() + GRACE;
+            loop {
+                if self.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                match self.cluster() {
+                    Some(c) => c.expire(&id, move |r| {
+                        let _ = tx.send(r);
+                    }),
+                    None => drop(tx),
+                }
+                let expired = match rx.await.ok().flatten() {
+                    Some(expired) => expired,
+                    None if Instant::now() >= deadline => true,
+                    None => {
+                        tokio::time::sleep(EXPIRE_RETRY).await;
+                        continue;
+                    }
+                };
+                socket.finish();
+                if expired {
+                    self.stats.ws_resume_expired();
+                    events.expired(&socket);
+                } else {
+                    events.moved(&socket);
+                }
+                return;
+            }
+        });
     }
 
     /// Ends a session whose client did not come back in time.

@@ -34,6 +34,21 @@ pub(super) struct Outbox {
     pub(super) awaiting: bool,
     /// Pongs in `queue` (bounded, see `push_control`).
     pub(super) pongs: usize,
+    /// While a session claimed from Redis has its missed messages read: everything sent meanwhile
+    /// (topic messages with their topic and event id), queued after them by `release`.
+    pub(super) hold: Option<Hold>,
+    /// After such a replay: per topic, the newest event id the socket already has; a late live
+    /// copy of it (or of anything older) is dropped.
+    pub(super) floors: Vec<(String, u64)>,
+}
+
+/// Messages held back behind a replay, bounded by `max_backpressure`.
+#[derive(Default)]
+pub(super) struct Hold {
+    items: Vec<(Option<(String, u64)>, Outgoing)>,
+    bytes: usize,
+    /// Messages that did not fit: the client is told with `cz-gap` for each topic.
+    overflowed: bool,
 }
 
 pub(super) struct Inner {
@@ -88,6 +103,8 @@ impl WsSocket {
                 dropped: 0,
                 awaiting: false,
                 pongs: 0,
+                hold: None,
+                floors: Vec::new(),
             }),
             wake_writer: Notify::new(),
             inbound: AtomicUsize::new(0),
@@ -130,16 +147,22 @@ impl WsSocket {
 
     /// Queues a message; see [`SendStatus`].
     pub fn send(&self, message: Message) -> SendStatus {
-        self.push(Outgoing::Message(message))
+        self.push(Outgoing::Message(message), None)
     }
 
-    /// Queues a topic message. When this socket compresses every message alone with a 15-bit
-    /// window, the payload is compressed once, into `shared`, for every such subscriber.
-    pub(crate) fn send_topic(&self, message: &Message, shared: &mut Option<(u32, Bytes)>) -> SendStatus {
+    /// Queues a topic message (`tag`: its topic and event id, when it has one). When this socket
+    /// compresses every message alone with a 15-bit window, the payload is compressed once, into
+    /// `shared`, for every such subscriber.
+    pub(crate) fn send_topic(
+        &self,
+        message: &Message,
+        shared: &mut Option<(u32, Bytes)>,
+        tag: Option<(&str, u64)>,
+    ) -> SendStatus {
         let payload = match message {
             Message::Text(t) => t.as_bytes(),
             Message::Binary(b) => &b[..],
-            _ => return self.send(message.clone()),
+            _ => return self.push(Outgoing::Message(message.clone()), tag),
         };
         let agreed = self.0.agreed.lock().clone();
         match agreed {
@@ -152,9 +175,9 @@ impl WsSocket {
                         z
                     }
                 };
-                self.push(Outgoing::Shared { message: message.clone(), deflated: z, level: a.level })
+                self.push(Outgoing::Shared { message: message.clone(), deflated: z, level: a.level }, tag)
             }
-            _ => self.send(message.clone()),
+            _ => self.push(Outgoing::Message(message.clone()), tag),
         }
     }
 
@@ -349,6 +372,123 @@ impl WsSocket {
         Some((s.id.clone(), out.bytes))
     }
 
+    /// Takes this waiting session out of the process so it can wait in Redis (see
+    /// `Sessions::wait`): leaves its topics, noting for each the newest event id its queue already
+    /// holds (what was delivered here, or `floor`, where this process's subscription began), then
+    /// empties its queue. The socket is closed for good. `None` when the session is not waiting
+    /// at `epoch` any more, or still has a replay of its own to receive (it waits here then).
+    pub(super) fn export(
+        &self,
+        epoch: u64,
+        floor: impl Fn(&str) -> Option<u64>,
+    ) -> Option<crate::cluster::sessions::Exported> {
+        let session = self.0.session.lock();
+        let s = session.as_ref().filter(|s| s.epoch == epoch)?;
+        let resume = self.0.config.resume.as_ref()?;
+        {
+            let out = self.0.out.lock();
+            if !(out.offline && out.awaiting) || out.hold.is_some() {
+                return None;
+            }
+        }
+        // Topics first, so nothing is queued once the queue is taken.
+        let subs = std::mem::take(&mut *self.0.subscriptions.lock());
+        let topics = subs
+            .iter()
+            .map(|t| {
+                let delivered = t.leave_ws(self.id());
+                let floor = match floor(t.name()) {
+                    Some(f) => Some(f.max(delivered)),
+                    None => Some(delivered).filter(|&d| d > 0),
+                };
+                (t.name().to_owned(), floor)
+            })
+            .collect();
+        let mut out = self.0.out.lock();
+        if let Some(r) = self.registry() {
+            r.release(out.bytes);
+        }
+        let queue = out
+            .queue
+            .drain(..)
+            .filter_map(|item| match item {
+                Outgoing::Message(m @ (Message::Text(_) | Message::Binary(_))) => Some(m),
+                Outgoing::Shared { message, .. } => Some(message),
+                Outgoing::Message(_) => None,
+            })
+            .collect();
+        out.offline = false;
+        self.0.offline.store(false, Ordering::Release);
+        out.awaiting = false;
+        out.closed = true;
+        out.bytes = 0;
+        out.pongs = 0;
+        Some(crate::cluster::sessions::Exported {
+            id: s.id.clone(),
+            route: s.route,
+            socket: self.id(),
+            dropped: std::mem::take(&mut out.dropped),
+            max_messages: resume.max_messages,
+            max_bytes: resume.max_bytes,
+            ttl: resume.ttl,
+            topics,
+            queue,
+        })
+    }
+
+    /// Holds back everything sent from now on until [`WsSocket::release`]: a session claimed
+    /// from Redis has its missed messages read first.
+    pub(crate) fn hold(&self) {
+        self.0.out.lock().hold = Some(Hold::default());
+    }
+
+    /// Queues the missed messages of a claimed session, then what was held back meanwhile (minus
+    /// topic messages at or under `floors`, which the replay had), and keeps `floors` to drop
+    /// late live copies. `gaps` go before them when some did not fit (`max_backpressure`).
+    pub(crate) fn release(&self, missed: Vec<Message>, floors: Vec<(String, u64)>, gaps: Vec<Message>) {
+        let mut out = self.0.out.lock();
+        let Some(hold) = out.hold.take() else { return };
+        if out.closed {
+            return;
+        }
+        out.floors = floors;
+        let mut items: Vec<Outgoing> = Vec::with_capacity(missed.len() + hold.items.len());
+        items.extend(missed.into_iter().map(Outgoing::Message));
+        if hold.overflowed {
+            items.extend(gaps.into_iter().map(Outgoing::Message));
+        }
+        for (tag, item) in hold.items {
+            let had = tag.is_some_and(|(topic, id)| out.floors.iter().any(|(t, f)| *t == topic && id <= *f));
+            if !had {
+                items.push(item);
+            }
+        }
+        let added: usize = items.iter().map(Outgoing::held).sum();
+        out.queue.extend(items);
+        out.bytes += added;
+        if out.offline {
+            // The new connection was lost too while the replay was read.
+            if let (Some(registry), Some(resume)) = (self.registry(), self.0.config.resume.as_ref()) {
+                registry.charge(added);
+                self.bound_offline(&mut out, resume, &registry);
+            }
+        } else if out.bytes > self.0.config.max_backpressure {
+            out.over = true;
+            self.0.probe.stalled();
+        }
+        self.0.probe.buffered.store(out.bytes as u64, Ordering::Relaxed);
+        drop(out);
+        self.0.wake_writer.notify_one();
+    }
+
+    /// Forgets the replay floor of `topic` (its stream's ids went back: lower ids are new).
+    pub(crate) fn clear_floor(&self, topic: &str) {
+        let mut out = self.0.out.lock();
+        if !out.floors.is_empty() {
+            out.floors.retain(|(t, _)| t != topic);
+        }
+    }
+
     /// Ends a socket that never got its connection (the client left during the handshake): its
     /// session, resumed or new, ends too.
     pub fn discard(&self) {
@@ -372,10 +512,26 @@ impl WsSocket {
         }
     }
 
-    fn push(&self, item: Outgoing) -> SendStatus {
+    fn push(&self, item: Outgoing, tag: Option<(&str, u64)>) -> SendStatus {
         let len = item.held();
         let cfg = &self.0.config;
         let mut out = self.0.out.lock();
+        if let Some((topic, id)) = tag {
+            if out.floors.iter().any(|(t, floor)| t == topic && id <= *floor) {
+                // The replay of a resumed session already had it.
+                return SendStatus::Sent;
+            }
+        }
+        if let Some(hold) = out.hold.as_mut() {
+            if hold.bytes + len > cfg.max_backpressure {
+                hold.overflowed = true;
+                self.0.stats.ws_dropped();
+                return SendStatus::Dropped;
+            }
+            hold.bytes += len;
+            hold.items.push((tag.map(|(t, id)| (t.to_owned(), id)), item));
+            return SendStatus::Sent;
+        }
         if out.offline {
             return self.push_offline(out, item);
         }
