@@ -336,7 +336,9 @@ redisTest('a WebSocket session that disconnects from one process resumes on anot
   t.deepEqual(again.messages(), want, 'what it missed, once each, in order, then live')
   t.false(again.got.some((m) => m.includes('cz-gap')))
   t.is(await redisInt(redis.port, `EXISTS cztest:s:${session}`), 0, 'claimed: gone from Redis')
-  t.true((await b.stats()).wsResumed >= 1)
+  t.is((await b.stats()).wsResumed, 1)
+  t.is((await b.stats()).redisSessionsClaimed, 1)
+  t.is((await a.stats()).redisSessionsStored, 1)
   // A session is resumed once: the old id now opens a new session.
   const twice = await wsClient(t, `${wsUrl(a)}?cz_session=${session}`)
   t.false(twice.hello.recovered)

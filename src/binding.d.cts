@@ -385,6 +385,10 @@ export interface NativeStats {
   redisGaps: number
   /** Messages delivered to this process's subscribers only because Redis was unreachable. */
   redisLocalOnly: number
+  /** Disconnected WebSocket sessions this process moved to Redis to wait for their client. */
+  redisSessionsStored: number
+  /** WebSocket sessions this process took from Redis for a resume (left by any process). */
+  redisSessionsClaimed: number
   /** Messages dropped from disconnected sessions' queues (bounds or `maxOfflineMemory`). */
   wsOfflineDropped: number
   /** Bytes queued for disconnected WebSocket sessions now. */

@@ -174,7 +174,7 @@ impl Collector for Scrape {
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         }
         let s = self.stats.snapshot();
-        let rows: [(&str, &str, MetricType, u64); 42] = [
+        let rows: [(&str, &str, MetricType, u64); 44] = [
             (
                 "http_response_bytes",
                 "Response body bytes handed to sockets (after compression).",
@@ -289,6 +289,18 @@ impl Collector for Scrape {
                 "Messages delivered to this process's subscribers only because Redis was unreachable.",
                 Counter,
                 s.redis_local_only,
+            ),
+            (
+                "redis_sessions_stored",
+                "Disconnected WebSocket sessions moved to Redis to wait for their client.",
+                Counter,
+                s.redis_sessions_stored,
+            ),
+            (
+                "redis_sessions_claimed",
+                "WebSocket sessions taken from Redis for a resume.",
+                Counter,
+                s.redis_sessions_claimed,
             ),
             (
                 "ws_upgrades_rejected",

@@ -51,6 +51,8 @@ pub struct Stats {
     redis_reconnects: AtomicU64,
     redis_gaps: AtomicU64,
     redis_local_only: AtomicU64,
+    redis_sessions_stored: AtomicU64,
+    redis_sessions_claimed: AtomicU64,
     /// Counters and histograms of finished responses (Prometheus metrics).
     pub responses: crate::metrics::ResponseMetrics,
 }
@@ -150,6 +152,10 @@ pub struct StatsSnapshot {
     pub redis_gaps: u64,
     /// Messages delivered to this process's subscribers only because Redis was unreachable.
     pub redis_local_only: u64,
+    /// Disconnected WebSocket sessions this process moved to Redis to wait for their client.
+    pub redis_sessions_stored: u64,
+    /// WebSocket sessions this process took from Redis for a resume (left by any process).
+    pub redis_sessions_claimed: u64,
 }
 
 /// Status counters that [`Stats::count_status`] knows.
@@ -285,6 +291,12 @@ impl Stats {
     pub(crate) fn redis_local_only(&self) {
         self.redis_local_only.fetch_add(1, Relaxed);
     }
+    pub(crate) fn redis_session_stored(&self) {
+        self.redis_sessions_stored.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn redis_session_claimed(&self) {
+        self.redis_sessions_claimed.fetch_add(1, Relaxed);
+    }
     pub(crate) fn published(&self, deliveries: u64) {
         self.publishes.fetch_add(1, Relaxed);
         self.deliveries.fetch_add(deliveries, Relaxed);
@@ -382,6 +394,8 @@ impl Stats {
             redis_reconnects: self.redis_reconnects.load(Relaxed),
             redis_gaps: self.redis_gaps.load(Relaxed),
             redis_local_only: self.redis_local_only.load(Relaxed),
+            redis_sessions_stored: self.redis_sessions_stored.load(Relaxed),
+            redis_sessions_claimed: self.redis_sessions_claimed.load(Relaxed),
         }
     }
 }

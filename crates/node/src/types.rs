@@ -140,6 +140,10 @@ pub struct NativeStats {
     pub redis_gaps: f64,
     /// Messages delivered to this process's subscribers only because Redis was unreachable.
     pub redis_local_only: f64,
+    /// Disconnected WebSocket sessions this process moved to Redis to wait for their client.
+    pub redis_sessions_stored: f64,
+    /// WebSocket sessions this process took from Redis for a resume (left by any process).
+    pub redis_sessions_claimed: f64,
     /// Messages dropped from disconnected sessions' queues (bounds or `maxOfflineMemory`).
     pub ws_offline_dropped: f64,
     /// Bytes queued for disconnected WebSocket sessions now.
@@ -203,6 +207,8 @@ impl From<StatsSnapshot> for NativeStats {
             redis_reconnects: s.redis_reconnects as f64,
             redis_gaps: s.redis_gaps as f64,
             redis_local_only: s.redis_local_only as f64,
+            redis_sessions_stored: s.redis_sessions_stored as f64,
+            redis_sessions_claimed: s.redis_sessions_claimed as f64,
             ws_offline_dropped: s.ws_offline_dropped as f64,
             ws_offline_bytes: s.ws_offline_bytes as f64,
             publishes: s.publishes as f64,

@@ -113,19 +113,41 @@ impl<T> Drop for Done<T> {
 }
 
 enum Command {
-    Publish { topic: String, message: Message, event: Option<String>, exclude: Option<u64> },
+    Publish {
+        topic: String,
+        message: Message,
+        event: Option<String>,
+        exclude: Option<u64>,
+    },
     Watch(String),
     Unwatch(String),
-    Replay { topic: String, from: ReplayFrom, done: Done<Replay> },
+    Replay {
+        topic: String,
+        from: ReplayFrom,
+        done: Done<Replay>,
+    },
     /// Writes a disconnected session to Redis; answers whether it was written.
-    Export { session: sessions::Exported, done: Done<bool> },
+    Export {
+        session: sessions::Exported,
+        done: Done<bool>,
+    },
     /// Takes a session from Redis for a new connection of `route`.
-    Claim { id: String, route: u32, done: Done<Option<sessions::Claimed>> },
+    Claim {
+        id: String,
+        route: u32,
+        done: Done<Option<sessions::Claimed>>,
+    },
     /// A session's TTL passed: `Some(true)` it expired, `Some(false)` it was claimed, `None`
     /// Redis could not say.
-    Expire { id: String, done: Done<Option<bool>> },
+    Expire {
+        id: String,
+        done: Done<Option<bool>>,
+    },
     /// `sendTo` a session waiting in Redis.
-    SendTo { id: String, message: Message },
+    SendTo {
+        id: String,
+        message: Message,
+    },
 }
 
 /// One process's connection to the topics of every process.
@@ -247,7 +269,8 @@ impl Cluster {
         route: u32,
         done: impl FnOnce(Option<sessions::Claimed>) + Send + 'static,
     ) {
-        let _ = self.commands.send(Command::Claim { id: id.to_owned(), route, done: Done::new(done, || None) });
+        let _ =
+            self.commands.send(Command::Claim { id: id.to_owned(), route, done: Done::new(done, || None) });
     }
 
     /// Ends session `id` in Redis at its TTL; `done` gets `Some(true)` when it was still waiting

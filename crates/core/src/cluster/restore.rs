@@ -24,7 +24,13 @@ struct Restoring {
 /// session's topics, holds what they send while their replays are read, then queues, in order:
 /// what was unsent when the old connection ended, a `cz-gap` for each topic whose replay is not
 /// exact, the replayed topic messages and `sendTo` messages merged by id, and what was held back.
-pub(crate) fn restore(cluster: &Cluster, topics: &Topics, socket: &WsSocket, mut claimed: Claimed, stats: Arc<Stats>) {
+pub(crate) fn restore(
+    cluster: &Cluster,
+    topics: &Topics,
+    socket: &WsSocket,
+    mut claimed: Claimed,
+    stats: Arc<Stats>,
+) {
     socket.hold();
     let wanted = std::mem::take(&mut claimed.topics);
     for (topic, _) in &wanted {

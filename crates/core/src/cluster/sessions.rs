@@ -285,7 +285,10 @@ mod tests {
         };
         let args = export_args(&e, "node-a", &[("t".into(), 4)]);
         let text: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        assert_eq!(text, ["31000", "2", "node-a", "9", "1", "10", "100", "1", "t", "4", "t", "a", "b", "\u{7}"]);
+        assert_eq!(
+            text,
+            ["31000", "2", "node-a", "9", "1", "10", "100", "1", "t", "4", "t", "a", "b", "\u{7}"]
+        );
         assert!(plausible_id("0123456789abcdef0123456789ABCDEF"));
         assert!(!plausible_id("0123") && !plausible_id("../../0123456789abcdef0123456789a"));
     }

@@ -151,7 +151,9 @@ impl Sessions {
                 self.stats.ws_resumed();
                 let cluster = self.cluster();
                 match cluster.as_ref().and_then(|c| c.topics().map(|t| (c, t))) {
-                    Some((c, topics)) => crate::cluster::restore(c, &topics, &socket, claimed, self.stats.clone()),
+                    Some((c, topics)) => {
+                        crate::cluster::restore(c, &topics, &socket, claimed, self.stats.clone())
+                    }
                     None => {
                         socket.hold();
                         socket.release(claimed.first, Vec::new(), Vec::new());
@@ -192,6 +194,7 @@ impl Sessions {
             let _ = tx.send(c);
         });
         let Ok(Some(claimed)) = rx.await else { return false };
+        self.stats.redis_session_claimed();
         let mut waiting = self.claimed.lock();
         waiting.retain(|_, (at, _, _)| at.elapsed() < CLAIM_WAIT);
         waiting.insert(id.to_owned(), (Instant::now(), route, claimed));
@@ -307,6 +310,7 @@ impl Sessions {
         let (registry, socket, events) = (self.clone(), socket.clone(), events.clone());
         cluster.export(exported, move |written| {
             if written {
+                registry.stats.redis_session_stored();
                 registry.settle(id, socket, ttl, events);
             } else {
                 // Redis failed between the check and the write: the session is lost.

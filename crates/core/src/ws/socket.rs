@@ -715,6 +715,45 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_session_queues_its_replay_before_what_was_held_and_drops_what_the_replay_had() {
+        let s = socket(1 << 20, false);
+        s.send(Message::text("greeting"));
+        s.hold();
+        let mut shared = None;
+        s.send_topic(&Message::text("live 5"), &mut shared, Some(("room", 5)));
+        s.send_topic(&Message::text("live 7"), &mut shared, Some(("room", 7)));
+        s.send(Message::text("direct"));
+        assert_eq!(s.queued().len(), 1, "held back, not queued");
+        s.release(vec![Message::text("replayed 5")], vec![("room".into(), 5)], Vec::new());
+        let texts: Vec<String> = s
+            .queued()
+            .into_iter()
+            .map(|i| match i {
+                Outgoing::Message(Message::Text(t)) => t.to_string(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(texts, ["greeting", "replayed 5", "live 7", "direct"]);
+        assert_eq!(s.buffered_amount(), texts.iter().map(String::len).sum::<usize>());
+        // A late live copy of what the replay had is dropped; newer ones pass.
+        s.send_topic(&Message::text("live 5"), &mut shared, Some(("room", 5)));
+        s.send_topic(&Message::text("live 8"), &mut shared, Some(("room", 8)));
+        assert_eq!(s.queued().len(), 5);
+    }
+
+    #[test]
+    fn messages_held_past_the_limit_are_dropped_and_reported_with_a_gap() {
+        let s = socket(10, false);
+        s.hold();
+        assert_eq!(s.send(Message::text("12345678")), SendStatus::Sent);
+        assert_eq!(s.send(Message::text("123")), SendStatus::Dropped);
+        s.release(Vec::new(), Vec::new(), vec![Message::text("gap")]);
+        let q = s.queued();
+        assert_eq!(q.len(), 2);
+        assert!(matches!(&q[0], Outgoing::Message(Message::Text(t)) if t.as_str() == "gap"));
+    }
+
+    #[test]
     fn close_reasons_are_cut_to_123_bytes_on_a_char_boundary() {
         let s = socket(10, false);
         s.close(4000, &"é".repeat(100));
