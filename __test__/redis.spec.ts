@@ -230,8 +230,9 @@ redisTest('a lost subscription catches up exactly from the stream: no gap, no du
   const burst = fetch(`${b.url}/publish-many/tick`, { method: 'POST', body: JSON.stringify({ n: 60, prefix: 't', every: 5 }) })
   await new Promise((r) => setTimeout(r, 50))
   const list = await redisCommand(redis.port, 'CLIENT LIST TYPE pubsub')
-  const victim = list.split('\n').find((l) => / sub=1 /.test(l))
-  t.truthy(victim, 'A holds the only subscription')
+  // Each process subscribes to the sessions channel; A also to the topic's: two subscriptions.
+  const victim = list.split('\n').find((l) => / sub=2 /.test(l))
+  t.truthy(victim, "A's subscription connection")
   const id = / id=(\d+) /.exec(` ${victim}`)![1]
   t.regex(await redisCommand(redis.port, `CLIENT KILL ID ${id}`), /^:1/)
   await burst
@@ -369,7 +370,7 @@ redisTest('a session left in Redis expires once, on the process it left; one res
   t.false(late.hello.recovered)
 })
 
-redisTest('sendTo a session waiting in Redis is bounded like a local queue, and the client is told what was dropped', async (t) => {
+redisTest('sendTo reaches a session waiting in Redis, bounded like a local queue (the client is told what was dropped), and one connected to another process', async (t) => {
   const redis = await startRedis(t)
   const [a, b] = await Promise.all([startApp(t, redis.url), startApp(t, redis.url)])
   const url = (app: { url: string }, s = '') => `${app.url.replace('http', 'ws')}/ws-resume${s}`
@@ -387,6 +388,12 @@ redisTest('sendTo a session waiting in Redis is bounded like a local queue, and 
   t.true(again.hello.recovered)
   t.is(again.hello.dropped, 5)
   await until(() => again.messages().length === 1000, 'the thousand kept')
+  // Connected to B now: a sendTo on A reaches it through the sessions channel, in order.
+  for (let i = 0; i < 3; i++) {
+    t.like(await (await fetch(`${a.url}/send-to/${again.hello.session}`, { method: 'POST', body: `live ${i}` })).json(), { result: 'sent' })
+  }
+  await until(() => again.messages().length === 1003, 'sendTo from the other process')
+  t.deepEqual(again.messages().slice(1000), ['live 0', 'live 1', 'live 2'])
 })
 
 test('a redis option that is not a redis:// URL is refused when the app is created', async (t) => {

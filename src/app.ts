@@ -271,9 +271,9 @@ export class Catzilla implements ReplyHost {
    * Sends to the WebSocket of session `sessionId` (routes with `resume`), whether it is connected
    * or waiting for its client to resume; then it is queued within the route's bounds. Returns
    * `dropped` for an unknown or expired session. With `redis`, a session this process does not
-   * hold is looked up in Redis, where disconnected sessions of every process wait: the message is
-   * queued there if it waits, dropped if not, and the call answers `sent` without waiting for
-   * Redis. A session connected to another process is not reached.
+   * hold is looked up in Redis: queued there if it waits there (disconnected sessions of every
+   * process do), else published to every process and sent by the one it is connected to. The
+   * call then answers `sent` without waiting for Redis; a session unknown everywhere drops it.
    */
   sendTo(sessionId: string, data: WebSocketData): SendResult {
     const wire = toWire(data)

@@ -190,7 +190,7 @@ impl ServerBuilder {
     pub async fn serve<H: Handler>(&self, addr: SocketAddr, handler: Arc<H>) -> io::Result<ServerHandle> {
         let cluster = match &self.redis {
             Some(c) if self.topics.cluster().is_none() => {
-                let cluster = Cluster::start(c.clone(), &self.topics, self.stats.clone())
+                let cluster = Cluster::start(c.clone(), &self.topics, &self.sessions, self.stats.clone())
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("redis: {e}")))?;
                 self.topics.attach_cluster(Some(cluster.clone()));
                 self.sessions.attach_cluster(Some(cluster.clone()));

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::stats::Stats;
 use crate::topics::Topics;
-use crate::ws::Message;
+use crate::ws::{Message, Sessions};
 
 /// Where the adapter connects and how it names things.
 #[derive(Debug, Clone)]
@@ -143,10 +143,13 @@ enum Command {
         id: String,
         done: Done<Option<bool>>,
     },
-    /// `sendTo` a session waiting in Redis.
+    /// `sendTo` a session this process does not hold: queued in Redis if it waits there, else
+    /// published to every process (`relayed`: by the process it just left, which then relays no
+    /// further).
     SendTo {
         id: String,
         message: Message,
+        relayed: bool,
     },
 }
 
@@ -154,6 +157,7 @@ enum Command {
 pub struct Cluster {
     config: RedisConfig,
     topics: Weak<Topics>,
+    sessions: Weak<Sessions>,
     stats: Arc<Stats>,
     /// This process's id in channel messages (to skip the socket a publish excludes).
     origin: String,
@@ -178,6 +182,7 @@ impl Cluster {
     pub fn start(
         config: RedisConfig,
         topics: &Arc<Topics>,
+        sessions: &Arc<Sessions>,
         stats: Arc<Stats>,
     ) -> redis::RedisResult<Arc<Self>> {
         let client = redis::Client::open(config.url.as_str())?;
@@ -188,6 +193,7 @@ impl Cluster {
         let cluster = Arc::new(Self {
             config,
             topics: Arc::downgrade(topics),
+            sessions: Arc::downgrade(sessions),
             stats,
             origin: origin.iter().map(|b| format!("{b:02x}")).collect(),
             commands: tx,
@@ -279,9 +285,17 @@ impl Cluster {
         let _ = self.commands.send(Command::Expire { id: id.to_owned(), done: Done::new(done, || None) });
     }
 
-    /// Queues `message` for session `id` if it waits in Redis (after every export asked before).
-    pub(crate) fn send_to(&self, id: &str, message: Message) {
-        let _ = self.commands.send(Command::SendTo { id: id.to_owned(), message });
+    /// Sends `message` to session `id`, which this process does not hold: queued in Redis if it
+    /// waits there (after every export this process asked before), else published to every
+    /// process for the one it is connected to. `relayed`: this process relays a message that
+    /// reached it just after the session left it for Redis.
+    pub(crate) fn send_to(&self, id: &str, message: Message, relayed: bool) {
+        let _ = self.commands.send(Command::SendTo { id: id.to_owned(), message, relayed });
+    }
+
+    /// The channel of `sendTo` messages for sessions connected anywhere.
+    fn sessions_channel(&self) -> String {
+        format!("{}:u", self.config.prefix)
     }
 
     fn session_key(&self, id: &str) -> String {
@@ -395,6 +409,7 @@ impl Cluster {
     async fn resume(&self, s: &mut Session) -> redis::RedisResult<()> {
         // Publishes run the script by hash (EVALSHA in a pipeline): load it on this server.
         redis::Script::new(wire::PUBLISH).load_async(&mut s.conn).await?;
+        s.sink.subscribe(self.sessions_channel()).await?;
         let watched: Vec<(String, Option<u64>)> =
             self.watched.lock().iter().map(|(t, f)| (t.clone(), *f)).collect();
         for (topic, floor) in &watched {
@@ -610,7 +625,7 @@ impl Cluster {
                 done.call(Some(sessions::expired(&r)));
                 Ok(())
             }
-            Command::SendTo { id, message } => {
+            Command::SendTo { id, message, relayed } => {
                 let data: &[u8] = match &message {
                     Message::Text(t) => t.as_bytes(),
                     Message::Binary(b) => b,
@@ -619,8 +634,11 @@ impl Cluster {
                 let _: redis::Value = redis::Script::new(sessions::SEND)
                     .key(self.session_key(&id))
                     .key(self.queue_key(&id))
+                    .key(self.sessions_channel())
                     .arg(wire::kind(&message))
                     .arg(data)
+                    .arg(&id)
+                    .arg(u8::from(relayed))
                     .invoke_async(&mut s.conn)
                     .await?;
                 Ok(())
@@ -678,6 +696,17 @@ impl Cluster {
 
     /// A message on one of our channels: fan it out here.
     fn received(&self, msg: &redis::Msg) {
+        if msg.get_channel_name() == self.sessions_channel() {
+            let Some((id, relayed, message)) = sessions::parse_sent(msg.get_payload_bytes()) else {
+                self.stats.redis_error();
+                return;
+            };
+            self.stats.redis_received();
+            if let Some(s) = self.sessions.upgrade() {
+                s.relay(&id, message, relayed);
+            }
+            return;
+        }
         let Some(topic) = self.topic_of(msg.get_channel_name()) else { return };
         let Some(d) = wire::parse_delivery(msg.get_payload_bytes()) else {
             self.stats.redis_error();

@@ -59,11 +59,16 @@ redis.call('DEL', KEYS[2])
 return n
 ";
 
-/// `sendTo` a session that waits in Redis: appends kind `ARGV[1]` / data `ARGV[2]` to its queue
-/// and drops the oldest entries while the queue is over the session's bounds (counted in `d`).
-/// Returns 0 when there is no such session.
+/// `sendTo` session `ARGV[3]`, which the sending process does not hold: when it waits in Redis,
+/// appends kind `ARGV[1]` / data `ARGV[2]` to its queue and drops the oldest entries while the
+/// queue is over the session's bounds (counted in `d`); otherwise publishes it on the sessions
+/// channel `KEYS[3]` (`id\nrelayed\n<kind><data>`, relayed = `ARGV[4]`) for the process it is
+/// connected to.
 pub(crate) const SEND: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('PUBLISH', KEYS[3], ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[1] .. ARGV[2])
+  return 0
+end
 redis.call('XADD', KEYS[2], '*', 'k', ARGV[1], 'd', ARGV[2])
 local bytes = redis.call('HINCRBY', KEYS[1], 'b', #ARGV[2])
 local m = tonumber(redis.call('HGET', KEYS[1], 'm'))
@@ -217,6 +222,15 @@ fn parse_queued(value: &redis::Value) -> Option<(u64, bool, Message)> {
     Some((id, first, wire::message(kind?, data?)?))
 }
 
+/// Parses a sessions-channel message (see [`SEND`]): session id, whether it was relayed, message.
+pub(crate) fn parse_sent(payload: &[u8]) -> Option<(String, bool, Message)> {
+    let mut parts = payload.splitn(3, |&b| b == b'\n');
+    let id = std::str::from_utf8(parts.next()?).ok().filter(|id| plausible_id(id))?.to_owned();
+    let relayed = parts.next()? == b"1";
+    let (&kind, data) = parts.next()?.split_first()?;
+    Some((id, relayed, wire::message(kind, bytes::Bytes::copy_from_slice(data))?))
+}
+
 /// `true` for a session id this server could have issued (32 hex digits): anything else is not
 /// looked up in Redis.
 pub(crate) fn plausible_id(id: &str) -> bool {
@@ -290,6 +304,10 @@ mod tests {
             ["31000", "2", "node-a", "9", "1", "10", "100", "1", "t", "4", "t", "a", "b", "\u{7}"]
         );
         assert!(plausible_id("0123456789abcdef0123456789ABCDEF"));
+        let id = "0123456789abcdef0123456789abcdef";
+        let (got, relayed, m) = parse_sent(format!("{id}\n1\nthi\nthere").as_bytes()).expect("valid");
+        assert_eq!((got.as_str(), relayed, m), (id, true, Message::text("hi\nthere")));
+        assert!(parse_sent(b"../x\n0\nthi").is_none(), "not one of our ids");
         assert!(!plausible_id("0123") && !plausible_id("../../0123456789abcdef0123456789a"));
     }
 }

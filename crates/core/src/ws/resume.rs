@@ -62,6 +62,9 @@ pub struct Sessions {
     claimed: Mutex<HashMap<String, (Instant, u32, Claimed)>>,
     /// The server closed: TTLs of sessions in Redis are no longer settled from here.
     closed: AtomicBool,
+    /// Sessions this process moved to Redis whose TTL it has not settled yet: a `sendTo` that
+    /// reaches this process after one left is relayed to Redis.
+    moved_out: Mutex<std::collections::HashSet<String>>,
 }
 
 /// 128 random bits from the operating system, URL-safe hex: a session id is a bearer token.
@@ -89,6 +92,7 @@ impl Sessions {
             cluster: RwLock::new(None),
             claimed: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            moved_out: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -213,10 +217,24 @@ impl Sessions {
         }
         match self.cluster() {
             Some(c) if plausible_id(id) => {
-                c.send_to(id, message);
+                c.send_to(id, message, false);
                 SendStatus::Sent
             }
             _ => SendStatus::Dropped,
+        }
+    }
+
+    /// A `sendTo` of another process (through Redis) for session `id`: sent if this process holds
+    /// it. If it just left this process for Redis, the message was sent before it got there:
+    /// relayed to Redis once (after the export), where it waits.
+    pub(crate) fn relay(&self, id: &str, message: Message, relayed: bool) {
+        let map = self.map.lock();
+        if let Some(s) = map.get(id) {
+            s.send(message);
+        } else if !relayed && self.moved_out.lock().contains(id) {
+            if let Some(c) = self.cluster() {
+                c.send_to(id, message, true);
+            }
         }
     }
 
@@ -262,6 +280,7 @@ impl Sessions {
     pub fn clear(&self) {
         self.closed.store(true, Ordering::Release);
         self.claimed.lock().clear();
+        self.moved_out.lock().clear();
         let sockets: Vec<WsSocket> = self.map.lock().drain().map(|(_, s)| s).collect();
         for s in sockets {
             s.finish();
@@ -307,6 +326,7 @@ impl Sessions {
         let Some(exported) = socket.export(epoch, |t| cluster.floor(t)) else { return false };
         let (id, ttl) = (exported.id.clone(), exported.ttl);
         map.remove(&id);
+        self.moved_out.lock().insert(id.clone());
         let (registry, socket, events) = (self.clone(), socket.clone(), events.clone());
         cluster.export(exported, move |written| {
             if written {
@@ -314,6 +334,7 @@ impl Sessions {
                 registry.settle(id, socket, ttl, events);
             } else {
                 // Redis failed between the check and the write: the session is lost.
+                registry.moved_out.lock().remove(&id);
                 registry.stats.ws_resume_expired();
                 socket.finish();
                 events.expired(&socket);
@@ -350,6 +371,7 @@ impl Sessions {
                         continue;
                     }
                 };
+                self.moved_out.lock().remove(&id);
                 socket.finish();
                 if expired {
                     self.stats.ws_resume_expired();
