@@ -333,6 +333,7 @@ redisTest('a WebSocket session that disconnects from one process resumes on anot
   t.not(again.hello.session, session, 'under a new id')
   await burst
   await until(() => again.messages().includes('c39'), 'the whole burst', 10_000)
+  await new Promise((r) => setTimeout(r, 200)) // a late duplicate would show now
   const want = [...['b0', 'b1', 'b2', 'b3', 'b4', 'direct'], ...Array.from({ length: 40 }, (_, i) => `c${i}`)]
   t.deepEqual(again.messages(), want, 'what it missed, once each, in order, then live')
   t.false(again.got.some((m) => m.includes('cz-gap')))
@@ -343,6 +344,19 @@ redisTest('a WebSocket session that disconnects from one process resumes on anot
   // A session is resumed once: the old id now opens a new session.
   const twice = await wsClient(t, `${wsUrl(a)}?cz_session=${session}`)
   t.false(twice.hello.recovered)
+  // The restored socket disconnects in turn and resumes back on A: only what it missed the
+  // second time.
+  again.ws.terminate()
+  await until(async () => (await redisInt(redis.port, `EXISTS cztest:s:${again.hello.session}`)) === 1, 'in Redis again')
+  await publish(b, 'room', 'd0')
+  const third = await wsClient(t, `${wsUrl(a)}?cz_session=${again.hello.session}`)
+  t.true(third.hello.recovered)
+  await until(() => third.messages().length >= 1, 'the one missed message')
+  await publish(a, 'room', 'd1')
+  await until(() => third.messages().includes('d1'), 'then live')
+  await new Promise((r) => setTimeout(r, 200))
+  t.deepEqual(third.messages(), ['d0', 'd1'])
+  t.is((await a.stats()).redisSessionsClaimed, 1)
 })
 
 redisTest('a session left in Redis expires once, on the process it left; one resumed elsewhere does not', async (t) => {
@@ -356,10 +370,12 @@ redisTest('a session left in Redis expires once, on the process it left; one res
   gone.ws.terminate()
   back.ws.terminate()
   await until(async () => (await redisInt(redis.port, `EXISTS cztest:s:${back.hello.session}`)) === 1, 'in Redis')
+  await until(async () => (await redisInt(redis.port, `EXISTS cztest:s:${gone.hello.session}`)) === 1, 'both')
   t.like(await (await fetch(`${a.url}/send-to/${gone.hello.session}`, { method: 'POST', body: 'x' })).json(), { result: 'sent' })
+  await until(async () => (await redisInt(redis.port, `XLEN cztest:q:${gone.hello.session}`)) === 1, 'queued in Redis')
   const resumed = await wsClient(t, url(b, `?cz_session=${back.hello.session}`))
   t.true(resumed.hello.recovered)
-  await until(async () => (await a.stats()).wsResumeExpired === 1, 'the TTL passed on A', 10_000)
+  await until(async () => (await a.stats()).wsResumeExpired === 1, 'the TTL passed on A', 15_000)
   await new Promise((r) => setTimeout(r, 300))
   t.is(await expiredOn(a), 1, 'expired fired once, for the session nobody resumed')
   t.is(await expiredOn(b), 0)
@@ -368,6 +384,28 @@ redisTest('a session left in Redis expires once, on the process it left; one res
   // An expired session cannot be resumed.
   const late = await wsClient(t, url(b, `?cz_session=${gone.hello.session}`))
   t.false(late.hello.recovered)
+})
+
+redisTest('a session whose write to Redis fails waits in its process instead, and tells the client its topics may have a gap', async (t) => {
+  const redis = await startRedis(t)
+  const a = await startApp(t, redis.url)
+  const first = await wsClient(t, `${a.url.replace('http', 'ws')}/ws-resume`)
+  first.ws.send('sub room')
+  await until(() => first.got.includes('subscribed'), 'subscribed')
+  // Redis stops taking writes (scripts included) for longer than the adapter waits for a reply.
+  t.regex(await redisCommand(redis.port, 'CLIENT PAUSE 6500 WRITE'), /^\+OK/)
+  const before = (await a.stats()).redisErrors
+  first.ws.terminate()
+  await until(async () => (await a.stats()).redisErrors > before, 'the export timed out', 10_000)
+  await until(async () => (await a.stats()).redisConnected === 1, 'the adapter is back', 15_000)
+  t.is(await redisInt(redis.port, `EXISTS cztest:s:${first.hello.session}`), 0, 'not in Redis')
+  t.is((await a.stats()).redisSessionsStored, 0)
+  const again = await wsClient(t, `${a.url.replace('http', 'ws')}/ws-resume?cz_session=${first.hello.session}`)
+  t.true(again.hello.recovered, 'resumed where it waited')
+  await until(() => again.got.length >= 2, 'the gap')
+  t.like(JSON.parse(again.got[1]!), { type: 'cz-gap', topic: 'room' })
+  await publish(a, 'room', 'after')
+  await until(() => again.messages().includes('after'), 'its topic flows again')
 })
 
 redisTest('sendTo reaches a session waiting in Redis, bounded like a local queue (the client is told what was dropped), and one connected to another process', async (t) => {

@@ -396,8 +396,12 @@ impl Topics {
         for (_, q) in &st.sse {
             q.push(frame.clone());
         }
+        let sockets = st.ws.clone();
+        // Sent to after the topic's lock is released: `session_id` takes a socket's session lock,
+        // which is never taken inside a topic's.
+        drop(st);
         let gap = ws_gap(name, after);
-        for s in st.ws.iter().filter(|s| s.session_id().is_some()) {
+        for s in sockets.iter().filter(|s| s.session_id().is_some()) {
             if rewound {
                 s.clear_floor(name);
             }

@@ -166,8 +166,14 @@ mod methods {
             let Some(headers) = parse_headers(&headers) else {
                 return Err(code_error("CZ_BAD_HEADER", "invalid header"));
             };
-            let Some(responder) = h.take_final(id) else { return Ok(gone) };
             let config = self.builder.lock().ws_config(route_id);
+            let Some(responder) = h.take_final(id) else {
+                // A session claimed from Redis for this client goes back there.
+                if let (Some(s), Some(resume)) = (&session, &config.resume) {
+                    self.sessions.unclaim(s, resume);
+                }
+                return Ok(gone);
+            };
             let (socket, recovered) = self.sessions.accept(route_id, config, session.as_deref(), |config| {
                 WsSocket::new(u64::from(h.owners.next_id()), config, self.stats.clone())
             });

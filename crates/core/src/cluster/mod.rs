@@ -126,10 +126,10 @@ enum Command {
         from: ReplayFrom,
         done: Done<Replay>,
     },
-    /// Writes a disconnected session to Redis; answers whether it was written.
+    /// Writes a disconnected session to Redis.
     Export {
         session: sessions::Exported,
-        done: Done<bool>,
+        done: Done<sessions::Outcome>,
     },
     /// Takes a session from Redis for a new connection of `route`.
     Claim {
@@ -262,9 +262,14 @@ impl Cluster {
     }
 
     /// Writes a disconnected session to Redis, after every command asked before it; `done` says
-    /// whether it was written.
-    pub(crate) fn export(&self, session: sessions::Exported, done: impl FnOnce(bool) + Send + 'static) {
-        let _ = self.commands.send(Command::Export { session, done: Done::new(done, || false) });
+    /// how that ended (a session Redis did not take is handed back).
+    pub(crate) fn export(
+        &self,
+        session: sessions::Exported,
+        done: impl FnOnce(sessions::Outcome) + Send + 'static,
+    ) {
+        let done = Done::new(done, || sessions::Outcome::Stopped);
+        let _ = self.commands.send(Command::Export { session, done });
     }
 
     /// Takes session `id` of `route` from Redis; `done` gets it, or `None` when Redis has no
@@ -304,6 +309,10 @@ impl Cluster {
 
     fn queue_key(&self, id: &str) -> String {
         format!("{}:q:{id}", self.config.prefix)
+    }
+
+    fn moved_key(&self, id: &str) -> String {
+        format!("{}:m:{id}", self.config.prefix)
     }
 
     fn stream_key(&self, topic: &str) -> String {
@@ -396,7 +405,7 @@ impl Cluster {
             // Subscribed again (and caught up) on reconnect: `watched` has it.
             Command::Watch(_) | Command::Unwatch(_) => {}
             Command::Replay { done, .. } => done.call(Replay::lost()),
-            Command::Export { done, .. } => done.call(false),
+            Command::Export { session, done } => done.call(sessions::Outcome::Failed(Box::new(session))),
             Command::Claim { done, .. } => done.call(None),
             Command::Expire { done, .. } => done.call(None),
             Command::SendTo { .. } => self.stats.redis_error(),
@@ -600,30 +609,47 @@ impl Cluster {
                 Ok(())
             }
             // Sessions run in order with each other (a `sendTo` after the export it follows, a
-            // claim after an export of the same process) and fail the session if Redis does.
-            Command::Export { session, done } => {
-                let r = self.export_session(&mut s.conn, &session).await;
-                done.call(r.is_ok());
-                r
-            }
+            // claim after an export of the same process).
+            Command::Export { session, done } => match self.export_session(&mut s.conn, &session).await {
+                Ok(()) => {
+                    done.call(sessions::Outcome::Written);
+                    Ok(())
+                }
+                Err(e) => {
+                    done.call(sessions::Outcome::Failed(Box::new(session)));
+                    self.failed(e)
+                }
+            },
             Command::Claim { id, route, done } => {
-                let r: redis::Value = redis::Script::new(sessions::CLAIM)
+                let r: redis::RedisResult<redis::Value> = redis::Script::new(sessions::CLAIM)
                     .key(self.session_key(&id))
                     .key(self.queue_key(&id))
+                    .key(self.moved_key(&id))
                     .arg(route)
                     .invoke_async(&mut s.conn)
-                    .await?;
-                done.call(sessions::parse_claim(&r));
-                Ok(())
+                    .await;
+                match r {
+                    Ok(r) => {
+                        done.call(sessions::parse_claim(&r));
+                        Ok(())
+                    }
+                    Err(e) => self.failed(e),
+                }
             }
             Command::Expire { id, done } => {
-                let r: redis::Value = redis::Script::new(sessions::EXPIRE)
+                let r: redis::RedisResult<redis::Value> = redis::Script::new(sessions::EXPIRE)
                     .key(self.session_key(&id))
                     .key(self.queue_key(&id))
+                    .key(self.moved_key(&id))
                     .invoke_async(&mut s.conn)
-                    .await?;
-                done.call(Some(sessions::expired(&r)));
-                Ok(())
+                    .await;
+                match r {
+                    Ok(r) => {
+                        done.call(Some(sessions::expired(&r)));
+                        Ok(())
+                    }
+                    Err(e) => self.failed(e),
+                }
             }
             Command::SendTo { id, message, relayed } => {
                 let data: &[u8] = match &message {
@@ -631,7 +657,7 @@ impl Cluster {
                     Message::Binary(b) => b,
                     _ => return Ok(()),
                 };
-                let _: redis::Value = redis::Script::new(sessions::SEND)
+                let r: redis::RedisResult<redis::Value> = redis::Script::new(sessions::SEND)
                     .key(self.session_key(&id))
                     .key(self.queue_key(&id))
                     .key(self.sessions_channel())
@@ -640,10 +666,20 @@ impl Cluster {
                     .arg(&id)
                     .arg(u8::from(relayed))
                     .invoke_async(&mut s.conn)
-                    .await?;
-                Ok(())
+                    .await;
+                r.map(drop).or_else(|e| self.failed(e))
             }
         }
+    }
+
+    /// A session command failed: counted; the connection is given up (`Err`) only when the error
+    /// says it is unusable, not for a refusal of one command (out of memory, a script error).
+    fn failed(&self, e: redis::RedisError) -> redis::RedisResult<()> {
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+            return Err(e);
+        }
+        self.stats.redis_error();
+        Ok(())
     }
 
     /// Writes one session (see [`sessions::EXPORT`]). A topic whose subscription here had not

@@ -19,11 +19,9 @@ use crate::ws::Message;
 pub(crate) const EXPORT: &str = r"
 redis.call('DEL', KEYS[1], KEYS[2])
 local n = tonumber(ARGV[8])
-local h = {'r', ARGV[2], 'o', ARGV[3], 'i', ARGV[4], 'd', ARGV[5], 'm', ARGV[6], 'x', ARGV[7]}
 local at = 9
 for i = 1, n do
-  h[#h + 1] = 't:' .. ARGV[at]
-  h[#h + 1] = ARGV[at + 1]
+  redis.call('HSET', KEYS[1], 't:' .. ARGV[at], ARGV[at + 1])
   at = at + 2
 end
 local bytes = 0
@@ -32,31 +30,34 @@ while at < #ARGV do
   bytes = bytes + #ARGV[at + 1]
   at = at + 2
 end
-h[#h + 1] = 'b'
-h[#h + 1] = bytes
-redis.call('HSET', KEYS[1], unpack(h))
+redis.call('HSET', KEYS[1], 'r', ARGV[2], 'o', ARGV[3], 'i', ARGV[4], 'd', ARGV[5], 'm', ARGV[6], 'x', ARGV[7], 'b', bytes)
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 return 1
 ";
 
 /// Takes a session of route `ARGV[1]` for a new connection: returns its hash and queue and
-/// deletes both, so a session is claimed once; `nil` when there is no such session (unknown,
-/// expired, claimed already, or of another route).
+/// deletes both, so a session is claimed once, leaving a marker `KEYS[3]` until the session's
+/// own keys would have expired (so the process it left can tell "claimed" from "lost");
+/// `nil` when there is no such session (unknown, expired, claimed already, or of another route).
 pub(crate) const CLAIM: &str = r"
 if redis.call('HGET', KEYS[1], 'r') ~= ARGV[1] then return false end
 local h = redis.call('HGETALL', KEYS[1])
 local e = redis.call('XRANGE', KEYS[2], '-', '+')
+local ttl = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2])
+if ttl > 0 then redis.call('SET', KEYS[3], '1', 'PX', ttl) end
 return {h, e}
 ";
 
 /// The TTL of a session passed on the process it left: deletes it, returning 1 when it was still
-/// there (it expired) and 0 when it was claimed (resumed elsewhere).
+/// there (it expired), 0 when it was claimed (resumed elsewhere: the claim's marker), and 1 when
+/// neither is there (Redis lost it: nobody resumed it).
 pub(crate) const EXPIRE: &str = r"
 local n = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2])
-return n
+if n == 0 and redis.call('DEL', KEYS[3]) == 1 then return 0 end
+return 1
 ";
 
 /// `sendTo` session `ARGV[3]`, which the sending process does not hold: when it waits in Redis,
@@ -117,6 +118,17 @@ pub struct Exported {
     pub topics: Vec<(String, Option<u64>)>,
     /// What was not sent when the connection ended, in order.
     pub queue: Vec<Message>,
+}
+
+/// How an export ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The session waits in Redis.
+    Written,
+    /// Redis failed first: the session is handed back to wait in its process.
+    Failed(Box<Exported>),
+    /// The adapter stopped (the server is closing).
+    Stopped,
 }
 
 /// A session claimed from Redis for a new connection on this process.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::{Message, SendStatus, WsConfig, WsEvents, WsSocket};
-use crate::cluster::sessions::{plausible_id, Claimed, GRACE};
+use crate::cluster::sessions::{plausible_id, Claimed, Exported, Outcome, GRACE};
 use crate::cluster::Cluster;
 use crate::stats::Stats;
 
@@ -62,6 +62,8 @@ pub struct Sessions {
     claimed: Mutex<HashMap<String, (Instant, u32, Claimed)>>,
     /// The server closed: TTLs of sessions in Redis are no longer settled from here.
     closed: AtomicBool,
+    /// Wakes the tasks that wait to settle those TTLs when the server closes.
+    closing: tokio::sync::Notify,
     /// Sessions this process moved to Redis whose TTL it has not settled yet: a `sendTo` that
     /// reaches this process after one left is relayed to Redis.
     moved_out: Mutex<std::collections::HashSet<String>>,
@@ -92,6 +94,7 @@ impl Sessions {
             cluster: RwLock::new(None),
             claimed: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            closing: tokio::sync::Notify::new(),
             moved_out: Mutex::new(std::collections::HashSet::new()),
         })
     }
@@ -197,12 +200,36 @@ impl Sessions {
         cluster.claim(id, route, move |c| {
             let _ = tx.send(c);
         });
-        let Ok(Some(claimed)) = rx.await else { return false };
+        // Not past the upgrade's patience (the adapter may be busy reconnecting).
+        let Ok(Ok(Some(claimed))) = tokio::time::timeout(CLAIM_WAIT / 3, rx).await else { return false };
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
         self.stats.redis_session_claimed();
         let mut waiting = self.claimed.lock();
         waiting.retain(|_, (at, _, _)| at.elapsed() < CLAIM_WAIT);
         waiting.insert(id.to_owned(), (Instant::now(), route, claimed));
         true
+    }
+
+    /// Puts back a session claimed for a connection that was not accepted after all (the client
+    /// left during the upgrade): written to Redis again, to be resumed or to expire there.
+    pub fn unclaim(&self, id: &str, config: &ResumeConfig) {
+        let Some((_, route, c)) = self.claimed.lock().remove(id) else { return };
+        let Some(cluster) = self.cluster() else { return };
+        let exported = Exported {
+            id: id.to_owned(),
+            route,
+            socket: c.socket,
+            dropped: c.dropped,
+            max_messages: config.max_messages,
+            max_bytes: config.max_bytes,
+            ttl: config.ttl,
+            topics: c.topics.into_iter().map(|(t, f)| (t, Some(f))).collect(),
+            queue: c.first.into_iter().chain(c.later.into_iter().map(|(_, m)| m)).collect(),
+        };
+        // The process it left still settles its TTL; nothing to do here whatever happens.
+        cluster.export(exported, |_| {});
     }
 
     /// Sends to session `id`: its socket when this process holds it (connected or waiting here),
@@ -279,6 +306,7 @@ impl Sessions {
     /// `expired`: the app is going away) and their queued bytes released.
     pub fn clear(&self) {
         self.closed.store(true, Ordering::Release);
+        self.closing.notify_waiters();
         self.claimed.lock().clear();
         self.moved_out.lock().clear();
         let sockets: Vec<WsSocket> = self.map.lock().drain().map(|(_, s)| s).collect();
@@ -301,6 +329,11 @@ impl Sessions {
                 return;
             }
         }
+        self.wait_here(socket, epoch, ttl, events);
+    }
+
+    /// The TTL of a session waiting in this process.
+    fn wait_here(self: &Arc<Self>, socket: WsSocket, epoch: u64, ttl: Duration, events: Arc<dyn WsEvents>) {
         let registry = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
@@ -328,34 +361,55 @@ impl Sessions {
         map.remove(&id);
         self.moved_out.lock().insert(id.clone());
         let (registry, socket, events) = (self.clone(), socket.clone(), events.clone());
-        cluster.export(exported, move |written| {
-            if written {
+        cluster.export(exported, move |outcome| match outcome {
+            Outcome::Written => {
                 registry.stats.redis_session_stored();
                 registry.settle(id, socket, ttl, events);
-            } else {
-                // Redis failed between the check and the write: the session is lost.
+            }
+            // Redis failed before it had the session: it waits here after all.
+            Outcome::Failed(exported) => registry.take_back(socket, *exported, epoch, events),
+            // The server is closing: sessions end without `expired`, as in `clear`.
+            Outcome::Stopped => {
                 registry.moved_out.lock().remove(&id);
-                registry.stats.ws_resume_expired();
                 socket.finish();
-                events.expired(&socket);
             }
         });
         drop(map);
         true
     }
 
+    /// A session whose export failed waits in this process again, with its queue, its topics and
+    /// a `cz-gap` for each (what they published while it was away from them is not in its queue).
+    fn take_back(self: &Arc<Self>, socket: WsSocket, e: Exported, epoch: u64, events: Arc<dyn WsEvents>) {
+        self.moved_out.lock().remove(&e.id);
+        if self.closed.load(Ordering::Acquire) {
+            socket.finish();
+            return;
+        }
+        let gaps = e.topics.iter().map(|(t, floor)| crate::topics::ws_gap(t, floor.unwrap_or(0))).collect();
+        let mut map = self.map.lock();
+        socket.take_back(&e, gaps);
+        map.insert(e.id.clone(), socket.clone());
+        drop(map);
+        if let Some(topics) = self.cluster().and_then(|c| c.topics()) {
+            for (t, _) in &e.topics {
+                topics.subscribe_ws(t, &socket);
+            }
+        }
+        self.wait_here(socket, epoch, e.ttl, events);
+    }
+
     /// At the TTL of a session that waits in Redis: it expired if it is still there, or was
-    /// resumed elsewhere if it is not. Asked again while Redis cannot answer, until Redis has
+    /// resumed elsewhere if it was claimed. Asked again while Redis cannot answer, until Redis has
     /// dropped it by itself.
     fn settle(self: Arc<Self>, id: String, socket: WsSocket, ttl: Duration, events: Arc<dyn WsEvents>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
         rt.spawn(async move {
-            tokio::time::sleep(ttl).await;
+            if !self.sleep_unless_closed(ttl).await {
+                return;
+            }
             let deadline = Instant::now() + GRACE;
             loop {
-                if self.closed.load(Ordering::Acquire) {
-                    return;
-                }
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 match self.cluster() {
                     Some(c) => c.expire(&id, move |r| {
@@ -367,7 +421,9 @@ impl Sessions {
                     Some(expired) => expired,
                     None if Instant::now() >= deadline => true,
                     None => {
-                        tokio::time::sleep(EXPIRE_RETRY).await;
+                        if !self.sleep_unless_closed(EXPIRE_RETRY).await {
+                            return;
+                        }
                         continue;
                     }
                 };
@@ -382,6 +438,20 @@ impl Sessions {
                 return;
             }
         });
+    }
+
+    /// Sleeps `d`; `false` (at once) when the server closes first.
+    async fn sleep_unless_closed(&self, d: Duration) -> bool {
+        let closing = self.closing.notified();
+        tokio::pin!(closing);
+        closing.as_mut().enable();
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(d) => !self.closed.load(Ordering::Acquire),
+            () = closing => false,
+        }
     }
 
     /// Ends a session whose client did not come back in time.

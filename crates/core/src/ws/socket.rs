@@ -382,24 +382,33 @@ impl WsSocket {
         epoch: u64,
         floor: impl Fn(&str) -> Option<u64>,
     ) -> Option<crate::cluster::sessions::Exported> {
-        let session = self.0.session.lock();
-        let s = session.as_ref().filter(|s| s.epoch == epoch)?;
+        // The session's lock is not held past this (topic locks come next, and `Topics::gap`
+        // takes them in the other order); the caller's registry lock keeps resume and expiry out.
+        let (id, route) = {
+            let session = self.0.session.lock();
+            let s = session.as_ref().filter(|s| s.epoch == epoch)?;
+            (s.id.clone(), s.route)
+        };
         let resume = self.0.config.resume.as_ref()?;
-        {
+        let replayed = {
             let out = self.0.out.lock();
             if !(out.offline && out.awaiting) || out.hold.is_some() {
                 return None;
             }
-        }
+            // A socket restored from Redis had replayed messages that never went through this
+            // process's fan-out: they bound its floors too.
+            out.floors.clone()
+        };
         // Topics first, so nothing is queued once the queue is taken.
         let subs = std::mem::take(&mut *self.0.subscriptions.lock());
         let topics = subs
             .iter()
             .map(|t| {
                 let delivered = t.leave_ws(self.id());
+                let had = replayed.iter().find(|(n, _)| n == t.name()).map_or(0, |(_, f)| *f);
                 let floor = match floor(t.name()) {
-                    Some(f) => Some(f.max(delivered)),
-                    None => Some(delivered).filter(|&d| d > 0),
+                    Some(f) => Some(f.max(delivered).max(had)),
+                    None => Some(delivered.max(had)).filter(|&d| d > 0),
                 };
                 (t.name().to_owned(), floor)
             })
@@ -424,8 +433,8 @@ impl WsSocket {
         out.bytes = 0;
         out.pongs = 0;
         Some(crate::cluster::sessions::Exported {
-            id: s.id.clone(),
-            route: s.route,
+            id,
+            route,
             socket: self.id(),
             dropped: std::mem::take(&mut out.dropped),
             max_messages: resume.max_messages,
@@ -434,6 +443,24 @@ impl WsSocket {
             topics,
             queue,
         })
+    }
+
+    /// Undoes [`WsSocket::export`] after Redis failed to take the session: it waits here again,
+    /// offline, with its queue and then `gaps`, within its bounds (the caller subscribes it to its
+    /// topics again).
+    pub(super) fn take_back(&self, e: &crate::cluster::sessions::Exported, gaps: Vec<Message>) {
+        let mut out = self.0.out.lock();
+        out.closed = false;
+        out.offline = true;
+        self.0.offline.store(true, Ordering::Release);
+        out.awaiting = true;
+        out.dropped = e.dropped;
+        out.queue = e.queue.iter().cloned().chain(gaps).map(Outgoing::Message).collect();
+        out.bytes = out.queue.iter().map(Outgoing::held).sum();
+        if let (Some(registry), Some(resume)) = (self.registry(), self.0.config.resume.as_ref()) {
+            registry.charge(out.bytes);
+            self.bound_offline(&mut out, resume, &registry);
+        }
     }
 
     /// Holds back everything sent from now on until [`WsSocket::release`]: a session claimed
@@ -521,6 +548,9 @@ impl WsSocket {
                 // The replay of a resumed session already had it.
                 return SendStatus::Sent;
             }
+        }
+        if out.hold.is_some() && !out.offline && (out.closed || out.closing.is_some()) {
+            return SendStatus::Dropped;
         }
         if let Some(hold) = out.hold.as_mut() {
             if hold.bytes + len > cfg.max_backpressure {
