@@ -41,7 +41,7 @@ pub struct RedisConfig {
 /// First and longest wait between two connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// Publishes sent to Redis in one pipeline at most.
+/// Publishes and `sendTo`s sent to Redis in one pipeline at most.
 const BATCH: usize = 256;
 /// Longest wait for a Redis reply (a subscribe, a pipeline, a ping) before the connection is
 /// taken for dead and replaced.
@@ -416,8 +416,9 @@ impl Cluster {
     /// stream after the last message delivered here, reporting a gap first where that is not
     /// exact.
     async fn resume(&self, s: &mut Session) -> redis::RedisResult<()> {
-        // Publishes run the script by hash (EVALSHA in a pipeline): load it on this server.
+        // Publishes and `sendTo`s run their scripts by hash (EVALSHA in a pipeline): load them.
         redis::Script::new(wire::PUBLISH).load_async(&mut s.conn).await?;
+        redis::Script::new(sessions::SEND).load_async(&mut s.conn).await?;
         s.sink.subscribe(self.sessions_channel()).await?;
         let watched: Vec<(String, Option<u64>)> =
             self.watched.lock().iter().map(|(t, f)| (t.clone(), *f)).collect();
@@ -491,19 +492,24 @@ impl Cluster {
                     let mut batch = Vec::new();
                     let mut next = Some(cmd);
                     while let Some(cmd) = next.take() {
-                        match cmd {
+                        let item = match cmd {
                             Command::Publish { topic, message, event, exclude } => {
-                                batch.push((topic, message, event, exclude));
-                                if batch.len() < BATCH {
-                                    next = rx.try_recv().ok();
-                                }
+                                Some(Batched::Publish { topic, message, event, exclude })
                             }
+                            Command::SendTo { id, message, relayed } => Some(Batched::SendTo { id, message, relayed }),
                             other => {
                                 if self.publish_batch(&mut s.conn, &mut batch).await.is_err()
                                     || self.command(s, other).await.is_err()
                                 {
                                     return false;
                                 }
+                                None
+                            }
+                        };
+                        if let Some(item) = item {
+                            batch.push(item);
+                            if batch.len() < BATCH {
+                                next = rx.try_recv().ok();
                             }
                         }
                     }
@@ -515,41 +521,53 @@ impl Cluster {
         }
     }
 
-    /// Sends queued publishes in one pipeline, in order. A publish Redis refuses (out of
-    /// memory, a key of another type) reaches this process's subscribers instead and is counted
-    /// as an error; when the connection fails mid-pipeline, Redis may have stored some of them, so
-    /// they are left to the catch-up after the reconnect (delivering them here too would
-    /// duplicate them) and the session ends.
+    /// Sends queued publishes and `sendTo`s in one pipeline, in order. A publish Redis refuses
+    /// (out of memory, a key of another type) reaches this process's subscribers instead and is
+    /// counted as an error (a refused `sendTo` is only counted); when the connection fails
+    /// mid-pipeline, Redis may have stored some of them, so they are left to the catch-up after
+    /// the reconnect (delivering them here too would duplicate them) and the session ends.
     async fn publish_batch(
         &self,
         conn: &mut MultiplexedConnection,
-        batch: &mut Vec<(String, Message, Option<String>, Option<u64>)>,
+        batch: &mut Vec<Batched>,
     ) -> redis::RedisResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let hash = redis::Script::new(wire::PUBLISH).get_hash().to_owned();
+        let publish = redis::Script::new(wire::PUBLISH).get_hash().to_owned();
+        let send = redis::Script::new(sessions::SEND).get_hash().to_owned();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for (topic, message, event, exclude) in batch.iter() {
-            let data: &[u8] = match message {
-                Message::Text(t) => t.as_bytes(),
-                Message::Binary(b) => b,
-                _ => &[],
-            };
-            pipe.cmd("EVALSHA")
-                .arg(&hash)
-                .arg(3)
-                .arg(self.stream_key(topic))
-                .arg(self.trim_key(topic))
-                .arg(self.channel(topic))
-                .arg(self.config.history.max(1))
-                .arg(wire::kind(message))
-                .arg(event.as_deref().unwrap_or(""))
-                .arg(data)
-                .arg(&self.origin)
-                .arg(exclude.unwrap_or(0))
-                .arg(self.config.ttl.map_or(0, |t| t.as_secs().max(1)));
+        for item in batch.iter() {
+            match item {
+                Batched::Publish { topic, message, event, exclude } => {
+                    pipe.cmd("EVALSHA")
+                        .arg(&publish)
+                        .arg(3)
+                        .arg(self.stream_key(topic))
+                        .arg(self.trim_key(topic))
+                        .arg(self.channel(topic))
+                        .arg(self.config.history.max(1))
+                        .arg(wire::kind(message))
+                        .arg(event.as_deref().unwrap_or(""))
+                        .arg(payload(message))
+                        .arg(&self.origin)
+                        .arg(exclude.unwrap_or(0))
+                        .arg(self.config.ttl.map_or(0, |t| t.as_secs().max(1)));
+                }
+                Batched::SendTo { id, message, relayed } => {
+                    pipe.cmd("EVALSHA")
+                        .arg(&send)
+                        .arg(3)
+                        .arg(self.session_key(id))
+                        .arg(self.queue_key(id))
+                        .arg(self.sessions_channel())
+                        .arg(wire::kind(message))
+                        .arg(payload(message))
+                        .arg(id)
+                        .arg(u8::from(*relayed));
+                }
+            }
         }
         let results = pipe.query_async::<Vec<redis::RedisResult<redis::Value>>>(conn).await;
         let sent = std::mem::take(batch);
@@ -561,14 +579,17 @@ impl Cluster {
             }
         };
         let mut stored = 0;
-        for ((topic, message, event, exclude), result) in sent.into_iter().zip(results) {
-            if result.is_ok() {
-                stored += 1;
-            } else {
-                self.stats.redis_error();
-                if let Some(t) = self.topics.upgrade() {
-                    t.deliver_local(&topic, &message, event.as_deref(), exclude);
+        for (item, result) in sent.into_iter().zip(results) {
+            match (item, result) {
+                (Batched::Publish { .. }, Ok(_)) => stored += 1,
+                (Batched::Publish { topic, message, event, exclude }, Err(_)) => {
+                    self.stats.redis_error();
+                    if let Some(t) = self.topics.upgrade() {
+                        t.deliver_local(&topic, &message, event.as_deref(), exclude);
+                    }
                 }
+                (Batched::SendTo { .. }, Ok(_)) => {}
+                (Batched::SendTo { .. }, Err(_)) => self.stats.redis_error(),
             }
         }
         self.stats.redis_published(stored);
@@ -578,7 +599,8 @@ impl Cluster {
     /// A watch, unwatch or replay, in the order they were asked.
     async fn command(&self, s: &mut Session, cmd: Command) -> redis::RedisResult<()> {
         match cmd {
-            Command::Publish { .. } => Ok(()),
+            // Pipelined by `serve`.
+            Command::Publish { .. } | Command::SendTo { .. } => Ok(()),
             Command::Watch(topic) => {
                 if self.watched.lock().contains_key(&topic) {
                     self.set_floor(&topic, &mut s.conn).await?;
@@ -650,24 +672,6 @@ impl Cluster {
                     }
                     Err(e) => self.failed(e),
                 }
-            }
-            Command::SendTo { id, message, relayed } => {
-                let data: &[u8] = match &message {
-                    Message::Text(t) => t.as_bytes(),
-                    Message::Binary(b) => b,
-                    _ => return Ok(()),
-                };
-                let r: redis::RedisResult<redis::Value> = redis::Script::new(sessions::SEND)
-                    .key(self.session_key(&id))
-                    .key(self.queue_key(&id))
-                    .key(self.sessions_channel())
-                    .arg(wire::kind(&message))
-                    .arg(data)
-                    .arg(&id)
-                    .arg(u8::from(relayed))
-                    .invoke_async(&mut s.conn)
-                    .await;
-                r.map(drop).or_else(|e| self.failed(e))
             }
         }
     }
@@ -759,6 +763,21 @@ impl Cluster {
     fn deliver(&self, topics: &Topics, topic: &str, e: &wire::Entry) {
         let exclude = e.exclude.filter(|_| e.origin == self.origin);
         topics.deliver(topic, e.id, &e.message, e.event.as_deref(), exclude);
+    }
+}
+
+/// A command sent in a pipeline with its neighbours.
+enum Batched {
+    Publish { topic: String, message: Message, event: Option<String>, exclude: Option<u64> },
+    SendTo { id: String, message: Message, relayed: bool },
+}
+
+/// The bytes of a text or binary message.
+fn payload(message: &Message) -> &[u8] {
+    match message {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => &[],
     }
 }
 
