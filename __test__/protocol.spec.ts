@@ -111,7 +111,8 @@ test('regression: requestsActive only grew — requests whose client left before
   t.teardown(() => app.close({ timeout: 100 }))
   for (let i = 0; i < 5; i++) {
     const sock = net.connect(port, '127.0.0.1', () => sock.write('GET /wait HTTP/1.1\r\nHost: x\r\n\r\n'))
-    await sleep(50)
+    // Left once the request is in (a fixed sleep lost the race on a busy machine).
+    await within((async () => { while (app.stats().requestsTotal !== i + 1) await sleep(10) })(), 5000, `request ${i + 1} read`)
     sock.destroy()
   }
   await within((async () => { while (app.stats().requestsActive !== 0) await sleep(20) })(), 5000, 'requestsActive back to 0')

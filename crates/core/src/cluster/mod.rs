@@ -41,6 +41,9 @@ pub struct RedisConfig {
 /// First and longest wait between two connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long commands wait for a connection that was just lost to come back before they are
+/// answered without Redis.
+const HOLD: Duration = Duration::from_secs(1);
 /// Publishes and `sendTo`s sent to Redis in one pipeline at most.
 const BATCH: usize = 256;
 /// Longest wait for a Redis reply (a subscribe, a pipeline, a ping) before the connection is
@@ -337,6 +340,9 @@ impl Cluster {
     async fn run(self: Arc<Self>, client: redis::Client, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut backoff = BACKOFF_MIN;
         let mut first = true;
+        // The last session was lost after serving a while: a connection that just dropped
+        // (killed, a proxy restarted) usually comes back at once.
+        let mut blip = false;
         loop {
             let connect = timed(async {
                 let mut conn = client.get_multiplexed_async_connection().await?;
@@ -344,8 +350,25 @@ impl Cluster {
                 let (sink, messages) = client.get_async_pubsub().await?.split();
                 Ok::<_, redis::RedisError>(Session { conn, sink, messages })
             });
-            // Publishes keep reaching local subscribers while a connection attempt hangs.
-            let Some(session) = self.offline_until(&mut rx, connect).await else { return };
+            tokio::pin!(connect);
+            // After a blip, commands wait for the new connection (up to HOLD), so what is
+            // published meanwhile still goes through Redis to every process; past it, and on
+            // later attempts, publishes keep reaching local subscribers while an attempt hangs.
+            let held = if std::mem::take(&mut blip) {
+                tokio::select! {
+                    () = self.stop.notified() => return,
+                    r = tokio::time::timeout(HOLD, connect.as_mut()) => r.ok(),
+                }
+            } else {
+                None
+            };
+            let session = match held {
+                Some(s) => s,
+                None => {
+                    let Some(s) = self.offline_until(&mut rx, connect.as_mut()).await else { return };
+                    s
+                }
+            };
             match session {
                 Ok(mut s) => {
                     backoff = BACKOFF_MIN;
@@ -359,15 +382,21 @@ impl Cluster {
                     };
                     if resumed {
                         self.stats.set_redis_connected(true);
+                        let since = std::time::Instant::now();
                         let stopped = self.serve(&mut s, &mut rx).await;
                         self.stats.set_redis_connected(false);
                         if stopped {
                             return;
                         }
+                        // Not a session that fails as soon as it starts (that one backs off).
+                        blip = since.elapsed() >= BACKOFF_MIN;
                     }
                     self.stats.redis_error();
                 }
                 Err(_) => self.stats.redis_error(),
+            }
+            if blip {
+                continue;
             }
             // Unreachable: wait, answering what arrives meanwhile without Redis.
             if self.offline_until(&mut rx, tokio::time::sleep(backoff)).await.is_none() {
