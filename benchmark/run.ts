@@ -165,6 +165,26 @@ function treeRss(pid: number): number {
   return total
 }
 
+/** Sockets (distinct inodes) open in a process and all its descendants. */
+function treeSockets(pid: number): number {
+  const inodes = new Set<string>()
+  for (const p of processTree(pid)) {
+    try {
+      for (const fd of readdirSync(`/proc/${p}/fd`)) {
+        try {
+          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p}/fd/${fd}`))
+          if (m) inodes.add(m[1]!)
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+    } catch {
+      /* gone */
+    }
+  }
+  return inodes.size
+}
+
 /** Clock ticks per second of utime and stime in /proc's stat files. */
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100
 
@@ -307,6 +327,7 @@ function loadgen(s: Server, args: string[]): Sample {
 
 async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Promise<Sample> {
   const base = treeRss(s.proc!.pid!)
+  const baseSockets = treeSockets(s.proc!.pid!)
   const holder = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || true; exec taskset -c ${CLIENT_CPU} "${process.execPath}" "${join(here, 'clients', 'hold-connections.mjs')}" ${s.port} ${n} ${mode}`], {
     stdio: ['pipe', 'pipe', 'inherit'],
   })
@@ -320,6 +341,7 @@ async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Prom
   })
   await sleep(mode === 'slow' ? 3000 : 1000)
   const rss = treeRss(s.proc!.pid!)
+  const accepted = treeSockets(s.proc!.pid!) - baseSockets
   holder.stdin!.end()
   holder.kill()
   await sleep(1000)
@@ -329,6 +351,9 @@ async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Prom
   // A server that did not hold every connection (Flask serves one stream at a time) has no
   // comparable figure: report n/a with the reason instead of a flattering RSS.
   if (established < n) return { value: NaN, note: `${note}, not comparable` }
+  // Established from the client's side is not accepted: a server that never accepts (Flask's sync
+  // worker, busy with nothing) leaves them in the kernel's accept queue at no RSS of its own.
+  if (accepted < n * 0.99) return { value: NaN, note: `${note}; the server accepted ${Math.max(0, accepted)} (the rest wait in the kernel's accept queue), not comparable` }
   // The slope, not the total: what each connection adds to this server's own RSS just before.
   // Totals after the throughput rows mostly show what each runtime kept from them (Deno over
   // 500 MiB), not what a connection costs.
