@@ -95,10 +95,7 @@ impl Topic {
     }
 
     pub(crate) fn remove_ws(&self, id: u64) {
-        let mut st = self.state.lock();
-        if let Some(i) = st.ws.iter().position(|s| s.id() == id) {
-            st.ws.swap_remove(i);
-        }
+        self.leave_ws(id);
     }
 
     /// Removes WebSocket `id` and returns the newest Redis event id fanned out here (0: none),

@@ -672,14 +672,7 @@ impl Cluster {
                 }
             },
             Command::Claim { id, route, done } => {
-                let r: redis::RedisResult<redis::Value> = redis::Script::new(sessions::CLAIM)
-                    .key(self.session_key(&id))
-                    .key(self.queue_key(&id))
-                    .key(self.moved_key(&id))
-                    .arg(route)
-                    .invoke_async(&mut s.conn)
-                    .await;
-                match r {
+                match self.session_script(&mut s.conn, sessions::CLAIM, &id, Some(route)).await {
                     Ok(r) => {
                         done.call(sessions::parse_claim(&r));
                         Ok(())
@@ -688,13 +681,7 @@ impl Cluster {
                 }
             }
             Command::Expire { id, done } => {
-                let r: redis::RedisResult<redis::Value> = redis::Script::new(sessions::EXPIRE)
-                    .key(self.session_key(&id))
-                    .key(self.queue_key(&id))
-                    .key(self.moved_key(&id))
-                    .invoke_async(&mut s.conn)
-                    .await;
-                match r {
+                match self.session_script(&mut s.conn, sessions::EXPIRE, &id, None).await {
                     Ok(r) => {
                         done.call(Some(sessions::expired(&r)));
                         Ok(())
@@ -703,6 +690,24 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Runs a session script (`CLAIM`, `EXPIRE`) on session `id`'s keys: its hash, its queue and
+    /// its claim marker, with `route` as the argument when given.
+    async fn session_script(
+        &self,
+        conn: &mut MultiplexedConnection,
+        script: &str,
+        id: &str,
+        route: Option<u32>,
+    ) -> redis::RedisResult<redis::Value> {
+        let script = redis::Script::new(script);
+        let mut call = script.prepare_invoke();
+        call.key(self.session_key(id)).key(self.queue_key(id)).key(self.moved_key(id));
+        if let Some(route) = route {
+            call.arg(route);
+        }
+        call.invoke_async(conn).await
     }
 
     /// A session command failed: counted; the connection is given up (`Err`) only when the error
