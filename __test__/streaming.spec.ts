@@ -2,6 +2,8 @@
 import test from 'ava'
 import { StreamClosedError, StreamingResponse } from '../index.js'
 import type { CloseInfo } from '../index.js'
+import v8 from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { dechunk, deferred, openRaw, parseRaw, rawExchange, serve, sleep, socketBufferCeiling, within } from './helpers.js'
 
 test('chunks reach the client before the generator finishes', async (t) => {
@@ -280,4 +282,63 @@ test('regression: a ring closed under a synchronously-yielding generator stops t
   await within(timerFired, 5000, 'a timer on the event loop')
   await within(finallyRan.promise, 5000, 'generator finally')
   t.pass()
+})
+
+test('large chunks go by reference and small ones by copy, and every byte arrives in order', async (t) => {
+  // Chunks of SHARE_MIN (8 KiB) or more are queued without a copy; the rest are copied and may
+  // coalesce. A mix of both, with Uint8Array views into a larger ArrayBuffer, must arrive intact.
+  const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff))
+  const backing = new Uint8Array(pattern(100_000, 5))
+  const parts: Uint8Array[] = [
+    Buffer.from('head;'),
+    pattern(8192, 1), // exactly SHARE_MIN: shared
+    pattern(8191, 2), // one below: copied
+    Buffer.from('x'),
+    backing.subarray(1000, 60_000), // a view with an offset: shared
+    pattern(300, 3),
+    pattern(70_000, 4), // larger than the ring: shared, taken whole
+    backing.subarray(5, 105), // a small view: copied
+  ]
+  const { app, url } = await serve((app) => {
+    app.get('/mixed', async function* () {
+      for (let round = 0; round < 20; round++) {
+        for (const p of parts) yield p
+        yield `round ${round};`
+      }
+    })
+  })
+  t.teardown(() => app.close())
+  const expected = Buffer.concat(Array.from({ length: 20 }, (_, round) => Buffer.concat([...parts, Buffer.from(`round ${round};`)])))
+  const res = await fetch(url + '/mixed')
+  const got = Buffer.from(await res.arrayBuffer())
+  t.is(got.length, expected.length)
+  t.true(got.equals(expected))
+})
+
+test('Buffers held by reference are released once sent', async (t) => {
+  // Each chunk is a fresh 64 KiB Buffer the ring holds by reference until the socket took it;
+  // after the stream, every one must become collectable (a reference never released would keep
+  // them, and their memory, for the life of the process).
+  v8.setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const N = 40
+  let collected = 0
+  const registry = new FinalizationRegistry(() => collected++)
+  const { app, url } = await serve((app) => {
+    app.get('/fresh', async function* () {
+      for (let i = 0; i < N; i++) {
+        const chunk = Buffer.alloc(64 * 1024, i)
+        registry.register(chunk, i)
+        yield chunk
+      }
+    })
+  })
+  t.teardown(() => app.close())
+  const res = await fetch(url + '/fresh')
+  t.is((await res.arrayBuffer()).byteLength, N * 64 * 1024)
+  for (let i = 0; i < 100 && collected < N; i++) {
+    await sleep(20)
+    gc()
+  }
+  t.is(collected, N)
 })

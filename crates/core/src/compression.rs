@@ -183,27 +183,28 @@ impl Encoder {
 
     /// Compresses `data` and flushes, so the output decodes to everything written so far.
     pub fn write(&mut self, data: &[u8]) -> std::io::Result<Bytes> {
+        self.write_parts([data])
+    }
+
+    /// Compresses `parts` in order and flushes once after the last (one frame's segments).
+    pub fn write_parts<'a>(&mut self, parts: impl IntoIterator<Item = &'a [u8]>) -> std::io::Result<Bytes> {
+        /// Writes every part, flushes, and takes what the encoder produced.
+        fn all<'a, W: Write>(
+            e: &mut W,
+            parts: impl IntoIterator<Item = &'a [u8]>,
+            out: impl FnOnce(&mut W) -> &mut Vec<u8>,
+        ) -> std::io::Result<Bytes> {
+            for p in parts {
+                e.write_all(p)?;
+            }
+            e.flush()?;
+            Ok(Bytes::from(std::mem::take(out(e))))
+        }
         match &mut self.inner {
-            Inner::Gzip(e) => {
-                e.write_all(data)?;
-                e.flush()?;
-                Ok(Bytes::from(std::mem::take(e.get_mut())))
-            }
-            Inner::Deflate(e) => {
-                e.write_all(data)?;
-                e.flush()?;
-                Ok(Bytes::from(std::mem::take(e.get_mut())))
-            }
-            Inner::Brotli(e) => {
-                e.write_all(data)?;
-                e.flush()?;
-                Ok(Bytes::from(std::mem::take(e.get_mut())))
-            }
-            Inner::Zstd(e) => {
-                e.write_all(data)?;
-                e.flush()?;
-                Ok(Bytes::from(std::mem::take(e.get_mut())))
-            }
+            Inner::Gzip(e) => all(e, parts, |e| e.get_mut()),
+            Inner::Deflate(e) => all(e, parts, |e| e.get_mut()),
+            Inner::Brotli(e) => all(e, parts, |e| e.get_mut()),
+            Inner::Zstd(e) => all(e, parts, |e| e.get_mut()),
             Inner::Done => Ok(Bytes::new()),
         }
     }

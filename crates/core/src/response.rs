@@ -1,12 +1,13 @@
 //! The response body type given to hyper, and the core's own short error responses.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::body::ring::{RingBody, StreamAborted};
+use crate::body::segments::Segments;
 use crate::compression::{self, CompressionConfig, Encoder};
 use crate::config::RouteSettings;
 use crate::exchange::Tracker;
@@ -179,21 +180,24 @@ impl Kind {
         }
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Segments>, StreamAborted>>> {
+        let one = |f: Frame<Bytes>| f.map_data(Segments::from);
         match self {
-            Kind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            Kind::Full(b) => {
+                Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b.into()))))
+            }
             Kind::Ring(r) => Pin::new(r).poll_frame(cx),
-            Kind::Topic(t) => Pin::new(t).poll_frame(cx),
-            Kind::File(f) => Pin::new(f).poll_frame(cx),
+            Kind::Topic(t) => Pin::new(t).poll_frame(cx).map_ok(one),
+            Kind::File(f) => Pin::new(f).poll_frame(cx).map_ok(one),
             Kind::Encoded(inner, encoder, finished) => loop {
                 match Pin::new(&mut **inner).poll_frame(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(Some(Ok(frame))) => {
                         let Ok(data) = frame.into_data() else { continue };
-                        match encoder.write(&data) {
+                        match encoder.write_parts(data.iter().map(|b| &b[..])) {
                             Ok(out) if out.is_empty() => continue,
-                            Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                            Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out.into())))),
                             Err(_) => return Poll::Ready(Some(Err(StreamAborted))),
                         }
                     }
@@ -202,7 +206,7 @@ impl Kind {
                         *finished = true;
                         return match encoder.finish() {
                             Ok(out) if out.is_empty() => Poll::Ready(None),
-                            Ok(out) => Poll::Ready(Some(Ok(Frame::data(out)))),
+                            Ok(out) => Poll::Ready(Some(Ok(Frame::data(out.into())))),
                             Err(_) => Poll::Ready(Some(Err(StreamAborted))),
                         };
                     }
@@ -213,18 +217,20 @@ impl Kind {
 }
 
 impl Body for ResponseBody {
-    type Data = Bytes;
+    type Data = Segments;
     type Error = StreamAborted;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+    ) -> Poll<Option<Result<Frame<Segments>, StreamAborted>>> {
         let this = self.get_mut();
         let polled = this.kind.poll(cx);
         if let Some(t) = this.on_done.as_mut().and_then(OnDone::tracker) {
             match &polled {
-                Poll::Ready(Some(Ok(frame))) => t.bytes += frame.data_ref().map_or(0, |d| d.len() as u64),
+                Poll::Ready(Some(Ok(frame))) => {
+                    t.bytes += frame.data_ref().map_or(0, |d| d.remaining() as u64)
+                }
                 Poll::Ready(None) => t.complete = true,
                 Poll::Ready(Some(Err(_))) | Poll::Pending => {}
             }

@@ -6,6 +6,7 @@
 mod access;
 mod dispatch;
 mod files;
+mod held;
 mod multipart;
 mod server;
 mod stream;

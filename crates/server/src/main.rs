@@ -17,7 +17,7 @@ use catzilla_core::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use catzilla_core::{
     ring, CloseInfo, Handler, Message, Reply, ReplyBody, Request, Responder, RingConfig, RingEvents,
     ServerBuilder, ServerConfig, SseSubscribe, Stats, StreamBudget, Topics, WriteStatus, WsAccept, WsConfig,
-    WsEvents, WsSocket,
+    WsEvents, WsSocket, SHARE_MIN,
 };
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,7 +105,8 @@ fn content_type(value: &'static str) -> HeaderMap {
 }
 
 impl Scenarios {
-    /// Streams `chunks` through a ring, waiting whenever it is full; flushes every 64 writes.
+    /// Streams `chunks` through a ring (large ones shared, small ones copied), waiting whenever it
+    /// is full; flushes every 64 writes.
     fn stream(&self, responder: Responder, kind: &'static str, chunks: Chunks) {
         let notify = Arc::new(Notify::new());
         let (writer, body) = ring(
@@ -121,7 +122,10 @@ impl Scenarios {
         }
         tokio::spawn(async move {
             for (i, chunk) in chunks.enumerate() {
-                match writer.write(&chunk) {
+                // Large chunks are queued without a copy, as the binding does with JS Buffers.
+                let status =
+                    if chunk.len() >= SHARE_MIN { writer.write_shared(chunk) } else { writer.write(&chunk) };
+                match status {
                     WriteStatus::Closed => return,
                     WriteStatus::Full => notify.notified().await,
                     WriteStatus::Ready if i % 64 == 63 => writer.flush(),

@@ -3,4 +3,6 @@
 
 pub mod budget;
 pub mod incoming;
+mod queue;
 pub mod ring;
+pub mod segments;

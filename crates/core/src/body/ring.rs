@@ -19,7 +19,7 @@
 //! fast start (on loopback the kernel's socket buffers take a few MiB at full speed first) may have
 //! grown its ring before it stalls; those bytes are kept until it reads or goes.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use parking_lot::Mutex;
 use std::future::Future;
@@ -30,6 +30,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::budget::StreamBudget;
+use super::queue::Queue;
+use super::segments::Segments;
 use crate::live::{Closer, Live, LiveGuard, LiveKind, LiveRequest, Probe};
 use crate::socket::SocketState;
 use crate::stats::Stats;
@@ -52,6 +54,11 @@ pub const STALLED_MS: u64 = 2;
 /// How long a ring's client must keep up (every socket write accepted, and at least 8 times the
 /// ring's size taken) before the ring doubles: 16 → 32 → 64 KiB takes 20 ms of a fast client.
 pub const GROW_AFTER: Duration = Duration::from_millis(10);
+
+/// Chunks of at least this many bytes are worth sharing rather than copying (see
+/// [`RingWriter::write_shared`]): below it a copy costs less than holding the producer's buffer
+/// (a JS reference made and released), and small writes coalesce into fewer frames when copied.
+pub const SHARE_MIN: usize = 8 * 1024;
 
 /// What a producer learns from a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +93,8 @@ pub trait RingEvents: Send + Sync + 'static {
 }
 
 struct State {
-    buf: BytesMut,
+    /// What is held, in order: copied writes and shared chunks.
+    buf: Queue,
     /// The current size limit: between `min(FLOOR, capacity)` and `capacity`.
     limit: usize,
     /// Bytes the client took since the limit last changed, with no refused socket write.
@@ -133,10 +141,7 @@ impl Shared {
             return;
         }
         st.limit = self.floor;
-        let keep = st.buf.len().max(self.floor);
-        if st.buf.capacity() >= 2 * keep {
-            reallocate(&mut st.buf, keep);
-        }
+        st.buf.shrink(self.floor);
         self.probe.limit.store(st.limit as u64, Relaxed);
     }
 
@@ -283,7 +288,7 @@ pub fn ring(
     probe.limit.store(capacity.min(FLOOR) as u64, Relaxed);
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            buf: BytesMut::new(),
+            buf: Queue::default(),
             limit: capacity.min(FLOOR),
             taken: 0,
             since: Instant::now(),
@@ -312,13 +317,6 @@ pub fn ring(
     )
 }
 
-/// Moves `buf`'s bytes into a fresh allocation of exactly `capacity` bytes (at least its length).
-fn reallocate(buf: &mut BytesMut, capacity: usize) {
-    let mut fresh = BytesMut::with_capacity(capacity.max(buf.len()));
-    fresh.extend_from_slice(buf);
-    *buf = fresh;
-}
-
 /// Called by the budget when bytes were released: unblocks this ring's writer if it has room.
 pub(crate) fn budget_available(shared: &Arc<Shared>) {
     let mut st = shared.state.lock();
@@ -340,6 +338,18 @@ impl RingWriter {
     /// Copies `data` into the ring. A chunk larger than the free space is still taken whole (the
     /// ring overshoots by at most one chunk) and the writer is told to wait.
     pub fn write(&self, data: &[u8]) -> WriteStatus {
+        self.put(data.len(), |buf, limit| buf.copy(data, limit))
+    }
+
+    /// Queues `chunk` without copying it: the ring holds it (and counts its bytes against the
+    /// ring's size and the budget, as [`write`](Self::write) does) until the socket took it. The
+    /// producer must not change the bytes afterwards. Worth it for large chunks (the binding
+    /// shares JS Buffers of [`SHARE_MIN`] bytes or more); small ones coalesce better copied.
+    pub fn write_shared(&self, chunk: Bytes) -> WriteStatus {
+        self.put(chunk.len(), |buf, _| buf.share(chunk))
+    }
+
+    fn put(&self, n: usize, add: impl FnOnce(&mut Queue, usize)) -> WriteStatus {
         let mut st = self.shared.state.lock();
         if st.closed || st.ended || st.aborted {
             return WriteStatus::Closed;
@@ -347,21 +357,16 @@ impl RingWriter {
         if self.shared.socket_blocked() {
             self.shared.shrink(&mut st);
         }
-        if data.is_empty() {
+        if n == 0 {
             return if st.buf.len() >= st.limit { WriteStatus::Full } else { WriteStatus::Ready };
         }
-        let (len, limit) = (st.buf.len(), st.limit);
-        if st.buf.capacity() - len < data.len() && !st.buf.try_reclaim(data.len()) {
-            // Allocate what the limit needs, not BytesMut's doubling: the allocation is what a
-            // stalled client pins (here, and in the frame hyper holds after a split).
-            reallocate(&mut st.buf, limit.max(len + data.len()));
-        }
-        st.buf.extend_from_slice(data);
+        let limit = st.limit;
+        add(&mut st.buf, limit);
         st.chunks += 1;
         let probe = &self.shared.probe;
         probe.chunks.store(st.chunks, Relaxed);
         probe.buffered.store(st.buf.len() as u64, Relaxed);
-        let within_budget = self.shared.budget.acquire(data.len());
+        let within_budget = self.shared.budget.acquire(n);
         if st.buf.len() < st.limit && within_budget {
             return WriteStatus::Ready;
         }
@@ -442,13 +447,13 @@ impl RingWriter {
 }
 
 impl Body for RingBody {
-    type Data = Bytes;
+    type Data = Segments;
     type Error = StreamAborted;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamAborted>>> {
+    ) -> Poll<Option<Result<Frame<Segments>, StreamAborted>>> {
         let this = self.get_mut();
         let shared = &this.shared;
         let mut st = shared.state.lock();
@@ -457,27 +462,16 @@ impl Body for RingBody {
             // holds for a slow socket stays small, and what is still in the ring stays counted
             // against the budget.
             let max_frame = MAX_FRAME.min(st.limit.max(FLOOR));
-            let len = st.buf.len();
-            let data = if len <= max_frame && len * 4 >= st.buf.capacity() * 3 {
-                // Hand the whole buffer over without a copy; the ring starts a fresh one.
-                st.buf.split().freeze()
-            } else {
-                // Copy a slice out rather than split it off: a split frame would pin the ring's
-                // whole allocation (a quarter or more of it empty) while hyper holds it, and the
-                // ring would allocate a second one; this way the ring reuses its own.
-                let take = len.min(max_frame);
-                let frame = Bytes::copy_from_slice(&st.buf[..take]);
-                bytes::Buf::advance(&mut st.buf, take);
-                frame
-            };
-            st.bytes += data.len() as u64;
+            let data = st.buf.frame(max_frame).unwrap_or_default();
+            let n = data.remaining();
+            st.bytes += n as u64;
             shared.probe.bytes.store(st.bytes, Relaxed);
             shared.probe.buffered.store(st.buf.len() as u64, Relaxed);
-            shared.adapt(&mut st, data.len());
+            shared.adapt(&mut st, n);
             let unblock = st.writer_blocked && st.buf.len() < st.limit / 2;
             drop(st);
-            shared.budget.release(data.len());
-            shared.stats.add_stream_bytes(data.len() as u64);
+            shared.budget.release(n);
+            shared.stats.add_stream_bytes(n as u64);
             if unblock {
                 // Unblocks only if the shared budget has room too; otherwise parks on the budget.
                 budget_available(shared);
@@ -516,7 +510,7 @@ impl Body for RingBody {
                 this.shared.probe.bytes.store(st.bytes, Relaxed);
                 drop(st);
                 this.shared.stats.add_stream_bytes(bytes.len() as u64);
-                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+                return Poll::Ready(Some(Ok(Frame::data(bytes.into()))));
             }
         }
         Poll::Pending
@@ -538,8 +532,7 @@ impl Drop for RingBody {
         let mut st = self.shared.state.lock();
         let aborted = !(st.ended && st.buf.is_empty()) || st.aborted;
         st.closed = true;
-        let unsent = st.buf.len();
-        st.buf = BytesMut::new();
+        let unsent = st.buf.clear();
         let info = CloseInfo {
             bytes: st.bytes,
             chunks: st.chunks,
@@ -593,7 +586,7 @@ mod tests {
         assert_eq!(w.write(b"efgh"), WriteStatus::Ready);
         assert_eq!(w.write(b"ijkl"), WriteStatus::Full);
         assert_eq!(w.buffered(), 12);
-        let frame = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        let frame = b.frame().await.unwrap().unwrap().into_data().unwrap().into_bytes();
         assert_eq!(&frame[..], b"abcdefghijkl");
         assert_eq!(c.drained.load(Ordering::SeqCst), 1);
         assert_eq!(w.buffered(), 0);
@@ -628,7 +621,7 @@ mod tests {
         w.end();
         let mut got = Vec::new();
         while let Some(frame) = b.frame().await {
-            let frame = frame.unwrap().into_data().unwrap();
+            let frame = frame.unwrap().into_data().unwrap().into_bytes();
             assert!(frame.len() <= FLOOR, "frame of {}", frame.len());
             got.extend_from_slice(&frame);
         }
@@ -639,12 +632,12 @@ mod tests {
     async fn a_frame_that_would_pin_a_mostly_empty_allocation_is_copied_out() {
         let (w, mut b, _) = make(64 * 1024);
         w.write(&[1u8; 1000]);
-        let frame = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        let frame = b.frame().await.unwrap().unwrap().into_data().unwrap().into_bytes();
         assert_eq!(frame.len(), 1000);
         // The ring kept its 16 KiB allocation and reuses it; the frame holds only its bytes.
         w.write(&[2u8; 1000]);
         let st = w.shared.state.lock();
-        assert!(st.buf.capacity() >= FLOOR - 1000, "capacity {}", st.buf.capacity());
+        assert!(st.buf.tail_capacity() >= FLOOR - 1000, "capacity {}", st.buf.tail_capacity());
     }
 
     #[tokio::test]
@@ -686,7 +679,7 @@ mod tests {
         let (w, mut b, _c) = make(100);
         w.write(b"partial");
         w.abort();
-        assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap()[..], b"partial");
+        assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap().into_bytes()[..], b"partial");
         assert!(b.frame().await.unwrap().is_err());
         let (w, mut b, _c) = make(100);
         w.abort();
@@ -696,7 +689,8 @@ mod tests {
     #[tokio::test]
     async fn a_pending_poll_is_woken_by_flush() {
         let (w, mut b, _c) = make(100);
-        let task = tokio::spawn(async move { b.frame().await.unwrap().unwrap().into_data().unwrap() });
+        let task =
+            tokio::spawn(async move { b.frame().await.unwrap().unwrap().into_data().unwrap().into_bytes() });
         tokio::task::yield_now().await;
         w.write(b"wa");
         w.write(b"ke");
@@ -751,8 +745,8 @@ mod tests {
             ring(config, Box::new(Ev(Arc::default())), Arc::new(Stats::default()), StreamBudget::new(0));
         w.write(b"data: 1\n\n");
         w.flush();
-        assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap()[..], b"data: 1\n\n");
-        let hb = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&b.frame().await.unwrap().unwrap().into_data().unwrap().into_bytes()[..], b"data: 1\n\n");
+        let hb = b.frame().await.unwrap().unwrap().into_data().unwrap().into_bytes();
         assert_eq!(&hb[..], b":\n\n");
     }
 
@@ -764,7 +758,7 @@ mod tests {
         w.end();
         let mut got = Vec::new();
         while let Some(frame) = b.frame().await {
-            let bytes = frame.unwrap().into_data().unwrap();
+            let bytes = frame.unwrap().into_data().unwrap().into_bytes();
             assert!(bytes.len() <= MAX_FRAME);
             got.extend_from_slice(&bytes);
         }
