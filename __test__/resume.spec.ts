@@ -22,8 +22,12 @@ interface Client {
   all: string[]
 }
 
-/** Connects and reads the session message the server sends first. */
-async function open(url: string): Promise<Client> {
+/**
+ * Connects and reads the session message the server sends first. With `app`, also waits until
+ * the route's `open` hook subscribed the socket to `room` (the session message is sent from
+ * Rust at the upgrade, before the hook runs on the JS thread): `subscribers` must reach `count`.
+ */
+async function open(url: string, app?: Catzilla, count = 1): Promise<Client> {
   let header: string | undefined
   const ws = new WebSocket(url)
   ws.once('upgrade', (res) => {
@@ -34,6 +38,7 @@ async function open(url: string): Promise<Client> {
   ws.on('message', (d) => got.push(d.toString()))
   const wait = (count: number, what: string) => until(() => got.length >= count, what, 5000, 5)
   await wait(1, 'session message')
+  if (app) await until(() => app.subscribers('room') >= count, 'open hook subscribed')
   const hello = JSON.parse(got[0]!) as Hello
   const take = async (n: number) => {
     await wait(taken + n, `${n} message(s)`)
@@ -70,7 +75,7 @@ test('a reconnecting client gets exactly the messages it missed, in order, then 
   const { app, port } = await serve((app) => chat(app, { opened }))
   t.teardown(() => app.close({ timeout: 100 }))
   const url = `ws://127.0.0.1:${port}/chat`
-  const first = await open(url)
+  const first = await open(url, app)
   t.is(first.hello.type, 'cz-session')
   t.false(first.hello.recovered)
   t.regex(first.hello.session, /^[0-9a-f]{32}$/)
@@ -107,7 +112,7 @@ test('messages published while a client reconnects are neither lost nor duplicat
   const { app, port } = await serve((app) => chat(app))
   t.teardown(() => app.close({ timeout: 100 }))
   const url = `ws://127.0.0.1:${port}/chat`
-  const first = await open(url)
+  const first = await open(url, app)
 
   // A publisher that never pauses, across the disconnect and the resume.
   let n = 0
@@ -145,7 +150,7 @@ test('past its bounds an offline queue drops the oldest messages and the client 
   const { app, port } = await serve((app) => chat(app, {}, { ttl: 5000, maxMessages: 3 }))
   t.teardown(() => app.close({ timeout: 100 }))
   const url = `ws://127.0.0.1:${port}/chat`
-  const first = await open(url)
+  const first = await open(url, app)
   await drop(app, first.ws)
   for (let i = 0; i < 10; i++) app.publish('room', `m${i}`)
   t.is(app.stats().wsOfflineDropped, 7)
@@ -160,7 +165,7 @@ test('the global offline budget bounds every session together', async (t) => {
   const { app, port } = await serve((app) => chat(app, {}, { ttl: 5000, maxBytes: 1 << 20 }), { maxOfflineMemory: 10_000 })
   t.teardown(() => app.close({ timeout: 100 }))
   const url = `ws://127.0.0.1:${port}/chat`
-  const clients = await Promise.all([open(url), open(url)])
+  const clients = await Promise.all([open(url, app, 2), open(url, app, 2)])
   await Promise.all(clients.map((c) => drop(app, c.ws)))
   for (let i = 0; i < 20; i++) app.publish('room', 'x'.repeat(1000))
   t.true(app.stats().wsOfflineBytes <= 10_000, `${app.stats().wsOfflineBytes} bytes held`)
@@ -174,14 +179,14 @@ test('a clean close ends the session; an expired one fires the expired hook', as
   t.teardown(() => app.close({ timeout: 100 }))
   const url = `ws://127.0.0.1:${port}/chat`
 
-  const clean = await open(url)
+  const clean = await open(url, app)
   const gone = closed(clean.ws)
   clean.ws.close(1000)
   await gone
   await sleep(50)
   t.is(app.sendTo(clean.hello.session, 'x'), 'dropped', 'a 1000 close ends the session')
 
-  const lost = await open(url)
+  const lost = await open(url, app)
   await drop(app, lost.ws)
   t.is(app.sendTo(lost.hello.session, 'kept'), 'sent')
   await until(() => expired.length > 0, 'expired hook', 3000)
@@ -199,7 +204,7 @@ test('regression: a session resumed after a 1001 close is fully usable (its old 
   const { app, port } = await serve((app) => chat(app))
   t.teardown(() => app.close({ timeout: 100 }))
   const url = `ws://127.0.0.1:${port}/chat`
-  const first = await open(url)
+  const first = await open(url, app)
   const gone = closed(first.ws)
   first.ws.close(1001, 'tab closed')
   await gone
@@ -220,7 +225,7 @@ test('regression: a session resumed after a 1001 close is fully usable (its old 
 test('app.close() ends waiting sessions and releases their queues', async (t) => {
   const expired: string[] = []
   const { app, port } = await serve((app) => chat(app, { expired }))
-  const first = await open(`ws://127.0.0.1:${port}/chat`)
+  const first = await open(`ws://127.0.0.1:${port}/chat`, app)
   await drop(app, first.ws)
   app.publish('room', 'queued')
   t.true(app.stats().wsOfflineBytes > 0)
@@ -233,7 +238,7 @@ test('app.close() ends waiting sessions and releases their queues', async (t) =>
 test('sendTo reaches a connected session and answers dropped for an unknown one', async (t) => {
   const { app, port } = await serve((app) => chat(app))
   t.teardown(() => app.close({ timeout: 100 }))
-  const c = await open(`ws://127.0.0.1:${port}/chat`)
+  const c = await open(`ws://127.0.0.1:${port}/chat`, app)
   t.is(app.sendTo(c.hello.session, 'hi'), 'sent')
   t.is(app.sendTo(c.hello.session, Buffer.from([1, 2])), 'sent')
   t.deepEqual(await c.take(2), ['hi', '\x01\x02'])

@@ -136,8 +136,10 @@ export class Catzilla implements ReplyHost {
   constructor(options: AppOptions = {}) {
     const t = options.timeouts ?? {}
     const l = options.limits ?? {}
+    if (options.batchScheduling !== undefined && typeof options.batchScheduling !== 'boolean') throw new TypeError('batchScheduling must be a boolean')
     this.native = Catzilla.#attaching ?? new NativeServer({
       bufferSize: options.bufferSize,
+      batchScheduling: options.batchScheduling,
       maxStreamMemory: options.maxStreamMemory,
       maxOfflineMemory: options.maxOfflineMemory,
       headersTimeout: t.headers,

@@ -502,6 +502,11 @@ export interface RouteLimits {
 export interface ServerOptions {
   /** Default per-stream ring capacity in bytes. */
   bufferSize?: number
+  /**
+   * Put each JS thread that runs handlers under Linux `SCHED_BATCH` while it serves
+   * (default `true`; see `catzilla_core::sched`).
+   */
+  batchScheduling?: boolean
   /** Sum of all stream rings in bytes; writers wait beyond it (0: unlimited). */
   maxStreamMemory?: number
   /** Bytes all disconnected WebSocket sessions may hold queued; past it the oldest are dropped. */

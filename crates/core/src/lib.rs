@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod response;
 pub mod router;
+pub mod sched;
 pub mod server;
 mod socket;
 pub mod sse;

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use catzilla_core::http::HeaderMap;
+use catzilla_core::sched::BatchPolicy;
 use catzilla_core::{
     Handler, Message, Request, RequestBody, Responder, RingWriter, RouteSettings, StreamingBody,
 };
@@ -124,10 +125,17 @@ pub(crate) struct JsHandler {
     /// The writers of this thread's open response streams, by request id, so they can be
     /// aborted when the thread dies (its JS handles would never end them).
     streams: Mutex<HashMap<u32, RingWriter>>,
+    /// The thread's `SCHED_BATCH` policy while it serves; restored at `release`.
+    policy: Mutex<Option<BatchPolicy>>,
 }
 
 impl JsHandler {
-    pub(crate) fn new(dispatcher: Dispatcher, worker: u32, owners: Arc<SocketOwners>) -> Self {
+    pub(crate) fn new(
+        dispatcher: Dispatcher,
+        worker: u32,
+        owners: Arc<SocketOwners>,
+        policy: Option<BatchPolicy>,
+    ) -> Self {
         Self {
             worker,
             dispatcher: Mutex::new(Some(Arc::new(dispatcher))),
@@ -138,6 +146,7 @@ impl JsHandler {
             owners,
             parts: PartsTable::default(),
             streams: Mutex::new(HashMap::new()),
+            policy: Mutex::new(policy),
         }
     }
 
@@ -189,6 +198,7 @@ impl JsHandler {
         self.sockets.clear();
         self.parts.clear();
         self.streams.lock().clear();
+        self.policy.lock().take();
     }
 
     /// The thread of this dispatcher is gone (a worker that crashed or was stopped): its

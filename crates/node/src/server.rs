@@ -1,6 +1,7 @@
 //! `NativeServer`: routes, listen/close, and the synchronous reply calls JS makes.
 
 use catzilla_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use catzilla_core::sched::BatchPolicy;
 use catzilla_core::{
     ring, Bytes, CompressionConfig, Encoding, Reply, ReplyBody, RingConfig, ServerBuilder, ServerConfig,
     ServerHandle, Stats, StreamBudget, TopicConfig, Topics,
@@ -46,6 +47,8 @@ pub struct NativeServer {
     main_routes: Option<Arc<Mutex<Vec<String>>>>,
     /// On the main thread, once shared: the key workers attach with.
     key: Mutex<Option<u32>>,
+    /// `batchScheduling`: this JS thread goes under `SCHED_BATCH` while it serves.
+    batch: bool,
 }
 
 fn ms(v: Option<u32>, default: Option<Duration>) -> Option<Duration> {
@@ -178,6 +181,7 @@ impl NativeServer {
             worker: 0,
             main_routes: None,
             key: Mutex::new(None),
+            batch: o.batch_scheduling.unwrap_or(true),
         }
     }
 
@@ -203,6 +207,7 @@ impl NativeServer {
             worker,
             main_routes: Some(s.routes),
             key: Mutex::new(None),
+            batch: s.batch,
         })
     }
 
@@ -225,6 +230,7 @@ impl NativeServer {
             live: self.live.clone(),
             pool: self.pool.clone(),
             routes: self.routes.clone(),
+            batch: self.batch,
         });
         *key = Some(k);
         Ok(k)
@@ -329,7 +335,11 @@ impl NativeServer {
         callback: Function<JsArgs, Option<bool>>,
     ) -> napi::Result<()> {
         let tsfn = callback.build_threadsafe_function().callee_handled::<false>().build_callback(to_js)?;
-        *self.handler.lock() = Some(Arc::new(JsHandler::new(tsfn, self.worker, self.pool.sockets.clone())));
+        // Called on the JS thread, just before it starts serving: from here until the handler is
+        // released, that thread's wake-ups no longer preempt the I/O thread (core `sched`).
+        let policy = if self.batch { BatchPolicy::enter() } else { None };
+        *self.handler.lock() =
+            Some(Arc::new(JsHandler::new(tsfn, self.worker, self.pool.sockets.clone(), policy)));
         Ok(())
     }
 

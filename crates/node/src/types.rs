@@ -10,6 +10,9 @@ use std::time::Duration;
 pub struct ServerOptions {
     /// Default per-stream ring capacity in bytes.
     pub buffer_size: Option<u32>,
+    /// Put each JS thread that runs handlers under Linux `SCHED_BATCH` while it serves
+    /// (default `true`; see `catzilla_core::sched`).
+    pub batch_scheduling: Option<bool>,
     /// Sum of all stream rings in bytes; writers wait beyond it (0: unlimited).
     pub max_stream_memory: Option<f64>,
     /// Bytes all disconnected WebSocket sessions may hold queued; past it the oldest are dropped.

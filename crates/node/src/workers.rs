@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     pub(crate) pool: Arc<Pool>,
     /// The main thread's routes, in registration order; a worker must declare the same.
     pub(crate) routes: Arc<Mutex<Vec<String>>>,
+    /// The `batchScheduling` option, for the workers' threads too.
+    pub(crate) batch: bool,
 }
 
 /// Open servers that workers may attach to, by key (removed when the server closes).
