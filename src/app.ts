@@ -481,12 +481,14 @@ export class Catzilla implements ReplyHost {
   /** Binds and starts serving. */
   async listen(options: ListenOptions = {}): Promise<ListenResult> {
     if (this.#state !== 'new') throw new Error('listen() was already called')
-    this.#prepare()
     const host = options.host ?? '127.0.0.1'
     let info
     try {
       // Names (`localhost`) are resolved here, as Node's `listen` does; the core binds addresses.
       const address = isIP(host) !== 0 ? host : (await lookup(host)).address
+      // Only now: a failed lookup leaves no dispatcher (it would keep the process alive) and
+      // the thread's scheduling policy untouched (see `batchScheduling`).
+      this.#prepare()
       info = await this.native.listen(address, options.port ?? 3000)
     } catch (err) {
       throw fromNative(err)

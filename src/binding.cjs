@@ -841,4 +841,3 @@ module.exports.encodeSse = nativeBinding.encodeSse
 module.exports.EventKind = nativeBinding.EventKind
 module.exports.PartsStart = nativeBinding.PartsStart
 module.exports.ReplyCode = nativeBinding.ReplyCode
-module.exports.SHARE_MIN = nativeBinding.SHARE_MIN

@@ -182,12 +182,6 @@ export declare class NativeServer {
 export declare class NativeStream {
   /** Copies bytes into the ring. */
   write(chunk: Buffer): number
-  /**
-   * Queues a Buffer without copying it: the ring holds a reference to it until the socket
-   * took its bytes (released here, on the JS thread, at a later write or flush or the close).
-   * For chunks of `SHARE_MIN` bytes or more; the caller must not change the Buffer afterwards.
-   */
-  writeShared(chunk: Buffer): number
   /** Copies a string's UTF-8 bytes into the ring. */
   writeText(chunk: string): number
   /**
@@ -206,10 +200,7 @@ export declare class NativeStream {
   get buffered(): number
   /** `true` once the stream can take no more writes. */
   get closed(): boolean
-  /**
-   * The close report, once the stream is over. JS calls it once, at the close: it also
-   * releases the shared Buffers the socket is done with (later ones go back on their own).
-   */
+  /** The close report, once the stream is over. */
   closeInfo(): StreamCloseInfo | null
 }
 
@@ -548,9 +539,6 @@ export interface ServerOptions {
   /** gzip level / brotli quality. */
   compressionLevel?: number
 }
-
-/** Buffers of at least this many bytes are queued by reference (`writeShared`), smaller ones copied. */
-export declare const SHARE_MIN: number
 
 /** Named options of `subscribeSse`. */
 export interface SseTopicOptions {

@@ -69,12 +69,6 @@ export const Ev = binding.EventKind
 /** Event kinds as a type. */
 export type Ev = Binding.EventKind
 
-/**
- * Byte chunks of at least this size are queued by reference (`writeShared`: no copy, and a
- * stalled client pins the producer's own Buffer rather than a copy of it); smaller ones are copied.
- */
-export const SHARE_MIN: number = binding.SHARE_MIN
-
 /** Results of `NativeStream.write*` (mirrors `WriteStatus` in crates/core/src/body/ring.rs). */
 export const Write = { Ready: 0, Full: 1, Closed: 2 } as const
 

@@ -1,6 +1,6 @@
 /** Streamed responses: `StreamingResponse`, `StreamingWriter`, and the pull-based pump into the Rust ring. */
 import { CatzillaError, fromNative, StreamClosedError } from './errors.js'
-import { NativeStream, SHARE_MIN, Write } from './native.js'
+import { NativeStream, Write } from './native.js'
 import type { StreamCloseInfo, StreamOptions } from './native.js'
 
 /** A chunk a stream may carry. */
@@ -170,7 +170,7 @@ export class StreamSink {
   }
 
   /**
-   * Puts one chunk into the ring (by reference from `SHARE_MIN` bytes, else copied); returns a `Write` code. The socket task is woken once per
+   * Copies one chunk into the ring; returns a `Write` code. The socket task is woken once per
    * tick (or at once when the ring fills), so a burst of small writes leaves in one frame.
    */
   write(chunk: unknown): number {
@@ -190,10 +190,7 @@ export class StreamSink {
     if (!(chunk instanceof Uint8Array)) throw badChunk(chunk)
     this.chunks++
     if (this.#text !== '' && this.#writeText() === Write.Closed) return Write.Closed
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-    // Large chunks are held by reference until the socket took them (Node's own rule for
-    // `writable.write`: do not change a chunk after handing it over); small ones are copied.
-    status = buf.byteLength >= SHARE_MIN ? n.writeShared(buf) : n.write(buf)
+    status = n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
     return this.#after(status)
   }
 
@@ -327,7 +324,7 @@ export function typeName(v: unknown): string {
 }
 
 /**
- * The file-like writer given to writer functions. `write` takes the chunk synchronously while the ring has
+ * The file-like writer given to writer functions. `write` copies synchronously while the ring has
  * room and returns a Promise only when it is full; that Promise settles on drain or close.
  */
 export class StreamingWriter {
@@ -360,8 +357,7 @@ export class StreamingWriter {
 
   /**
    * Writes a chunk. Returns `undefined` while the ring has room, a Promise when it is full.
-   * Rejects with `StreamClosedError` (`CZ_STREAM_CLOSED`) once the client is gone. Byte chunks of
-   * 8 KiB or more are held by reference until sent: do not change them afterwards.
+   * Rejects with `StreamClosedError` (`CZ_STREAM_CLOSED`) once the client is gone.
    */
   write(chunk: Chunk): Promise<void> | undefined {
     if (!this.#ensureStarted()) return Promise.reject(new StreamClosedError())

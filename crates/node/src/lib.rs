@@ -6,7 +6,6 @@
 mod access;
 mod dispatch;
 mod files;
-mod held;
 mod multipart;
 mod server;
 mod stream;

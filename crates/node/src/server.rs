@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dispatch::{to_js, CoreHandler, JsArgs, JsHandler};
-use crate::held::Yard;
 use crate::stream::{NativeStream, StreamEvents};
 use crate::types::{ListenInfo, NativeStats, ReplyCode, RouteLimits, ServerOptions, StreamOptions};
 use crate::workers::{self, Pool, Shared};
@@ -480,7 +479,7 @@ impl NativeServer {
         // Known before the body can close (its close event forgets it).
         h.stream_started(id, writer.clone());
         if responder.send(Reply { status, headers, body: ReplyBody::Stream(body) }) {
-            Ok(Some(NativeStream { writer, info, yard: Yard::new() }))
+            Ok(Some(NativeStream { writer, info }))
         } else {
             h.finish(id);
             Ok(None)

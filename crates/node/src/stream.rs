@@ -1,13 +1,12 @@
 //! `NativeStream`: the JS handle of one response stream; synchronous writes into the bounded ring.
 
 use catzilla_core::{sse, CloseInfo, PackedError, RingEvents, RingWriter, WriteStatus};
-use napi::bindgen_prelude::{Buffer, BufferSlice};
+use napi::bindgen_prelude::BufferSlice;
 use napi_derive::napi;
 use parking_lot::Mutex;
 use std::sync::Arc;
 
 use crate::dispatch::{Event, JsHandler};
-use crate::held::Yard;
 use crate::server::code_error;
 
 /// Forwards ring notifications to the JS dispatcher and keeps the close report for `closeInfo()`.
@@ -48,8 +47,6 @@ pub struct StreamCloseInfo {
 pub struct NativeStream {
     pub(crate) writer: RingWriter,
     pub(crate) info: Arc<Mutex<Option<CloseInfo>>>,
-    /// Shared Buffers the socket is done with, released on this (the JS) thread.
-    pub(crate) yard: Arc<Yard>,
 }
 
 #[napi]
@@ -58,15 +55,6 @@ impl NativeStream {
     #[napi(catch_unwind)]
     pub fn write(&self, chunk: BufferSlice) -> u32 {
         self.writer.write(&chunk) as u32
-    }
-
-    /// Queues a Buffer without copying it: the ring holds a reference to it until the socket
-    /// took its bytes (released here, on the JS thread, at a later write or flush or the close).
-    /// For chunks of `SHARE_MIN` bytes or more; the caller must not change the Buffer afterwards.
-    #[napi(catch_unwind)]
-    pub fn write_shared(&self, chunk: Buffer) -> u32 {
-        self.yard.release();
-        self.writer.write_shared(self.yard.hold(chunk)) as u32
     }
 
     /// Copies a string's UTF-8 bytes into the ring.
@@ -93,7 +81,6 @@ impl NativeStream {
     /// Hands buffered bytes to the socket now; JS calls it once per tick for each written stream.
     #[napi(catch_unwind)]
     pub fn flush(&self) {
-        self.yard.release();
         self.writer.flush();
     }
 
@@ -121,11 +108,9 @@ impl NativeStream {
         self.writer.is_closed()
     }
 
-    /// The close report, once the stream is over. JS calls it once, at the close: it also
-    /// releases the shared Buffers the socket is done with (later ones go back on their own).
+    /// The close report, once the stream is over.
     #[napi(catch_unwind)]
     pub fn close_info(&self) -> Option<StreamCloseInfo> {
-        self.yard.close();
         self.info.lock().map(|i| StreamCloseInfo {
             bytes: i.bytes as f64,
             chunks: i.chunks as f64,
@@ -134,11 +119,6 @@ impl NativeStream {
         })
     }
 }
-
-/// Buffers of at least this many bytes are queued by reference (`writeShared`), smaller ones copied.
-#[napi]
-#[cfg_attr(test, allow(dead_code, reason = "only Node reads it; #[napi] registers it outside tests"))]
-pub const SHARE_MIN: u32 = catzilla_core::SHARE_MIN as u32;
 
 /// Keeps `WriteStatus` codes and the documented numbers in sync.
 const _: () = {

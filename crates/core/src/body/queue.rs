@@ -1,20 +1,19 @@
-//! A ring's contents in order: small writes copied into one growing buffer, large chunks shared.
+//! A ring's contents in order: writes copied into one growing buffer, owned chunks shared.
 //!
-//! Small writes (SSE events, NDJSON rows, short text) are copied and coalesce into one buffer, so
-//! a burst leaves in one frame. A large chunk the producer hands over as [`Bytes`] (a JS Buffer
-//! held by reference in the binding) is queued as it is: no copy on the way in, none on the way
-//! out, and a stalled client pins the producer's own buffer instead of a copy of it (a generator
-//! that yields the same Buffer again pins nothing new). A shared chunk after copied bytes closes
-//! the copied run into a segment of its own, so the order is kept.
+//! Copied writes (everything from JS; SSE events, NDJSON rows, short text) coalesce into one
+//! buffer, so a burst leaves in one frame. A chunk a Rust producer hands over as [`Bytes`] it owns
+//! is queued as it is: no copy on the way in, none on the way out, and a stalled client pins the
+//! producer's own buffer instead of a copy of it. A shared chunk after copied bytes closes the
+//! copied run into a segment of its own, so the order is kept.
+//!
+//! JS Buffers are never shared this way: the binding copies them. Held by reference, their bytes
+//! could be freed under the socket (a worker thread's exit, a transferred `ArrayBuffer`, a grown
+//! `WebAssembly.Memory`) or change while queued.
 
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 
 use super::segments::Segments;
-
-/// Most bytes of shared chunks handed over in one frame: hyper writes a frame's segments with one
-/// vectored write, so 64 KiB of 16 KiB chunks leave in one syscall instead of four.
-const BATCH: usize = 64 * 1024;
 
 /// What a ring holds, not yet handed to the socket.
 #[derive(Default)]
@@ -58,22 +57,27 @@ impl Queue {
         self.segments.push_back(chunk);
     }
 
-    /// The next frame: the queued segments up to [`BATCH`] bytes (at least one, whatever its
-    /// size), or else at most `max_frame` copied bytes. Copied bytes that fill most of their
-    /// allocation are handed over without a copy (the tail starts a fresh one); otherwise a slice
-    /// is copied out, so a frame hyper holds for a slow socket does not pin the tail's whole
-    /// allocation while the tail allocates a second one.
-    pub(crate) fn frame(&mut self, max_frame: usize) -> Option<Segments> {
-        if let Some(front) = self.segments.pop_front() {
-            self.queued -= front.len();
-            let mut out = Segments::from(front);
-            while let Some(next) = self.segments.front() {
-                if out.remaining() + next.len() > BATCH {
+    /// The next frame: queued segments up to `batch` bytes (a longer one is cut there, without
+    /// a copy; hyper writes a frame's segments with one vectored write, so 64 KiB of 16 KiB chunks
+    /// leave in one syscall instead of four), or else at most `max_frame` copied bytes. Copied
+    /// bytes that fill most of their allocation are handed over without a copy (the tail starts a
+    /// fresh one); otherwise a slice is copied out, so a frame hyper holds for a slow socket does
+    /// not pin the tail's whole allocation while the tail allocates a second one.
+    pub(crate) fn frame(&mut self, max_frame: usize, batch: usize) -> Option<Segments> {
+        if !self.segments.is_empty() {
+            let mut out = Segments::default();
+            while let Some(front) = self.segments.front_mut() {
+                let room = batch.max(1) - out.remaining();
+                if room == 0 {
                     break;
                 }
-                let next = self.segments.pop_front().unwrap_or_default();
-                self.queued -= next.len();
-                out.push(next);
+                let part = if front.len() <= room {
+                    self.segments.pop_front().unwrap_or_default()
+                } else {
+                    front.split_to(room)
+                };
+                self.queued -= part.len();
+                out.push(part);
             }
             return Some(out);
         }
@@ -125,7 +129,7 @@ mod tests {
 
     fn drain(q: &mut Queue, max_frame: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        while let Some(f) = q.frame(max_frame) {
+        while let Some(f) = q.frame(max_frame, max_frame) {
             out.extend_from_slice(&f.into_bytes());
         }
         out
@@ -151,9 +155,13 @@ mod tests {
         let ptr = chunk.as_ptr();
         let mut q = Queue::default();
         q.share(chunk);
-        let frame = q.frame(1024).expect("frame");
-        assert_eq!(frame.remaining(), 20_000, "a shared chunk is one frame, whatever the frame limit");
-        assert_eq!(frame.chunk().as_ptr(), ptr);
+        let frame = q.frame(1024, 16 * 1024).expect("frame");
+        assert_eq!(frame.remaining(), 16 * 1024, "cut at the batch size");
+        assert_eq!(frame.chunk().as_ptr(), ptr, "without a copy");
+        let rest = q.frame(1024, 16 * 1024).expect("frame");
+        assert_eq!(rest.remaining(), 20_000 - 16 * 1024);
+        assert_eq!(rest.chunk().as_ptr(), ptr.wrapping_add(16 * 1024));
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -163,11 +171,15 @@ mod tests {
             q.share(Bytes::from(vec![1u8; 16 * 1024]));
         }
         q.copy(b"tail", 64);
-        let first = q.frame(1024).expect("frame");
-        assert_eq!((first.count(), first.remaining()), (4, BATCH), "four 16 KiB chunks in one frame");
-        let second = q.frame(1024).expect("frame");
+        let first = q.frame(1024, 64 * 1024).expect("frame");
+        assert_eq!((first.count(), first.remaining()), (4, 64 * 1024), "four 16 KiB chunks in one frame");
+        let second = q.frame(1024, 64 * 1024).expect("frame");
         assert_eq!(second.count(), 2);
-        assert_eq!(&q.frame(1024).expect("frame").into_bytes()[..], b"tail", "copied bytes come after");
+        assert_eq!(
+            &q.frame(1024, 64 * 1024).expect("frame").into_bytes()[..],
+            b"tail",
+            "copied bytes come after"
+        );
         assert_eq!(q.len(), 0);
     }
 
@@ -178,6 +190,6 @@ mod tests {
         q.share(Bytes::from_static(b"defg"));
         q.copy(b"h", 16);
         assert_eq!(q.clear(), 8);
-        assert!(q.frame(16).is_none());
+        assert!(q.frame(16, 16).is_none());
     }
 }

@@ -56,8 +56,8 @@ pub const STALLED_MS: u64 = 2;
 pub const GROW_AFTER: Duration = Duration::from_millis(10);
 
 /// Chunks of at least this many bytes are worth sharing rather than copying (see
-/// [`RingWriter::write_shared`]): below it a copy costs less than holding the producer's buffer
-/// (a JS reference made and released), and small writes coalesce into fewer frames when copied.
+/// [`RingWriter::write_shared`]): below it a copy costs less than another segment in the frame,
+/// and small writes coalesce into fewer frames when copied.
 pub const SHARE_MIN: usize = 8 * 1024;
 
 /// What a producer learns from a write.
@@ -342,9 +342,10 @@ impl RingWriter {
     }
 
     /// Queues `chunk` without copying it: the ring holds it (and counts its bytes against the
-    /// ring's size and the budget, as [`write`](Self::write) does) until the socket took it. The
-    /// producer must not change the bytes afterwards. Worth it for large chunks (the binding
-    /// shares JS Buffers of [`SHARE_MIN`] bytes or more); small ones coalesce better copied.
+    /// ring's size and the budget, as [`write`](Self::write) does) until the socket took it.
+    /// `Bytes` are immutable and own their memory, so this is safe for any Rust producer; worth it
+    /// from [`SHARE_MIN`] bytes (small ones coalesce better copied). The Node binding copies JS
+    /// Buffers instead (see `queue.rs`).
     pub fn write_shared(&self, chunk: Bytes) -> WriteStatus {
         self.put(chunk.len(), |buf, _| buf.share(chunk))
     }
@@ -462,7 +463,10 @@ impl Body for RingBody {
             // holds for a slow socket stays small, and what is still in the ring stays counted
             // against the budget.
             let max_frame = MAX_FRAME.min(st.limit.max(FLOOR));
-            let data = st.buf.frame(max_frame).unwrap_or_default();
+            // Shared chunks leave in frames of up to the ring's current limit: several per
+            // vectored write for a fast client, no more than the floor for a slow one.
+            let batch = st.limit.max(max_frame);
+            let data = st.buf.frame(max_frame, batch).unwrap_or_default();
             let n = data.remaining();
             st.bytes += n as u64;
             shared.probe.bytes.store(st.bytes, Relaxed);

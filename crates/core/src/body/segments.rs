@@ -2,7 +2,7 @@
 //!
 //! hyper flushes once its write buffer holds `max_buf_size` bytes, and that setting is also the
 //! request-head limit (16 KiB by default). With one [`Bytes`] per frame, a stream of shared 16 KiB
-//! chunks (held by reference, never copied) would cost one syscall per chunk: measured, 17 % less
+//! chunks (see `RingWriter::write_shared`) would cost one syscall per chunk: measured, 17 % less
 //! throughput than copying them into 32 KiB frames. A [`Segments`] frame hands hyper several
 //! chunks at once; hyper writes them with one vectored write and copies none of them.
 
