@@ -1,11 +1,11 @@
 // Memory-scenario client: opens N connections and holds them, either idle after one keep-alive
 // request ('idle') or stalled mid-stream after the first packet ('slow'). Prints "ready <n>" when
 // all are established, then holds them until stdin closes.
-// usage: node hold-connections.mjs <port> <n> <idle|slow> [path]
+// usage: node hold-connections.mjs <port> <n> <idle|slow>
 import net from 'node:net'
 
 const [port, n, mode] = [Number(process.argv[2]), Number(process.argv[3]), process.argv[4]]
-const path = process.argv[5] ?? (mode === 'slow' ? '/stream?bytes=1000000000000&chunk=16384' : '/hello')
+const path = mode === 'slow' ? '/stream?bytes=1000000000000&chunk=16384' : '/hello'
 const sockets = []
 let ready = 0
 let failed = 0

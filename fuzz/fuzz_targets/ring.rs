@@ -137,7 +137,7 @@ impl Side {
         let mut cx = Context::from_waker(Waker::noop());
         match Pin::new(body).poll_frame(&mut cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let data = frame.into_data().expect("only data frames");
+                let data = frame.into_data().expect("only data frames").into_bytes();
                 assert!(!data.is_empty() && data.len() <= MAX_FRAME, "frame of {} bytes", data.len());
                 assert!(!self.finished, "data after the end");
                 let at = self.received.len();

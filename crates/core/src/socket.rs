@@ -6,7 +6,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -40,8 +40,6 @@ pub(crate) struct SocketState {
     stall_limit_ms: AtomicU64,
     /// Wakes the connection loop when `stall_limit_ms` changed.
     stall_limit_changed: tokio::sync::Notify,
-    /// The socket's file descriptor while the connection owns it; -1 before and after.
-    fd: AtomicI32,
 }
 
 impl SocketState {
@@ -58,43 +56,7 @@ impl SocketState {
             cut: tokio::sync::Notify::new(),
             stall_limit_ms: AtomicU64::new(0),
             stall_limit_changed: tokio::sync::Notify::new(),
-            fd: AtomicI32::new(-1),
         })
-    }
-
-    /// The client's advertised receive window in bytes (the kernel's `tcpi_snd_wnd`): near 0 once
-    /// the client stops reading and its receive buffer is full, which on a fast path (loopback)
-    /// comes well before a write is refused, as the sender's own kernel buffer (up to MiBs)
-    /// still takes data at full speed. `None` when the kernel does not report it (older kernels
-    /// return a shorter `tcp_info`) or the connection no longer owns the socket. One `getsockopt`.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn peer_window(&self) -> Option<u32> {
-        let fd = self.fd.load(Ordering::Acquire);
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: tcp_info is plain integers, for which all-zero bytes are a valid value.
-        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: `info` is writable for `len` bytes and the kernel writes at most `len`; a
-        // descriptor closed meanwhile only makes the call fail (it is cleared before the close).
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut len,
-            )
-        };
-        let end = std::mem::offset_of!(libc::tcp_info, tcpi_snd_wnd) + std::mem::size_of::<u32>();
-        (rc == 0 && len as usize >= end).then_some(info.tcpi_snd_wnd)
-    }
-
-    /// No window report outside Linux.
-    #[cfg(not(target_os = "linux"))]
-    pub(crate) fn peer_window(&self) -> Option<u32> {
-        None
     }
 
     /// Sets the `stream_idle` of the request being answered: `None` the server's, `Some(None)`
@@ -203,8 +165,6 @@ pub(crate) struct ConnIo {
 
 impl ConnIo {
     pub(crate) fn new(inner: TcpStream, state: Arc<SocketState>) -> Self {
-        #[cfg(unix)]
-        state.fd.store(std::os::fd::AsRawFd::as_raw_fd(&inner), Ordering::Release);
         Self { inner: Some(inner), state }
     }
 
@@ -215,7 +175,6 @@ impl ConnIo {
 
 impl Drop for ConnIo {
     fn drop(&mut self) {
-        self.state.fd.store(-1, Ordering::Release);
         let Some(stream) = self.inner.take() else { return };
         let st = &self.state;
         let answer = st.last_answer.lock().take();

@@ -11,14 +11,13 @@
 //!
 //! The ring is adaptive: it starts at [`FLOOR`] bytes and doubles toward its configured capacity
 //! each time its client has kept up for [`GROW_AFTER`] (taking at least 8 times the current size,
-//! with no write refused by the socket); as soon as the socket refuses one, or the client's
-//! receive window is smaller than the ring (a slow or stalled client), it falls back to the floor
-//! and gives its spare allocation back, keeping only the bytes it already holds. A fast client
-//! thus gets the full buffer within milliseconds (few producer wake-ups per byte: a 16 KiB ring
-//! halves the throughput of a JS generator against 64 KiB), and a client that is slow from the
-//! start stays near the floor. A client that stops reading after a fast start (on loopback the
-//! kernel's socket buffers take a few MiB at full speed first) is seen by its closing window
-//! while those MiBs still go out, so its ring is back at the floor before the writes stop.
+//! with no write refused by the socket); as soon as the socket refuses one (a slow or stalled
+//! client) it falls back to the floor and gives its spare allocation back, keeping only the bytes
+//! it already holds. A fast client thus gets the full buffer within milliseconds (few producer
+//! wake-ups per byte: a 16 KiB ring halves the throughput of a JS generator against 64 KiB), and a
+//! client that is slow from the start stays near the floor. A client that stops reading after a
+//! fast start (on loopback the kernel's socket buffers take a few MiB at full speed first) may have
+//! grown its ring before it stalls; those bytes are kept until it reads or goes.
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
@@ -146,21 +145,10 @@ impl Shared {
         self.probe.limit.store(st.limit as u64, Relaxed);
     }
 
-    /// `true` when the client's receive window is smaller than `bytes`: it cannot take what
-    /// the ring would hold (it stopped reading, or reads slower than we send), so holding more
-    /// only pins memory. A client that keeps up keeps its window wide open (loopback and LAN
-    /// clients autotune it to MiBs).
-    fn window_below(&self, bytes: usize) -> bool {
-        self.socket.get().and_then(|s| s.peer_window()).is_some_and(|w| (w as usize) < bytes)
-    }
-
     /// Counts `n` bytes taken by the client and adapts the limit: back to the floor if the
-    /// socket refused a write or the client's receive window is below the limit, doubled once
-    /// the client kept up for `GROW_AFTER` with a window that takes the doubled ring. The window
-    /// is read (one syscall) only above the floor or before growing: a ring at its floor has
-    /// nothing to give back.
+    /// socket refused a write, doubled once the client kept up for `GROW_AFTER`.
     fn adapt(&self, st: &mut State, n: usize) {
-        if self.socket_blocked() || (st.limit > self.floor && self.window_below(st.limit)) {
+        if self.socket_blocked() {
             return self.shrink(st);
         }
         if st.limit >= self.capacity {
@@ -168,11 +156,6 @@ impl Shared {
         }
         st.taken += n as u64;
         if st.taken >= 8 * st.limit as u64 && st.since.elapsed() >= GROW_AFTER {
-            if self.window_below(2 * st.limit) {
-                st.taken = 0;
-                st.since = Instant::now();
-                return;
-            }
             st.taken = 0;
             st.since = Instant::now();
             st.limit = (st.limit * 2).min(self.capacity);
