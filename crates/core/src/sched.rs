@@ -18,6 +18,14 @@ pub struct BatchPolicy {
     tid: libc::pid_t,
 }
 
+/// Scheduling parameters for the normal policies: priority 0, the only one they take (musl's
+/// `sched_param` has more fields than glibc's, all zero here too).
+#[cfg(target_os = "linux")]
+fn default_param() -> libc::sched_param {
+    // SAFETY: sched_param is plain integers, for which all-zero bytes are a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
 /// Guards held per thread id.
 #[cfg(target_os = "linux")]
 static HELD: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashMap<libc::pid_t, usize>>> =
@@ -40,7 +48,7 @@ impl BatchPolicy {
         if Self::policy_of(tid) != Some(libc::SCHED_OTHER) {
             return None;
         }
-        let param = libc::sched_param { sched_priority: 0 };
+        let param = default_param();
         // SAFETY: `param` is a valid sched_param for the lifetime of the call; SCHED_BATCH needs
         // no privilege and keeps the thread's nice value.
         let rc = unsafe { libc::sched_setscheduler(tid, libc::SCHED_BATCH, &param) };
@@ -73,7 +81,7 @@ impl Drop for BatchPolicy {
         // Only undo our own change: a thread that exited, or whose policy someone changed since,
         // is left as it is.
         if Self::policy_of(self.tid) == Some(libc::SCHED_BATCH) {
-            let param = libc::sched_param { sched_priority: 0 };
+            let param = default_param();
             // SAFETY: as in `enter`; failure (the thread exited meanwhile) changes nothing.
             unsafe { libc::sched_setscheduler(self.tid, libc::SCHED_OTHER, &param) };
         }
@@ -105,7 +113,7 @@ mod tests {
             assert_eq!(BatchPolicy::policy_of(tid), Some(libc::SCHED_BATCH), "still one guard left");
             drop(second);
             assert_eq!(BatchPolicy::policy_of(tid), Some(libc::SCHED_OTHER));
-            let param = libc::sched_param { sched_priority: 0 };
+            let param = default_param();
             // SAFETY: as in `enter`.
             unsafe { libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param) };
             assert!(BatchPolicy::enter().is_none(), "a policy someone else chose is left alone");
