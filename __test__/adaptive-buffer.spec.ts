@@ -70,11 +70,13 @@ test.serial('a client that reads slowly keeps its stream near the 16 KiB floor o
   }
   t.log(`at the floor in ${atFloor} of 150 samples (largest ${largest}); at most ${most} bytes buffered`)
   // After each wait the kernel takes a burst at full speed, and a burst longer than GROW_AFTER
-  // may double the ring (once or twice on a busy machine); the next refused write brings it back,
-  // so the ring keeps returning to the floor and never reaches its bufferSize.
+  // may double the ring (up to three times, to 128 KiB, on a busy machine: the client's reads
+  // run on the JS thread, which waits for the I/O thread's turn under SCHED_BATCH; seen once on
+  // Node 24); the next refused write brings it back, so the ring keeps returning to the floor
+  // and never reaches its bufferSize.
   t.true(atFloor >= 15, `at the floor in ${atFloor} of 150 samples`)
-  t.true(largest < 256 * KiB, `grew to ${largest}`)
-  t.true(most < 128 * KiB, `at most ${most} bytes buffered of a 256 KiB bufferSize`)
+  t.true(largest <= 128 * KiB, `grew to ${largest}`)
+  t.true(most <= 128 * KiB, `at most ${most} bytes buffered of a 256 KiB bufferSize`)
   t.true(row(app)!.bytes > before, 'still flowing')
 })
 
