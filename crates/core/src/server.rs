@@ -452,12 +452,14 @@ async fn respond<H: Handler>(
             // Static directories are answered here: the handler never sees these requests.
             let rel = params.into_iter().find(|(k, _)| k == crate::router::WILDCARD).map(|(_, v)| v);
             let cond = crate::files::Conditions::from_headers(&parts.headers);
-            let reply = crate::files::static_reply(
+            // Boxed: its state is the largest of this function's awaits, and every request's
+            // future would otherwise be sized (allocated and moved) for it.
+            let reply = Box::pin(crate::files::static_reply(
                 dir.root.clone(),
                 rel.unwrap_or_default(),
                 cond,
                 dir.options.clone(),
-            )
+            ))
             .await;
             let mut res = response::build(reply, Some(on_done));
             let accept = parts.headers.get(http::header::ACCEPT_ENCODING);
