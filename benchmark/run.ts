@@ -325,39 +325,75 @@ function loadgen(s: Server, args: string[]): Sample {
   return { value, p50: out.p50 ?? undefined, p99: out.p99 ?? undefined, note: out.note || undefined }
 }
 
+/**
+ * Holds `n` connections, then `n` more, and reports what each of the second `n` added to the
+ * server's RSS: the marginal cost of a connection. The first batch absorbs what a slope from zero
+ * would otherwise count or hide: memory freed by the rows before and reused (a server that had
+ * just freed a lot looked nearly free), and one-time growth (V8's young generation, a new malloc
+ * arena). The first batch's own slope is kept in the note.
+ */
 async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Promise<Sample> {
-  const base = treeRss(s.proc!.pid!)
-  const baseSockets = treeSockets(s.proc!.pid!)
+  const pid = s.proc!.pid!
+  const base = treeRss(pid)
+  const baseSockets = treeSockets(pid)
   const holder = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || true; exec taskset -c ${CLIENT_CPU} "${process.execPath}" "${join(here, 'clients', 'hold-connections.mjs')}" ${s.port} ${n} ${mode}`], {
     stdio: ['pipe', 'pipe', 'inherit'],
   })
-  const line = await new Promise<string>((resolve) => {
-    let buf = ''
-    holder.stdout!.on('data', (d) => {
-      buf += d
-      if (buf.includes('\n')) resolve(buf.trim())
-    })
-    setTimeout(() => resolve(buf || 'timeout'), 120_000)
+  let buf = ''
+  let waiting: ((line: string) => void) | undefined
+  holder.stdout!.on('data', (d) => {
+    buf += d
+    const at = buf.indexOf('\n')
+    if (at >= 0 && waiting) {
+      const line = buf.slice(0, at)
+      buf = buf.slice(at + 1)
+      waiting(line)
+    }
   })
-  await sleep(mode === 'slow' ? 3000 : 1000)
-  const rss = treeRss(s.proc!.pid!)
-  const accepted = treeSockets(s.proc!.pid!) - baseSockets
-  holder.stdin!.end()
-  holder.kill()
-  await sleep(1000)
-  const established = Number(/ready (\d+)/.exec(line)?.[1] ?? 0)
+  const nextLine = () =>
+    new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(buf || 'timeout'), 120_000)
+      waiting = (line) => {
+        clearTimeout(timer)
+        waiting = undefined
+        resolve(line)
+      }
+    })
+  const settle = mode === 'slow' ? 3000 : 1000
+  const held = (line: string) => Number(/ready (\d+)/.exec(line)?.[1] ?? 0)
   const mib = (b: number) => (b / 1048576).toFixed(0)
-  const note = `${established}/${n} held; RSS ${mib(base)} → ${mib(rss)} MiB`
+  const perConn = (from: number, to: number) => Math.max(0, to - from) / n / 1024
+  const stop = async () => {
+    holder.stdin!.end()
+    holder.kill()
+    await sleep(1000)
+  }
+  const first = held(await nextLine())
+  await sleep(settle)
+  const rss1 = treeRss(pid)
+  const accepted1 = treeSockets(pid) - baseSockets
   // A server that did not hold every connection (Flask serves one stream at a time) has no
   // comparable figure: report n/a with the reason instead of a flattering RSS.
-  if (established < n) return { value: NaN, note: `${note}, not comparable` }
   // Established from the client's side is not accepted: a server that never accepts (Flask's sync
   // worker, busy with nothing) leaves them in the kernel's accept queue at no RSS of its own.
-  if (accepted < n * 0.99) return { value: NaN, note: `${note}; the server accepted ${Math.max(0, accepted)} (the rest wait in the kernel's accept queue), not comparable` }
-  // The slope, not the total: what each connection adds to this server's own RSS just before.
-  // Totals after the throughput rows mostly show what each runtime kept from them (Deno over
-  // 500 MiB), not what a connection costs.
-  return { value: Math.max(0, rss - base) / n / 1024, note }
+  const check = (established: number, accepted: number, want: number, note: string): Sample | undefined => {
+    if (established < want) return { value: NaN, note: `${note}, not comparable` }
+    if (accepted < want * 0.99) return { value: NaN, note: `${note}; the server accepted ${Math.max(0, accepted)} (the rest wait in the kernel's accept queue), not comparable` }
+    return undefined
+  }
+  const early = check(first, accepted1, n, `${first}/${n} held; RSS ${mib(base)} → ${mib(rss1)} MiB`)
+  if (early) {
+    await stop()
+    return early
+  }
+  holder.stdin!.write('more\n')
+  const second = held(await nextLine())
+  await sleep(settle)
+  const rss2 = treeRss(pid)
+  const accepted2 = treeSockets(pid) - baseSockets
+  await stop()
+  const note = `${second}/${2 * n} held; RSS ${mib(base)} → ${mib(rss1)} → ${mib(rss2)} MiB; the first ${n.toLocaleString('en')}: ${perConn(base, rss1).toFixed(2)} KiB each`
+  return check(second, accepted2, 2 * n, note) ?? { value: perConn(rss1, rss2), note }
 }
 
 interface Scenario {
@@ -479,7 +515,7 @@ const scenarios: Scenario[] = [
   },
   {
     id: 'mem-idle',
-    title: `RSS per idle keep-alive connection (${SIZE.idleConns.toLocaleString('en')} held)`,
+    title: `RSS per idle keep-alive connection (${SIZE.idleConns.toLocaleString('en')} more after ${SIZE.idleConns.toLocaleString('en')} held)`,
     unit: 'KiB per connection',
     higherIsBetter: false,
     rounds: 1,
@@ -487,7 +523,7 @@ const scenarios: Scenario[] = [
   },
   {
     id: 'mem-slow',
-    title: `RSS per stalled stream client (${SIZE.slowClients.toLocaleString('en')} held, each stopped reading after its first packet)`,
+    title: `RSS per stalled stream client (${SIZE.slowClients.toLocaleString('en')} more after ${SIZE.slowClients.toLocaleString('en')} held, each stopped reading after its first packet)`,
     unit: 'KiB per connection',
     higherIsBetter: false,
     rounds: 1,
@@ -643,7 +679,7 @@ async function main() {
     `Versions: Node ${process.version}, Bun ${version([join(here, 'node_modules', '.bin', 'bun'), '--version'])}, ${version([join(here, '.venv', 'bin', 'python'), '--version'])}, ${version(['wrk', '-v']).replace(/ \[.*/, '')}; peers as pinned in \`benchmark/package.json\` and \`benchmark/requirements.txt\`. ${provenance()}`,
     '',
   )
-  out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; the byte stream with `curl` (native), the other streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); WebSocket echo and the broadcasts with `catzilla-loadgen` (`benchmark/loadgen`, Rust on tokio and tokio-tungstenite: checks every echo, and every broadcast message\'s order and size at every client; a broadcast is timed from the `GET /publish` that sends all messages until the last client has them all, so deliveries/s = clients × messages ÷ that time); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS: (RSS while the connections are held − RSS just before) ÷ connections, the slope per connection (the notes give both totals).', '')
+  out.push('Commands: HTTP request rates with `wrk -t1 -c64 -d' + SIZE.seconds + 's --latency`; the byte stream with `curl` (native), the other streams with `node benchmark/clients/stream-count.mjs` (one client, checks every byte/event arrived); WebSocket echo and the broadcasts with `catzilla-loadgen` (`benchmark/loadgen`, Rust on tokio and tokio-tungstenite: checks every echo, and every broadcast message\'s order and size at every client; a broadcast is timed from the `GET /publish` that sends all messages until the last client has them all, so deliveries/s = clients × messages ÷ that time); memory with `node benchmark/clients/hold-connections.mjs` and the server process tree\'s VmRSS: N connections are held, then N more, and the figure is (RSS with 2N − RSS with N) ÷ N, the marginal cost of a connection; the first N absorb memory the rows before freed (reused, it made a slope from zero look nearly free) and one-time growth (V8\'s young generation, a new malloc arena). The notes give the three totals and the first N\'s own slope.', '')
   out.push('Ratio = Catzilla ÷ peer for throughput, peer ÷ Catzilla for memory: above 1 means Catzilla is better.', '')
   for (const sc of scenarios) {
     const per = samples.get(sc.id)

@@ -1,6 +1,7 @@
 // Memory-scenario client: opens N connections and holds them, either idle after one keep-alive
-// request ('idle') or stalled mid-stream after the first packet ('slow'). Prints "ready <n>" when
-// all are established, then holds them until stdin closes.
+// request ('idle') or stalled mid-stream after the first packet ('slow'). Prints "ready <n> failed
+// <f>" when all are established; each "more" line on stdin opens another N and prints the totals
+// again. Holds them all until stdin closes.
 // usage: node hold-connections.mjs <port> <n> <idle|slow>
 import net from 'node:net'
 
@@ -33,10 +34,18 @@ function open() {
   })
 }
 
-for (let i = 0; i < n; i += 200) {
-  await Promise.all(Array.from({ length: Math.min(200, n - i) }, open))
+async function batch() {
+  for (let i = 0; i < n; i += 200) {
+    await Promise.all(Array.from({ length: Math.min(200, n - i) }, open))
+  }
+  process.stdout.write(`ready ${ready} failed ${failed}\n`)
 }
-process.stdout.write(`ready ${ready} failed ${failed}\n`)
-process.stdin.resume()
+
+await batch()
+let lines = Promise.resolve()
+process.stdin.setEncoding('utf8')
+process.stdin.on('data', (d) => {
+  for (const line of d.split('\n')) if (line.trim() === 'more') lines = lines.then(batch)
+})
 process.stdin.on('end', () => process.exit(0))
 process.stdin.on('close', () => process.exit(0))
