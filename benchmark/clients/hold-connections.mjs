@@ -13,7 +13,9 @@ let failed = 0
 
 function open() {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1')
+    // From 127.0.0.1–4 in turn: four times the ephemeral ports, which the TIME_WAIT sockets left by
+    // the rows before would otherwise exhaust at 20,000 connections.
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${1 + (sockets.length % 4)}` })
     let settled = false
     const settle = (ok) => {
       if (settled) return
