@@ -100,11 +100,13 @@ function servers(): Server[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Shell prefix that raises the open-file limit for servers and load clients holding many sockets. */
+const RAISE_FDS = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true'
+
 async function startServer(s: Server) {
   // Under a raised descriptor limit (the idle row holds 20,000 connections; Deno's default limit
   // failed it with EMFILE); `exec` keeps the server's pid the one measured.
-  const raise = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true'
-  s.proc = spawn('bash', ['-c', `${raise}; exec taskset -c ${SERVER_CPU} "$@"`, 'server', ...s.cmd], {
+  s.proc = spawn('bash', ['-c', `${RAISE_FDS}; exec taskset -c ${SERVER_CPU} "$@"`, 'server', ...s.cmd], {
     cwd: s.cwd,
     env: { ...process.env, PORT: String(s.port), NODE_ENV: 'production', ...s.env },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -318,8 +320,7 @@ function wsEcho(s: Server, args: string[]): Sample {
 function loadgen(s: Server, args: string[]): Sample {
   const bin = join(root, 'target', 'release', 'catzilla-loadgen')
   const all = [...args, '--port', String(s.port), ...(s.name === 'socket.io' ? ['--socketio'] : [])]
-  const raise = 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true'
-  const r = spawnSync('bash', ['-c', `${raise}; exec taskset -c ${CLIENT_CPU} "$0" "$@"`, bin, ...all], { encoding: 'utf8', timeout: 240_000, maxBuffer: 1 << 20 })
+  const r = spawnSync('bash', ['-c', `${RAISE_FDS}; exec taskset -c ${CLIENT_CPU} "$0" "$@"`, bin, ...all], { encoding: 'utf8', timeout: 240_000, maxBuffer: 1 << 20 })
   if (r.error) throw r.error
   let out: { value: number | null; p50: number | null; p99: number | null; complete: boolean; note: string }
   try {
@@ -342,33 +343,35 @@ async function holdAndMeasure(s: Server, n: number, mode: 'idle' | 'slow'): Prom
   const pid = s.proc!.pid!
   const base = treeRss(pid)
   const baseSockets = treeSockets(pid)
-  const holder = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || true; exec taskset -c ${CLIENT_CPU} "${process.execPath}" "${join(here, 'clients', 'hold-connections.mjs')}" ${s.port} ${n} ${mode}`], {
+  const holder = spawn('bash', ['-c', `${RAISE_FDS}; exec taskset -c ${CLIENT_CPU} "${process.execPath}" "${join(here, 'clients', 'hold-connections.mjs')}" ${s.port} ${n} ${mode}`], {
     stdio: ['pipe', 'pipe', 'inherit'],
   })
+  // Lines from the holder, in order: a line may arrive before it is awaited.
   let buf = ''
-  let waiting: ((line: string) => void) | undefined
+  let waiting: (() => void) | undefined
   holder.stdout!.on('data', (d) => {
     buf += d
-    const at = buf.indexOf('\n')
-    if (at >= 0 && waiting) {
-      const line = buf.slice(0, at)
-      buf = buf.slice(at + 1)
-      waiting(line)
-    }
+    waiting?.()
   })
   const nextLine = () =>
     new Promise<string>((resolve) => {
       const timer = setTimeout(() => resolve(buf || 'timeout'), 120_000)
-      waiting = (line) => {
+      const take = () => {
+        const at = buf.indexOf('\n')
+        if (at < 0) return
         clearTimeout(timer)
         waiting = undefined
+        const line = buf.slice(0, at)
+        buf = buf.slice(at + 1)
         resolve(line)
       }
+      waiting = take
+      take()
     })
   const settle = mode === 'slow' ? 3000 : 1000
   const held = (line: string) => Number(/ready (\d+)/.exec(line)?.[1] ?? 0)
   const mib = (b: number) => (b / 1048576).toFixed(0)
-  const perConn = (from: number, to: number, count = n) => Math.max(0, to - from) / Math.max(1, count) / 1024
+  const perConn = (from: number, to: number, count: number) => Math.max(0, to - from) / Math.max(1, count) / 1024
   const stop = async () => {
     holder.stdin!.end()
     holder.kill()
