@@ -93,3 +93,30 @@ test.serial('a stream that grew falls back to the floor once its client falls be
   await until(() => row(app)?.bufferLimit === 16 * KiB, 'the ring fell back to the floor', 10_000)
   t.pass()
 })
+
+test.serial('regression: many clients that stop reading while their kernel buffers fill leave their streams at the 16 KiB floor', async (t) => {
+  // 200 clients that never read, each fed by a generator as fast as it can go: one JS thread
+  // shares itself among them, so each stream is slower than its socket while the kernel's buffers
+  // (~4 MiB each here) take it all, for longer than a ring took to grow. Each client looked fast
+  // until it stalled and its ring was full at 64 KiB (1,000 of them held 155 KiB each). A ring now
+  // grows only after its client took GROW_MIN_BYTES (8 MiB), more than the kernel's buffers hide.
+  const { app, port } = await serve(endless, { bufferSize: 64 * KiB, timeouts: { keepAlive: 60_000 } })
+  t.teardown(() => app.close())
+  const sockets: net.Socket[] = []
+  t.teardown(() => sockets.forEach((s) => s.destroy()))
+  for (let i = 0; i < 200; i++) {
+    const s = net.connect(port, '127.0.0.1')
+    s.write('GET /endless HTTP/1.1\r\nHost: x\r\n\r\n')
+    s.pause()
+    sockets.push(s)
+  }
+  const streams = () => app.streams().filter((r) => r.kind === 'stream')
+  await until(() => streams().length === 200 && streams().every((r) => r.stalledSince !== undefined), 'all 200 streams stalled', 60_000)
+  await sleep(500)
+  const rows = streams()
+  const grown = rows.filter((r) => r.bufferLimit > 16 * KiB).length
+  const buffered = rows.reduce((a, r) => a + r.buffered, 0)
+  t.log(`${grown} of 200 rings grown; ${Math.round(buffered / 1024)} KiB buffered in all; the kernel took ${Math.round(rows.reduce((a, r) => a + r.bytes, 0) / 200 / 1024)} KiB per stream`)
+  t.is(grown, 0)
+  t.true(buffered <= 200 * 32 * KiB, `${buffered} bytes buffered`)
+})

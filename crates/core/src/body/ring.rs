@@ -9,15 +9,16 @@
 //! low-water mark, and [`RingEvents::closed`] fires exactly once when the stream ends or the
 //! client goes away, so a waiting producer is always woken.
 //!
-//! The ring is adaptive: it starts at [`FLOOR`] bytes and doubles toward its configured capacity
-//! each time its client has kept up for [`GROW_AFTER`] (taking at least 8 times the current size,
-//! with no write refused by the socket); as soon as the socket refuses one (a slow or stalled
-//! client) it falls back to the floor and gives its spare allocation back, keeping only the bytes
-//! it already holds. A fast client thus gets the full buffer within milliseconds (few producer
-//! wake-ups per byte: a 16 KiB ring halves the throughput of a JS generator against 64 KiB), and a
-//! client that is slow from the start stays near the floor. A client that stops reading after a
-//! fast start (on loopback the kernel's socket buffers take a few MiB at full speed first) may have
-//! grown its ring before it stalls; those bytes are kept until it reads or goes.
+//! The ring is adaptive: it starts at [`FLOOR`] bytes and stays there until its client has taken
+//! [`GROW_MIN_BYTES`] (more than the kernel's socket buffers hide: until they are full, a client
+//! that stopped reading still looks fast). Once the client has also kept up for [`GROW_AFTER`]
+//! (taking at least 8 times the current size, with no write refused by the socket), the ring grows
+//! to its configured capacity. As soon as the socket refuses a write (a slow or stalled client) it
+//! falls back to the floor and gives its spare allocation back, keeping only the bytes it already
+//! holds; from there it doubles after each further `GROW_AFTER` of keeping up. A fast client thus
+//! gets the full buffer after its first few MiB (few producer wake-ups per byte: a 16 KiB ring
+//! halves the throughput of a JS generator against 64 KiB), and a client that stalls within them
+//! (on loopback a client that never reads takes 2–4 MiB first) pins one floor, not a grown ring.
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
@@ -52,8 +53,18 @@ pub const FLOOR: usize = 16 * 1024;
 pub const STALLED_MS: u64 = 2;
 
 /// How long a ring's client must keep up (every socket write accepted, and at least 8 times the
-/// ring's size taken) before the ring doubles: 16 → 32 → 64 KiB takes 20 ms of a fast client.
+/// ring's size taken) before the ring grows, once past [`GROW_MIN_BYTES`]: to its capacity the
+/// first time, doubled after a fallback.
 pub const GROW_AFTER: Duration = Duration::from_millis(10);
+
+/// Bytes a client must have taken before its ring grows past the floor at all: more than the
+/// kernel's socket buffers hide (Linux's send buffer grows to 4 MiB by default, `tcp_wmem`, and
+/// the client's receive window adds to it). Until those buffers are full, a client that has
+/// stopped reading still looks fast: on loopback 1,000 such clients each took 2–4 MiB and their
+/// rings had grown to 64 KiB and stayed full (155 KiB per stalled stream in all). A fast client
+/// takes 8 MiB within milliseconds; a stream that ends before it loses little, since the floor
+/// costs throughput per byte (more producer wake-ups), not per stream.
+pub const GROW_MIN_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Chunks of at least this many bytes are worth sharing rather than copying (see
 /// [`RingWriter::write_shared`]): below it a copy costs less than another segment in the frame,
@@ -101,6 +112,8 @@ struct State {
     taken: u64,
     /// When the limit last changed (or the client last fell behind).
     since: Instant,
+    /// Set once the ring first grew past the floor.
+    grown: bool,
     ended: bool,
     aborted: bool,
     /// Set once hyper had a chance to flush before the abort error.
@@ -146,7 +159,8 @@ impl Shared {
     }
 
     /// Counts `n` bytes taken by the client and adapts the limit: back to the floor if the
-    /// socket refused a write, doubled once the client kept up for `GROW_AFTER`.
+    /// socket refused a write; grown once the client took `GROW_MIN_BYTES` and kept up for
+    /// `GROW_AFTER` (to the capacity the first time, doubled after a fallback).
     fn adapt(&self, st: &mut State, n: usize) {
         if self.socket_blocked() {
             return self.shrink(st);
@@ -155,10 +169,14 @@ impl Shared {
             return;
         }
         st.taken += n as u64;
-        if st.taken >= 8 * st.limit as u64 && st.since.elapsed() >= GROW_AFTER {
+        if st.bytes >= GROW_MIN_BYTES && st.taken >= 8 * st.limit as u64 && st.since.elapsed() >= GROW_AFTER {
             st.taken = 0;
             st.since = Instant::now();
-            st.limit = (st.limit * 2).min(self.capacity);
+            // The first growth goes straight to the capacity: a client that took GROW_MIN_BYTES
+            // and kept up has shown it is fast (doubling from the floor cost ~15 % of a 256 MiB
+            // stream's throughput on top of the gate). After a fallback the ring doubles again.
+            st.limit = if st.grown { (st.limit * 2).min(self.capacity) } else { self.capacity };
+            st.grown = true;
             self.probe.limit.store(st.limit as u64, Relaxed);
         }
     }
@@ -292,6 +310,7 @@ pub fn ring(
             limit: capacity.min(FLOOR),
             taken: 0,
             since: Instant::now(),
+            grown: false,
             ended: false,
             aborted: false,
             abort_flushed: false,
@@ -596,23 +615,48 @@ mod tests {
         assert_eq!(w.buffered(), 0);
     }
 
+    /// Drains one frame and writes the next chunk, `times` times.
+    async fn keep_up(w: &RingWriter, b: &mut RingBody, chunk: &[u8], times: usize) {
+        for _ in 0..times {
+            b.frame().await.unwrap().unwrap();
+            w.write(chunk);
+        }
+    }
+
     #[tokio::test]
-    async fn a_ring_starts_at_the_floor_and_doubles_once_its_client_kept_up_for_grow_after() {
-        let (w, mut b, _) = make(64 * 1024);
+    async fn a_ring_grows_to_its_capacity_only_after_its_client_took_grow_min_bytes() {
+        let (w, mut b, _) = make(128 * 1024);
         let chunk = vec![7u8; 16 * 1024];
         assert_eq!(w.limit(), FLOOR);
         assert_eq!(w.write(&chunk), WriteStatus::Full, "one chunk fills the floor");
+        // However long it keeps up, a client that took less than GROW_MIN_BYTES may be one whose
+        // kernel buffers are still filling: the ring stays at the floor.
+        tokio::time::sleep(GROW_AFTER).await;
+        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len() - 1).await;
+        assert_eq!(w.limit(), FLOOR);
+        b.frame().await.unwrap().unwrap();
+        assert_eq!(w.limit(), 128 * 1024, "past GROW_MIN_BYTES, straight to the capacity");
+        assert_eq!(w.write(&chunk), WriteStatus::Ready, "room for a second chunk now");
+        assert_eq!(w.capacity(), 128 * 1024);
+    }
+
+    #[tokio::test]
+    async fn after_a_fallback_a_ring_doubles_once_its_client_kept_up_for_grow_after() {
+        let (w, mut b, _) = make(128 * 1024);
+        let chunk = vec![7u8; 16 * 1024];
+        w.write(&chunk);
+        tokio::time::sleep(GROW_AFTER).await;
+        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
+        assert_eq!(w.limit(), 128 * 1024);
+        // The client falls behind: the shrink a refused socket write triggers.
+        w.shared.shrink(&mut w.shared.state.lock());
+        assert_eq!(w.limit(), FLOOR);
         // Eight times the floor taken quickly is not enough: the client must keep up for a while.
-        for _ in 0..8 {
-            b.frame().await.unwrap().unwrap();
-            w.write(&chunk);
-        }
+        keep_up(&w, &mut b, &chunk, 16).await;
         assert_eq!(w.limit(), FLOOR);
         tokio::time::sleep(GROW_AFTER).await;
         b.frame().await.unwrap().unwrap();
-        assert_eq!(w.limit(), 2 * FLOOR);
-        assert_eq!(w.write(&chunk), WriteStatus::Ready, "room for a second chunk now");
-        assert_eq!(w.capacity(), 64 * 1024);
+        assert_eq!(w.limit(), 2 * FLOOR, "doubled, not straight to the capacity");
     }
 
     /// The fuzz target `ring` found its own drain loop assuming MAX_FRAME-sized frames: a ring at
