@@ -13,9 +13,10 @@
 //! [`GROW_MIN_BYTES`] (more than the kernel's socket buffers hide: until they are full, a client
 //! that stopped reading still looks fast). Once the client has also kept up for [`GROW_AFTER`]
 //! (taking at least 8 times the current size, with no write refused by the socket), the ring grows
-//! to its configured capacity. As soon as the socket refuses a write (a slow or stalled client) it
-//! falls back to the floor and gives its spare allocation back, keeping only the bytes it already
-//! holds; from there it doubles after each further `GROW_AFTER` of keeping up. A fast client thus
+//! to its configured capacity, or doubles if the client ever fell behind. As soon as the socket
+//! refuses a write (a slow or stalled client) it falls back to the floor and gives its spare
+//! allocation back, keeping only the bytes it already holds; from there it doubles after each
+//! further `GROW_AFTER` of keeping up. A fast client thus
 //! gets the full buffer after its first few MiB (few producer wake-ups per byte: a 16 KiB ring
 //! halves the throughput of a JS generator against 64 KiB), and a client that stalls within them
 //! (on loopback a client that never reads takes 2–4 MiB first) pins one floor, not a grown ring.
@@ -53,8 +54,8 @@ pub const FLOOR: usize = 16 * 1024;
 pub const STALLED_MS: u64 = 2;
 
 /// How long a ring's client must keep up (every socket write accepted, and at least 8 times the
-/// ring's size taken) before the ring grows, once past [`GROW_MIN_BYTES`]: to its capacity the
-/// first time, doubled after a fallback.
+/// ring's size taken) before the ring grows, once past [`GROW_MIN_BYTES`]: to its capacity if the
+/// client never fell behind, else doubled.
 pub const GROW_AFTER: Duration = Duration::from_millis(10);
 
 /// Bytes a client must have taken before its ring grows past the floor at all: more than the
@@ -112,8 +113,8 @@ struct State {
     taken: u64,
     /// When the limit last changed (or the client last fell behind).
     since: Instant,
-    /// Set once the ring first grew past the floor.
-    grown: bool,
+    /// Set once the ring grew or its client fell behind: from then on it doubles.
+    doubling: bool,
     ended: bool,
     aborted: bool,
     /// Set once hyper had a chance to flush before the abort error.
@@ -150,6 +151,7 @@ impl Shared {
     fn shrink(&self, st: &mut State) {
         st.taken = 0;
         st.since = Instant::now();
+        st.doubling = true;
         if st.limit == self.floor {
             return;
         }
@@ -160,7 +162,7 @@ impl Shared {
 
     /// Counts `n` bytes taken by the client and adapts the limit: back to the floor if the
     /// socket refused a write; grown once the client took `GROW_MIN_BYTES` and kept up for
-    /// `GROW_AFTER` (to the capacity the first time, doubled after a fallback).
+    /// `GROW_AFTER` (to the capacity if it never fell behind, else doubled).
     fn adapt(&self, st: &mut State, n: usize) {
         if self.socket_blocked() {
             return self.shrink(st);
@@ -172,11 +174,11 @@ impl Shared {
         if st.bytes >= GROW_MIN_BYTES && st.taken >= 8 * st.limit as u64 && st.since.elapsed() >= GROW_AFTER {
             st.taken = 0;
             st.since = Instant::now();
-            // The first growth goes straight to the capacity: a client that took GROW_MIN_BYTES
-            // and kept up has shown it is fast (doubling from the floor cost ~15 % of a 256 MiB
-            // stream's throughput on top of the gate). After a fallback the ring doubles again.
-            st.limit = if st.grown { (st.limit * 2).min(self.capacity) } else { self.capacity };
-            st.grown = true;
+            // A client that took GROW_MIN_BYTES and never fell behind has shown it is fast: its
+            // ring goes straight to the capacity (doubling from the floor cost ~15 % of a 256 MiB
+            // stream's throughput on top of the gate). One that fell behind once doubles.
+            st.limit = if st.doubling { (st.limit * 2).min(self.capacity) } else { self.capacity };
+            st.doubling = true;
             self.probe.limit.store(st.limit as u64, Relaxed);
         }
     }
@@ -310,7 +312,7 @@ pub fn ring(
             limit: capacity.min(FLOOR),
             taken: 0,
             since: Instant::now(),
-            grown: false,
+            doubling: false,
             ended: false,
             aborted: false,
             abort_flushed: false,
