@@ -16,10 +16,10 @@
 //! to its configured capacity, or doubles if the client ever fell behind. As soon as the socket
 //! refuses a write (a slow or stalled client) it falls back to the floor and gives its spare
 //! allocation back, keeping only the bytes it already holds; from there it doubles after each
-//! further `GROW_AFTER` of keeping up. A fast client thus
-//! gets the full buffer after its first few MiB (few producer wake-ups per byte: a 16 KiB ring
-//! halves the throughput of a JS generator against 64 KiB), and a client that stalls within them
-//! (on loopback a client that never reads takes 2–4 MiB first) pins one floor, not a grown ring.
+//! further `GROW_AFTER` of keeping up. A fast client thus gets the full buffer after its first few
+//! MiB (few producer wake-ups per byte: a 16 KiB ring halves the throughput of a JS generator
+//! against 64 KiB), and a client that stalls within them (on loopback a client that never reads
+//! takes 2–4 MiB first) pins one floor, not a grown ring.
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
@@ -659,6 +659,22 @@ mod tests {
         tokio::time::sleep(GROW_AFTER).await;
         b.frame().await.unwrap().unwrap();
         assert_eq!(w.limit(), 2 * FLOOR, "doubled, not straight to the capacity");
+    }
+
+    /// A trickling reader fell behind once its kernel buffers were full (~4 MiB), then took a
+    /// burst quickly past GROW_MIN_BYTES: its ring jumped from 16 to 256 KiB in one step (seen on
+    /// Node 22 and 24 in `adaptive-buffer.spec.ts`). A client that ever fell behind doubles.
+    #[tokio::test]
+    async fn regression_a_client_that_fell_behind_before_grow_min_bytes_doubles_instead_of_jumping() {
+        let (w, mut b, _) = make(256 * 1024);
+        let chunk = vec![7u8; 16 * 1024];
+        w.write(&chunk);
+        keep_up(&w, &mut b, &chunk, 4).await;
+        // The shrink a refused socket write triggers, while the ring is still at its floor.
+        w.shared.shrink(&mut w.shared.state.lock());
+        tokio::time::sleep(GROW_AFTER).await;
+        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
+        assert_eq!(w.limit(), 2 * FLOOR);
     }
 
     /// The fuzz target `ring` found its own drain loop assuming MAX_FRAME-sized frames: a ring at
