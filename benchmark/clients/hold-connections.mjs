@@ -1,7 +1,8 @@
 // Memory-scenario client: opens N connections and holds them, either idle after one keep-alive
 // request ('idle') or stalled mid-stream after the first packet ('slow'). Prints "ready <n> failed
-// <f>" when all are established; each "more" line on stdin opens another N and prints the totals
-// again. Holds them all until stdin closes.
+// <f> dropped <d>" when all are established (dropped: closed by the server after they were ready,
+// e.g. by an idle timeout); each "more" line on stdin opens another N and prints the totals again.
+// Holds them all until stdin closes.
 // usage: node hold-connections.mjs <port> <n> <idle|slow>
 import net from 'node:net'
 
@@ -10,6 +11,7 @@ const path = mode === 'slow' ? '/stream?bytes=1000000000000&chunk=16384' : '/hel
 const sockets = []
 let ready = 0
 let failed = 0
+let dropped = 0
 
 function open() {
   return new Promise((resolve) => {
@@ -30,7 +32,10 @@ function open() {
       settle(true)
     })
     s.on('error', () => settle(false))
-    s.on('close', () => settle(false))
+    s.on('close', () => {
+      if (settled) dropped++
+      settle(false)
+    })
     s.setTimeout(30_000, () => settle(false))
     sockets.push(s)
   })
@@ -40,7 +45,7 @@ async function batch() {
   for (let i = 0; i < n; i += 200) {
     await Promise.all(Array.from({ length: Math.min(200, n - i) }, open))
   }
-  process.stdout.write(`ready ${ready} failed ${failed}\n`)
+  process.stdout.write(`ready ${ready} failed ${failed} dropped ${dropped}\n`)
 }
 
 await batch()
