@@ -313,6 +313,8 @@ export interface NativeStats {
   connectionsTotal: number
   /** Connections open now. */
   connectionsActive: number
+  /** Of those, kept-alive connections parked between requests (holding only their socket). */
+  connectionsParked: number
   /** Connections refused because `maxConnections` was reached. */
   connectionsRejected: number
   /** Requests routed since start. */

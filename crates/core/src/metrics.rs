@@ -174,7 +174,7 @@ impl Collector for Scrape {
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
         }
         let s = self.stats.snapshot();
-        let rows: [(&str, &str, MetricType, u64); 44] = [
+        let rows: [(&str, &str, MetricType, u64); 45] = [
             (
                 "http_response_bytes",
                 "Response body bytes handed to sockets (after compression).",
@@ -189,6 +189,12 @@ impl Collector for Scrape {
             ),
             ("connections", "Connections accepted.", Counter, s.connections_total),
             ("connections_active", "Connections open now.", Gauge, s.connections_active),
+            (
+                "connections_parked",
+                "Kept-alive connections parked between requests (holding only their socket).",
+                Gauge,
+                s.connections_parked,
+            ),
             ("http_requests_active", "Requests whose response has not finished.", Gauge, s.requests_active),
             ("streams", "Streamed responses started.", Counter, s.streams_total),
             ("streams_active", "Streamed responses in progress.", Gauge, s.streams_active),

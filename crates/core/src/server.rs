@@ -2,12 +2,11 @@
 
 use http::StatusCode;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -24,8 +23,12 @@ use crate::handler::{Handler, Request, Responder};
 use crate::live::{Live, LiveRequest};
 use crate::response::{self, ResponseBody};
 use crate::router::{RouteMatch, Router};
-use crate::socket::{ConnIo, SocketState};
+use crate::socket::SocketState;
 use crate::stats::{Rejection, Stats};
+
+mod conn;
+pub use conn::PARK_AFTER;
+use conn::{connection, ConnState};
 
 /// Lifecycle phase broadcast to every connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,133 +204,6 @@ async fn reject_overloaded(mut stream: TcpStream) {
     );
     let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(msg.as_bytes())).await;
     let _ = stream.shutdown().await;
-}
-
-/// Per-connection state shared with its requests: in-flight count and last activity, for the
-/// keep-alive idle timeout.
-struct ConnState {
-    inflight: AtomicUsize,
-    idle_since_ms: AtomicU64,
-}
-
-async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared<H>>) {
-    let opened = Instant::now();
-    let cfg = &shared.config;
-    let state = Arc::new(ConnState { inflight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) });
-    let socket = SocketState::new(shared.started, shared.lingering.clone());
-    let service = Service { shared: shared.clone(), remote, conn: state.clone(), socket: socket.clone() };
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.timeouts.headers)
-        .keep_alive(true)
-        .max_buf_size(cfg.limits.max_header_size.max(8192))
-        .writev(true);
-    if cfg.limits.max_headers != crate::config::DEFAULT_MAX_HEADERS {
-        builder.max_headers(cfg.limits.max_headers);
-    }
-    let io = ConnIo::new(stream, socket.clone());
-    let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
-    let default_idle = cfg.timeouts.stream_idle;
-    let stall_check = tokio::time::sleep(default_idle.unwrap_or(Duration::from_secs(3600)));
-    tokio::pin!(stall_check);
-    tokio::pin!(conn);
-    let mut phase = shared.phase.subscribe();
-    let keep_alive = cfg.timeouts.keep_alive;
-    let idle_check = tokio::time::sleep(keep_alive.unwrap_or(Duration::from_secs(3600)));
-    tokio::pin!(idle_check);
-    let mut draining = false;
-    if *phase.borrow_and_update() != Phase::Running {
-        conn.as_mut().graceful_shutdown();
-        draining = true;
-    }
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    // Answers given before a head was parsed: counted, and logged with `-`.
-                    let unparsed = |status| crate::exchange::Exchange::unparsed(remote, status, opened);
-                    if e.is_parse_too_large() {
-                        shared.stats.count(Rejection::HeadersTooLarge);
-                        shared.finished(unparsed(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
-                    } else if e.is_parse() {
-                        shared.stats.count(Rejection::BadRequest);
-                        shared.finished(unparsed(StatusCode::BAD_REQUEST));
-                    } else if e.is_timeout() && socket.head_pending() {
-                        // hyper closes a head that timed out silently; part of a request arrived,
-                        // so the client is owed an answer.
-                        shared.stats.count(Rejection::HeaderTimeout);
-                        socket.answer_on_close(request_timeout());
-                        shared.finished(unparsed(StatusCode::REQUEST_TIMEOUT));
-                    }
-                }
-                // Dropping `conn` below hands the socket to a lingering close (see `socket`).
-                break;
-            }
-            changed = phase.changed() => {
-                let p = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Cut };
-                match p {
-                    Phase::Cut => {
-                        socket.abort_on_close();
-                        break;
-                    }
-                    Phase::Draining if !draining => {
-                        draining = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ => {}
-                }
-            }
-            () = socket.cut_requested() => {
-                // `app.closeStream` or a stream's lifetime: the state says to close at once.
-                break;
-            }
-            () = socket.stall_limit_changed() => {
-                // A route with its own `streamIdle`: check against it from now on.
-                let limit = socket.stall_limit(default_idle).unwrap_or(Duration::from_secs(3600));
-                stall_check.as_mut().reset(tokio::time::Instant::now() + limit.max(Duration::from_millis(50)));
-            }
-            _ = &mut stall_check => {
-                let Some(limit) = socket.stall_limit(default_idle) else {
-                    stall_check.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
-                    continue;
-                };
-                let blocked = Duration::from_millis(socket.blocked_for_ms());
-                if blocked >= limit {
-                    // The client stopped reading: free its buffers and tell the producer.
-                    shared.stats.stalled();
-                    socket.abort_on_close();
-                    break;
-                }
-                let wait = if blocked.is_zero() { limit } else { limit - blocked };
-                stall_check.as_mut().reset(tokio::time::Instant::now() + wait.max(Duration::from_millis(50)));
-            }
-            _ = &mut idle_check, if keep_alive.is_some() && !draining => {
-                let ka = keep_alive.unwrap_or_default();
-                let now = shared.started.elapsed().as_millis() as u64;
-                let idle_since = state.idle_since_ms.load(Ordering::Acquire);
-                let idle_for = Duration::from_millis(now.saturating_sub(idle_since));
-                if state.inflight.load(Ordering::Acquire) == 0 && idle_for >= ka {
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
-                } else {
-                    let wait = ka.saturating_sub(idle_for).max(Duration::from_millis(50));
-                    idle_check.as_mut().reset(tokio::time::Instant::now() + wait);
-                }
-            }
-        }
-    }
-    shared.stats.connection_closed();
-    release(&shared);
-}
-
-/// The `408` written to a client whose request head did not arrive within `timeouts.headers`.
-fn request_timeout() -> bytes::Bytes {
-    let body = "Request Timeout: the request head was not received within timeouts.headers";
-    bytes::Bytes::from(format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    ))
 }
 
 struct Service<H: Handler> {

@@ -1,6 +1,7 @@
 //! The connection's socket: records since when a write has been blocked (stalled-reader
 //! detection, `timeouts.stream_idle`), whether a request head is partly received, and how the
-//! socket closes when hyper lets go of it (lingering, with an optional last answer, or at once).
+//! socket closes when hyper lets go of it (lingering, with an optional last answer, at once, or
+//! not at all when an idle connection is parked).
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -40,6 +41,8 @@ pub(crate) struct SocketState {
     stall_limit_ms: AtomicU64,
     /// Wakes the connection loop when `stall_limit_ms` changed.
     stall_limit_changed: tokio::sync::Notify,
+    /// hyper is letting go of an idle connection to park it: its shutdown leaves the socket open.
+    parking: AtomicBool,
 }
 
 impl SocketState {
@@ -56,6 +59,7 @@ impl SocketState {
             cut: tokio::sync::Notify::new(),
             stall_limit_ms: AtomicU64::new(0),
             stall_limit_changed: tokio::sync::Notify::new(),
+            parking: AtomicBool::new(false),
         })
     }
 
@@ -136,6 +140,11 @@ impl SocketState {
         *self.last_answer.lock() = Some(answer);
     }
 
+    /// While set, a shutdown asked by hyper keeps the socket open (see `server::conn`).
+    pub(crate) fn set_parking(&self, on: bool) {
+        self.parking.store(on, Ordering::Release);
+    }
+
     fn record_write<T>(&self, result: &Poll<io::Result<T>>) {
         match result {
             Poll::Pending => {
@@ -161,11 +170,28 @@ impl SocketState {
 pub(crate) struct ConnIo {
     inner: Option<TcpStream>,
     state: Arc<SocketState>,
+    /// Bytes read by an earlier hyper connection and not parsed: read again before the socket.
+    replay: Bytes,
 }
 
 impl ConnIo {
     pub(crate) fn new(inner: TcpStream, state: Arc<SocketState>) -> Self {
-        Self { inner: Some(inner), state }
+        Self { inner: Some(inner), state, replay: Bytes::new() }
+    }
+
+    /// Makes `bytes` (left unparsed by the hyper connection that let go of this socket) the next
+    /// ones read.
+    pub(crate) fn replay(&mut self, bytes: Bytes) {
+        debug_assert!(self.replay.is_empty());
+        self.replay = bytes;
+    }
+
+    /// Resolves when the socket has input (or end-of-file, or an error) to read.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match &self.inner {
+            Some(s) => s.readable().await,
+            None => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
     }
 
     fn stream(&mut self) -> io::Result<&mut TcpStream> {
@@ -191,6 +217,12 @@ impl Drop for ConnIo {
 impl AsyncRead for ConnIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() && buf.remaining() > 0 {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            this.state.head_pending.store(true, Ordering::Release);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let want = buf.remaining() > 0;
         let r = match this.stream() {
@@ -245,6 +277,9 @@ impl AsyncWrite for ConnIo {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.state.parking.load(Ordering::Acquire) {
+            return Poll::Ready(Ok(()));
+        }
         match self.get_mut().stream() {
             Ok(s) => Pin::new(s).poll_shutdown(cx),
             Err(e) => Poll::Ready(Err(e)),

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct Stats {
     connections_total: AtomicU64,
     connections_active: AtomicU64,
+    connections_parked: AtomicU64,
     connections_rejected: AtomicU64,
     requests_total: AtomicU64,
     requests_active: AtomicU64,
@@ -64,6 +65,8 @@ pub struct StatsSnapshot {
     pub connections_total: u64,
     /// Connections open now.
     pub connections_active: u64,
+    /// Of those, kept-alive connections parked between requests (holding only their socket).
+    pub connections_parked: u64,
     /// Connections refused with 503 because `max_connections` was reached.
     pub connections_rejected: u64,
     /// Requests routed since start.
@@ -187,6 +190,14 @@ impl Stats {
     pub(crate) fn connection_opened(&self) {
         self.connections_total.fetch_add(1, Relaxed);
         self.connections_active.fetch_add(1, Relaxed);
+    }
+    /// A connection idled past `PARK_AFTER` and was parked (`on`), or woke up (`!on`).
+    pub(crate) fn connection_parked(&self, on: bool) {
+        if on {
+            self.connections_parked.fetch_add(1, Relaxed);
+        } else {
+            self.connections_parked.fetch_sub(1, Relaxed);
+        }
     }
     pub(crate) fn connection_closed(&self) {
         self.connections_active.fetch_sub(1, Relaxed);
@@ -350,6 +361,7 @@ impl Stats {
         StatsSnapshot {
             connections_total: self.connections_total.load(Relaxed),
             connections_active: self.connections_active.load(Relaxed),
+            connections_parked: self.connections_parked.load(Relaxed),
             connections_rejected: self.connections_rejected.load(Relaxed),
             requests_total: self.requests_total.load(Relaxed),
             requests_active: self.requests_active.load(Relaxed),

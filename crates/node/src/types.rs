@@ -71,6 +71,8 @@ pub struct NativeStats {
     pub connections_total: f64,
     /// Connections open now.
     pub connections_active: f64,
+    /// Of those, kept-alive connections parked between requests (holding only their socket).
+    pub connections_parked: f64,
     /// Connections refused because `maxConnections` was reached.
     pub connections_rejected: f64,
     /// Requests routed since start.
@@ -174,6 +176,7 @@ impl From<StatsSnapshot> for NativeStats {
         Self {
             connections_total: s.connections_total as f64,
             connections_active: s.connections_active as f64,
+            connections_parked: s.connections_parked as f64,
             connections_rejected: s.connections_rejected as f64,
             requests_total: s.requests_total as f64,
             requests_active: s.requests_active as f64,

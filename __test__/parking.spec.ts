@@ -1,0 +1,107 @@
+/** Parking: a kept-alive connection idle between requests holds only its socket, and wakes up intact. */
+import test from 'ava'
+import net from 'node:net'
+import { serve, sleep, until, within } from './helpers.js'
+
+/** A raw keep-alive client: everything received so far, and whether the server closed. */
+function client(port: number) {
+  const sock = net.connect(port, '127.0.0.1')
+  const state = { text: '', closed: false, sock }
+  sock.setEncoding('latin1')
+  sock.on('data', (d: string) => (state.text += d))
+  sock.on('close', () => (state.closed = true))
+  sock.on('error', () => {})
+  return state
+}
+
+/** Counts the complete `200` answers received: each ends with its body `<name>.`. */
+function answers(text: string): string[] {
+  return [...text.matchAll(/HTTP\/1\.1 200 OK\r\n[\s\S]*?\r\n\r\n(\w+)\./g)].map((m) => m[1]!)
+}
+
+const echoPath = (app: import('../index.js').Catzilla) => app.get('/:name', (req) => `${req.params.name}.`)
+
+test('a kept-alive connection idle past 250 ms is parked and answers its next request on the same socket', async (t) => {
+  const { app, port } = await serve(echoPath)
+  t.teardown(() => app.close({ timeout: 100 }))
+  const c = client(port)
+  c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => answers(c.text).length === 1, 'the first answer')
+  await until(() => app.stats().connectionsParked === 1, 'the connection parked', 3000)
+  c.sock.write('GET /second HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => answers(c.text).length === 2, 'the second answer')
+  t.deepEqual(answers(c.text), ['first', 'second'])
+  t.false(c.closed)
+  t.is(app.stats().connectionsTotal, 1)
+  await until(() => app.stats().connectionsParked === 0, 'the connection awake')
+  // Parked again after its second answer, and still answers.
+  await until(() => app.stats().connectionsParked === 1, 'the connection parked again', 3000)
+  c.sock.write('GET /third HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => answers(c.text).length === 3, 'the third answer')
+  t.deepEqual(answers(c.text), ['first', 'second', 'third'])
+  c.sock.destroy()
+})
+
+test('the part of the next request head read before parking is kept and completed later', async (t) => {
+  const { app, port } = await serve(echoPath)
+  t.teardown(() => app.close({ timeout: 100 }))
+  const c = client(port)
+  // hyper reads both at once: it answers the first and holds the start of the second.
+  c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHo')
+  await until(() => answers(c.text).length === 1, 'the first answer')
+  await sleep(600)
+  c.sock.write('st: x\r\n\r\n')
+  await until(() => answers(c.text).length === 2, 'the second answer')
+  t.deepEqual(answers(c.text), ['first', 'second'])
+  t.false(c.closed)
+  c.sock.destroy()
+})
+
+test('a request split across the parking delay is answered', async (t) => {
+  const { app, port } = await serve(echoPath)
+  t.teardown(() => app.close({ timeout: 100 }))
+  const c = client(port)
+  c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => app.stats().connectionsParked === 1, 'the connection parked', 3000)
+  c.sock.write('GET /sec')
+  await sleep(400)
+  c.sock.write('ond HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => answers(c.text).length === 2, 'the second answer')
+  t.deepEqual(answers(c.text), ['first', 'second'])
+  c.sock.destroy()
+})
+
+test('a parked connection is closed at once when the server closes', async (t) => {
+  const { app, port } = await serve(echoPath)
+  const c = client(port)
+  c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => app.stats().connectionsParked === 1, 'the connection parked', 3000)
+  const started = Date.now()
+  await within(app.close({ timeout: 5000 }), 2000, 'close with a parked connection')
+  await until(() => c.closed, 'the client seeing the close', 2000)
+  t.true(Date.now() - started < 2000)
+  t.deepEqual(answers(c.text), ['first'])
+})
+
+test('a parked connection is closed by the request head timer when there is no keep-alive limit', async (t) => {
+  const { app, port } = await serve(echoPath, { timeouts: { keepAlive: 0, headers: 700 } })
+  t.teardown(() => app.close({ timeout: 100 }))
+  const c = client(port)
+  c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => app.stats().connectionsParked === 1, 'the connection parked', 3000)
+  await until(() => c.closed, 'the head timer closing the parked connection', 3000)
+  t.is(app.stats().connectionsParked, 0)
+  t.deepEqual(answers(c.text), ['first'])
+})
+
+test('two hundred idle kept-alive connections are all parked, and all answer again', async (t) => {
+  const { app, port } = await serve(echoPath)
+  t.teardown(() => app.close({ timeout: 100 }))
+  const clients = Array.from({ length: 200 }, () => client(port))
+  for (const c of clients) c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => app.stats().connectionsParked === 200, 'all 200 parked', 5000)
+  for (const c of clients) c.sock.write('GET /again HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => clients.every((c) => answers(c.text).length === 2), 'every second answer', 5000)
+  t.true(clients.every((c) => answers(c.text).join() === 'first,again' && !c.closed))
+  for (const c of clients) c.sock.destroy()
+})

@@ -1,0 +1,290 @@
+//! One client connection's life: served by hyper while requests come, parked between them.
+//!
+//! A kept-alive connection that idles holds hyper's connection state and its two buffers (the
+//! read buffer reserved at the first read, the write buffer allocated with the connection): about
+//! 10 KiB each, which hyper offers no way to release. After [`PARK_AFTER`] without a request the
+//! connection is parked instead: hyper is asked to let go of it (`graceful_shutdown` on an idle
+//! hyper connection closes its state at once, and the socket's shutdown is skipped while parking),
+//! everything but the socket is dropped, and the task waits for the socket to become readable.
+//! Then a new hyper connection serves it, starting with any bytes the old one had read and not
+//! parsed. While parked, the keep-alive limit and the head timer (which hyper also runs between
+//! requests) still close it, and a drain closes it at once.
+
+use http::StatusCode;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{release, Phase, Service, Shared};
+use crate::handler::Handler;
+use crate::socket::{ConnIo, SocketState};
+use crate::stats::Rejection;
+
+/// How long a kept-alive connection idles between requests before it is parked (its hyper state
+/// and buffers dropped). Short enough that idle clients cost little, long enough that a client
+/// sending requests back to back never pays for a new hyper connection.
+pub const PARK_AFTER: Duration = Duration::from_millis(250);
+
+/// "No limit" for a timer that must still be armed.
+const FAR: Duration = Duration::from_secs(3600);
+
+/// Per-connection state shared with its requests: in-flight count and last activity, for the
+/// keep-alive idle timeout and parking.
+pub(super) struct ConnState {
+    pub(super) inflight: AtomicUsize,
+    /// When the last response ended, in ms since the server started; 0 before the first.
+    pub(super) idle_since_ms: AtomicU64,
+}
+
+/// How a hyper connection ended.
+enum Served<H: Handler> {
+    /// The connection is over; the socket is closed or handed to a lingering close.
+    Closed,
+    /// hyper let go of an idle connection: the socket, the service, and bytes it read but did
+    /// not parse.
+    Idle(ConnIo, Service<H>, bytes::Bytes),
+}
+
+/// Serves one accepted connection until it closes, parking it whenever it idles.
+pub(super) async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared<H>>) {
+    let opened = Instant::now();
+    let state = Arc::new(ConnState { inflight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) });
+    let socket = SocketState::new(shared.started, shared.lingering.clone());
+    let mut service = Service { shared: shared.clone(), remote, conn: state.clone(), socket: socket.clone() };
+    let mut io = ConnIo::new(stream, socket.clone());
+    let mut phase = shared.phase.subscribe();
+    // `idle_since_ms` when last parked: no second park until another response has ended (nor
+    // before the first, so a silent new connection meets hyper's head timer as before).
+    let mut parked_at = 0;
+    loop {
+        let ctx = ServeCtx { shared: &shared, state: &state, socket: &socket, remote, opened, parked_at };
+        // Boxed: while parked, the task keeps no room for a serving connection's state.
+        match Box::pin(serve(ctx, io, service, &mut phase)).await {
+            Served::Closed => break,
+            Served::Idle(back, svc, unparsed) => {
+                io = back;
+                service = svc;
+                parked_at = state.idle_since_ms.load(Ordering::Acquire);
+                if !unparsed.is_empty() {
+                    // Part of the next head had arrived: serve it now, no parking.
+                    io.replay(unparsed);
+                    continue;
+                }
+                shared.stats.connection_parked(true);
+                let again = park(&shared, &mut io, &state, &socket, &mut phase).await;
+                shared.stats.connection_parked(false);
+                if !again {
+                    break;
+                }
+            }
+        }
+    }
+    shared.stats.connection_closed();
+    release(&shared);
+}
+
+/// What [`serve`] needs besides the socket and the service.
+struct ServeCtx<'a, H: Handler> {
+    shared: &'a Arc<Shared<H>>,
+    state: &'a ConnState,
+    socket: &'a Arc<SocketState>,
+    remote: SocketAddr,
+    opened: Instant,
+    parked_at: u64,
+}
+
+/// Serves requests with a new hyper connection until it closes or, idle, is let go to be parked.
+async fn serve<H: Handler>(
+    ctx: ServeCtx<'_, H>,
+    io: ConnIo,
+    service: Service<H>,
+    phase: &mut watch::Receiver<Phase>,
+) -> Served<H> {
+    let ServeCtx { shared, state, socket, remote, opened, parked_at } = ctx;
+    let cfg = &shared.config;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.timeouts.headers)
+        .keep_alive(true)
+        .max_buf_size(cfg.limits.max_header_size.max(8192))
+        .writev(true);
+    if cfg.limits.max_headers != crate::config::DEFAULT_MAX_HEADERS {
+        builder.max_headers(cfg.limits.max_headers);
+    }
+    // Boxed, so that a parked connection's task does not keep room for it.
+    let mut conn = Box::new(builder.serve_connection(TokioIo::new(io), service).with_upgrades());
+    let default_idle = cfg.timeouts.stream_idle;
+    let stall_check = tokio::time::sleep(default_idle.unwrap_or(FAR));
+    tokio::pin!(stall_check);
+    let keep_alive = cfg.timeouts.keep_alive;
+    let idle_check = tokio::time::sleep(PARK_AFTER.min(keep_alive.unwrap_or(FAR)));
+    tokio::pin!(idle_check);
+    let mut draining = false;
+    // `Some(idle_since_ms)` once hyper was asked to let go of the connection to park it.
+    let mut parking: Option<u64> = None;
+    if *phase.borrow_and_update() != Phase::Running {
+        Pin::new(&mut *conn).graceful_shutdown();
+        draining = true;
+    }
+    let res = loop {
+        tokio::select! {
+            res = Pin::new(&mut *conn) => break res,
+            changed = phase.changed() => {
+                let p = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Cut };
+                match p {
+                    Phase::Cut => {
+                        socket.abort_on_close();
+                        socket.set_parking(false);
+                        return Served::Closed;
+                    }
+                    Phase::Draining if !draining => {
+                        draining = true;
+                        socket.set_parking(false);
+                        Pin::new(&mut *conn).graceful_shutdown();
+                    }
+                    _ => {}
+                }
+            }
+            () = socket.cut_requested() => {
+                // `app.closeStream` or a stream's lifetime: the state says to close at once.
+                return Served::Closed;
+            }
+            () = socket.stall_limit_changed() => {
+                // A route with its own `streamIdle`: check against it from now on.
+                let limit = socket.stall_limit(default_idle).unwrap_or(FAR);
+                stall_check.as_mut().reset(tokio::time::Instant::now() + limit.max(Duration::from_millis(50)));
+            }
+            _ = &mut stall_check => {
+                let Some(limit) = socket.stall_limit(default_idle) else {
+                    stall_check.as_mut().reset(tokio::time::Instant::now() + FAR);
+                    continue;
+                };
+                let blocked = Duration::from_millis(socket.blocked_for_ms());
+                if blocked >= limit {
+                    // The client stopped reading: free its buffers and tell the producer.
+                    shared.stats.stalled();
+                    socket.abort_on_close();
+                    return Served::Closed;
+                }
+                let wait = if blocked.is_zero() { limit } else { limit - blocked };
+                stall_check.as_mut().reset(tokio::time::Instant::now() + wait.max(Duration::from_millis(50)));
+            }
+            _ = &mut idle_check, if !draining && parking.is_none() => {
+                let now = shared.started.elapsed().as_millis() as u64;
+                let idle_since = state.idle_since_ms.load(Ordering::Acquire);
+                let idle_for = Duration::from_millis(now.saturating_sub(idle_since));
+                let idle = state.inflight.load(Ordering::Acquire) == 0;
+                let may_park = idle && idle_since != parked_at;
+                if idle && keep_alive.is_some_and(|ka| idle_for >= ka) {
+                    draining = true;
+                    Pin::new(&mut *conn).graceful_shutdown();
+                } else if may_park && idle_for >= PARK_AFTER && socket.blocked_for_ms() == 0 {
+                    // Nothing in flight and everything written (a blocked write would mean hyper
+                    // still holds bytes): hyper is idle, and closes its state at once.
+                    parking = Some(idle_since);
+                    socket.set_parking(true);
+                    Pin::new(&mut *conn).graceful_shutdown();
+                } else {
+                    let to_ka = keep_alive.map_or(FAR, |ka| ka.saturating_sub(idle_for));
+                    let wait = if may_park { PARK_AFTER.saturating_sub(idle_for).min(to_ka) } else { to_ka };
+                    idle_check.as_mut().reset(tokio::time::Instant::now() + wait.max(Duration::from_millis(50)));
+                }
+            }
+        }
+    };
+    socket.set_parking(false);
+    match res {
+        Ok(()) => {
+            let Some(since) = parking else { return Served::Closed };
+            // An upgraded connection has no parts left; it was not idle.
+            let Some(parts) = conn.into_parts() else { return Served::Closed };
+            let mut io = parts.io.into_inner();
+            if state.idle_since_ms.load(Ordering::Acquire) != since
+                || state.inflight.load(Ordering::Acquire) != 0
+            {
+                // A request slipped in: hyper answered it as the last one (`connection: close`),
+                // so close as it would have.
+                let _ = io.shutdown().await;
+                return Served::Closed;
+            }
+            Served::Idle(io, parts.service, parts.read_buf)
+        }
+        Err(e) => {
+            // Answers given before a head was parsed: counted, and logged with `-`.
+            let unparsed = |status| crate::exchange::Exchange::unparsed(remote, status, opened);
+            if e.is_parse_too_large() {
+                shared.stats.count(Rejection::HeadersTooLarge);
+                shared.finished(unparsed(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+            } else if e.is_parse() {
+                shared.stats.count(Rejection::BadRequest);
+                shared.finished(unparsed(StatusCode::BAD_REQUEST));
+            } else if e.is_timeout() && socket.head_pending() {
+                // hyper closes a head that timed out silently; part of a request arrived,
+                // so the client is owed an answer.
+                shared.stats.count(Rejection::HeaderTimeout);
+                socket.answer_on_close(request_timeout());
+                shared.finished(unparsed(StatusCode::REQUEST_TIMEOUT));
+            }
+            // Dropping `conn` hands the socket to a lingering close (see `socket`).
+            Served::Closed
+        }
+    }
+}
+
+/// Waits, holding only the socket, until the parked connection has input (`true`: serve it
+/// again) or must close (`false`: the keep-alive limit or the head timer ran out, or the server
+/// drains or cuts).
+async fn park<H: Handler>(
+    shared: &Shared<H>,
+    io: &mut ConnIo,
+    state: &ConnState,
+    socket: &SocketState,
+    phase: &mut watch::Receiver<Phase>,
+) -> bool {
+    let timeouts = &shared.config.timeouts;
+    let idle_since = Duration::from_millis(state.idle_since_ms.load(Ordering::Acquire));
+    let limit = [timeouts.keep_alive, timeouts.headers].into_iter().flatten().min().unwrap_or(FAR);
+    let deadline = tokio::time::Instant::from_std(shared.started + idle_since + limit);
+    let expired = tokio::time::sleep_until(deadline);
+    tokio::pin!(expired);
+    loop {
+        if *phase.borrow_and_update() != Phase::Running {
+            if *phase.borrow() == Phase::Cut {
+                socket.abort_on_close();
+            } else {
+                let _ = io.shutdown().await;
+            }
+            return false;
+        }
+        tokio::select! {
+            r = io.readable() => return r.is_ok(),
+            () = &mut expired => {
+                let _ = io.shutdown().await;
+                return false;
+            }
+            changed = phase.changed() => {
+                if changed.is_err() {
+                    socket.abort_on_close();
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// The `408` written to a client whose request head did not arrive within `timeouts.headers`.
+fn request_timeout() -> bytes::Bytes {
+    let body = "Request Timeout: the request head was not received within timeouts.headers";
+    bytes::Bytes::from(format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+}
