@@ -294,7 +294,10 @@ export interface LiveStream {
   bytes: number
   /** Chunks written by the producer (messages sent for a WebSocket). */
   chunks: number
-  /** Bytes buffered and not yet handed to the socket. */
+  /**
+   * Bytes buffered and not yet handed to the socket (the ring's, plus a frame hyper holds for a
+   * client that is behind).
+   */
   buffered: number
   /** Buffer size in bytes (the ring, or a WebSocket's maxBackpressure). */
   bufferSize: number
