@@ -294,10 +294,7 @@ export interface LiveStream {
   bytes: number
   /** Chunks written by the producer (messages sent for a WebSocket). */
   chunks: number
-  /**
-   * Bytes buffered and not yet handed to the socket (the ring's, plus a frame hyper holds for a
-   * client that is behind).
-   */
+  /** Bytes buffered and not yet handed to the socket. */
   buffered: number
   /** Buffer size in bytes (the ring, or a WebSocket's maxBackpressure). */
   bufferSize: number

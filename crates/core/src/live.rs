@@ -28,8 +28,7 @@ pub struct Probe {
     pub bytes: AtomicU64,
     /// Chunks written by the producer (messages sent for a WebSocket).
     pub chunks: AtomicU64,
-    /// Bytes buffered and not yet handed to the socket: the ring's, plus a frame hyper holds for
-    /// a client that is behind (see `body::ring`).
+    /// Bytes buffered and not yet handed to the socket.
     pub buffered: AtomicU64,
     /// Buffer capacity in bytes (0: unbounded or not applicable).
     pub capacity: AtomicU64,

@@ -71,8 +71,7 @@ pub struct LiveStream {
     pub bytes: f64,
     /// Chunks written by the producer (messages sent for a WebSocket).
     pub chunks: f64,
-    /// Bytes buffered and not yet handed to the socket (the ring's, plus a frame hyper holds for a
-    /// client that is behind).
+    /// Bytes buffered and not yet handed to the socket.
     pub buffered: f64,
     /// Buffer size in bytes (the ring, or a WebSocket's maxBackpressure).
     pub buffer_size: f64,

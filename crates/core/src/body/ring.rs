@@ -115,9 +115,6 @@ struct State {
     since: Instant,
     /// Set once the ring grew or its client fell behind: from then on it doubles.
     doubling: bool,
-    /// Bytes of frames handed to hyper while the client was slow and not yet taken by the socket:
-    /// they count against the limit (see [`Shared::slow`]).
-    in_flight: usize,
     ended: bool,
     aborted: bool,
     /// Set once hyper had a chance to flush before the abort error.
@@ -161,21 +158,6 @@ impl Shared {
         st.limit = self.floor;
         st.buf.shrink(self.floor);
         self.probe.limit.store(st.limit as u64, Relaxed);
-    }
-
-    /// `true` while the ring is at its floor: its client has not yet shown it keeps up, or fell
-    /// behind. Then each frame counts against the ring until the socket took it, so a stalled
-    /// stream pins one floor in all (hyper's frame or the ring's bytes), not a floor in each. (At
-    /// the moment hyper takes the frame that will stall, the socket still takes writes: only
-    /// tracking every frame at the floor catches it.) A ring that grew has a client that keeps
-    /// up: its frames are not tracked, and the writer refills while hyper sends.
-    fn slow(&self, st: &State) -> bool {
-        st.limit == self.floor
-    }
-
-    /// Bytes that count against the limit: held, plus handed to hyper while slow and not sent.
-    fn held(st: &State) -> usize {
-        st.buf.len() + st.in_flight
     }
 
     /// Counts `n` bytes taken by the client and adapts the limit: back to the floor if the
@@ -331,7 +313,6 @@ pub fn ring(
             taken: 0,
             since: Instant::now(),
             doubling: false,
-            in_flight: 0,
             ended: false,
             aborted: false,
             abort_flushed: false,
@@ -357,26 +338,10 @@ pub fn ring(
     )
 }
 
-/// A frame handed over while the client was slow left hyper: its bytes no longer count, and the
-/// writer may go on if the ring now has room.
-fn frame_sent(ring: &Weak<Shared>, budget: &StreamBudget, n: usize) {
-    // The budget is released even if the stream is gone (it counted these bytes until now).
-    budget.release(n);
-    let Some(shared) = ring.upgrade() else { return };
-    let mut st = shared.state.lock();
-    st.in_flight -= n;
-    shared.probe.buffered.store(Shared::held(&st) as u64, Relaxed);
-    let unblock = st.writer_blocked && Shared::held(&st) < st.limit / 2;
-    drop(st);
-    if unblock {
-        budget_available(&shared);
-    }
-}
-
 /// Called by the budget when bytes were released: unblocks this ring's writer if it has room.
 pub(crate) fn budget_available(shared: &Arc<Shared>) {
     let mut st = shared.state.lock();
-    if !st.writer_blocked || st.closed || Shared::held(&st) >= st.limit {
+    if !st.writer_blocked || st.closed || st.buf.len() >= st.limit {
         return;
     }
     if shared.budget.is_exhausted() {
@@ -415,16 +380,16 @@ impl RingWriter {
             self.shared.shrink(&mut st);
         }
         if n == 0 {
-            return if Shared::held(&st) >= st.limit { WriteStatus::Full } else { WriteStatus::Ready };
+            return if st.buf.len() >= st.limit { WriteStatus::Full } else { WriteStatus::Ready };
         }
         let limit = st.limit;
         add(&mut st.buf, limit);
         st.chunks += 1;
         let probe = &self.shared.probe;
         probe.chunks.store(st.chunks, Relaxed);
-        probe.buffered.store(Shared::held(&st) as u64, Relaxed);
+        probe.buffered.store(st.buf.len() as u64, Relaxed);
         let within_budget = self.shared.budget.acquire(n);
-        if Shared::held(&st) < st.limit && within_budget {
+        if st.buf.len() < st.limit && within_budget {
             return WriteStatus::Ready;
         }
         st.writer_blocked = true;
@@ -522,27 +487,15 @@ impl Body for RingBody {
             // Shared chunks leave in frames of up to the ring's current limit: several per
             // vectored write for a fast client, no more than the floor for a slow one.
             let batch = st.limit.max(max_frame);
-            let mut data = st.buf.frame(max_frame, batch).unwrap_or_default();
+            let data = st.buf.frame(max_frame, batch).unwrap_or_default();
             let n = data.remaining();
             st.bytes += n as u64;
             shared.probe.bytes.store(st.bytes, Relaxed);
+            shared.probe.buffered.store(st.buf.len() as u64, Relaxed);
             shared.adapt(&mut st, n);
-            let tracked = shared.slow(&st);
-            if tracked {
-                // Counted (in the ring and in the shared budget) until the socket took it: the
-                // writer is not told to refill the ring while hyper still holds this frame for a
-                // client that does not read.
-                st.in_flight += n;
-                let ring = Arc::downgrade(shared);
-                let budget = shared.budget.clone();
-                data.on_sent(move || frame_sent(&ring, &budget, n));
-            }
-            shared.probe.buffered.store(Shared::held(&st) as u64, Relaxed);
-            let unblock = st.writer_blocked && Shared::held(&st) < st.limit / 2;
+            let unblock = st.writer_blocked && st.buf.len() < st.limit / 2;
             drop(st);
-            if !tracked {
-                shared.budget.release(n);
-            }
+            shared.budget.release(n);
             shared.stats.add_stream_bytes(n as u64);
             if unblock {
                 // Unblocks only if the shared budget has room too; otherwise parks on the budget.
@@ -739,46 +692,6 @@ mod tests {
             got.extend_from_slice(&frame);
         }
         assert_eq!(got, data);
-    }
-
-    /// A stalled stream pinned its floor twice: the frame hyper could not send, and the ring the
-    /// writer refilled as soon as hyper took that frame (~16 KiB more per stalled stream). At the
-    /// floor, a frame counts against the ring (and the budget) until the socket took it.
-    #[tokio::test]
-    async fn regression_an_unsent_frame_counts_against_a_ring_at_its_floor_until_sent() {
-        let budget = StreamBudget::new(1 << 30);
-        let c = Arc::new(Counter::default());
-        let (w, mut b) = ring(
-            RingConfig::new(64 * 1024),
-            Box::new(Ev(c.clone())),
-            Arc::new(Stats::default()),
-            budget.clone(),
-        );
-        let chunk = vec![7u8; FLOOR];
-        assert_eq!(w.write(&chunk), WriteStatus::Full);
-        let held_by_hyper = b.frame().await.unwrap().unwrap();
-        assert_eq!(w.buffered(), 0);
-        assert_eq!(budget.used(), FLOOR, "still counted in the budget");
-        assert_eq!(c.drained.load(Ordering::SeqCst), 0, "not told to refill while hyper holds a floor");
-        assert_eq!(w.write(b"x"), WriteStatus::Full, "the unsent frame still counts");
-        drop(held_by_hyper);
-        assert_eq!(c.drained.load(Ordering::SeqCst), 1, "told once the socket took it");
-        assert_eq!(budget.used(), 1);
-        assert_eq!(w.write(&chunk[..100]), WriteStatus::Ready);
-        // A ring that grew has a client that keeps up: the writer refills while hyper sends.
-        let (w, mut b, c) = make(64 * 1024);
-        w.write(&chunk);
-        tokio::time::sleep(GROW_AFTER).await;
-        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
-        assert_eq!(w.limit(), 64 * 1024);
-        let before = c.drained.load(Ordering::SeqCst);
-        for _ in 0..3 {
-            w.write(&chunk);
-        }
-        assert_eq!(w.write(&chunk), WriteStatus::Full);
-        let _first = b.frame().await.unwrap().unwrap();
-        let _second = b.frame().await.unwrap().unwrap();
-        assert_eq!(c.drained.load(Ordering::SeqCst), before + 1, "told while hyper holds both frames");
     }
 
     #[tokio::test]

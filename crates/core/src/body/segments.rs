@@ -17,43 +17,7 @@ pub struct Segments {
     first: Bytes,
     rest: VecDeque<Bytes>,
     remaining: usize,
-    /// Run when the frame is dropped: the socket took its bytes (or the connection is gone).
-    sent: OnSent,
 }
-
-/// A callback run once, when the frame holding it is dropped.
-#[derive(Default)]
-struct OnSent(Option<Box<dyn FnOnce() + Send>>);
-
-impl Drop for OnSent {
-    fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f();
-        }
-    }
-}
-
-/// A copy of a frame is not the frame hyper holds: it carries no callback.
-impl Clone for OnSent {
-    fn clone(&self) -> Self {
-        Self(None)
-    }
-}
-
-impl std::fmt::Debug for OnSent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "OnSent(set)" } else { "OnSent(none)" })
-    }
-}
-
-/// Frames compare by their bytes; the callback is not part of the value.
-impl PartialEq for OnSent {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for OnSent {}
 
 impl Segments {
     /// Appends a segment (empty ones are skipped).
@@ -67,12 +31,6 @@ impl Segments {
         } else {
             self.rest.push_back(bytes);
         }
-    }
-
-    /// Runs `f` once this frame is dropped: hyper drops a frame once the socket took all of it
-    /// (or the connection is gone), so the bytes it holds can be counted until then.
-    pub fn on_sent(&mut self, f: impl FnOnce() + Send + 'static) {
-        self.sent = OnSent(Some(Box::new(f)));
     }
 
     /// How many segments the frame holds.
@@ -102,7 +60,7 @@ impl Segments {
 impl From<Bytes> for Segments {
     fn from(bytes: Bytes) -> Self {
         let remaining = bytes.len();
-        Self { first: bytes, rest: VecDeque::new(), remaining, sent: OnSent::default() }
+        Self { first: bytes, rest: VecDeque::new(), remaining }
     }
 }
 
