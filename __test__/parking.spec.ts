@@ -105,3 +105,47 @@ test('two hundred idle kept-alive connections are all parked, and all answer aga
   t.true(clients.every((c) => answers(c.text).join() === 'first,again' && !c.closed))
   for (const c of clients) c.sock.destroy()
 })
+
+test('a new connection on a server older than keepAlive is not cut before its first request', async (t) => {
+  // Regression: the idle clock of a connection that had no response yet ran from the server's
+  // start, so once the server was older than keepAlive, a new connection was closed by the first
+  // idle check (250 ms), before a slow client's request arrived.
+  const { app, port } = await serve(echoPath, { timeouts: { keepAlive: 1000 } })
+  t.teardown(() => app.close({ timeout: 100 }))
+  await sleep(1200)
+  const c = client(port)
+  await sleep(600)
+  t.false(c.closed, 'closed before the keep-alive limit')
+  c.sock.write('GET /late HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => answers(c.text).length === 1, 'the answer', 3000)
+  t.deepEqual(answers(c.text), ['late'])
+  c.sock.destroy()
+})
+
+test('a connection whose request body was not read is never parked with the body still arriving', async (t) => {
+  // Regression (found in review): a request whose body was still arriving left hyper busy; asked
+  // to let go, hyper only turned keep-alive off, and the rest of the body could have been read as
+  // requests by the next hyper connection. Body bytes that arrive across the parking delay must
+  // never be parsed as a request.
+  let smuggled = 0
+  const { app, port } = await serve((app) => {
+    app.post('/upload', () => 'early.')
+    app.get('/smuggled', () => {
+      smuggled++
+      return 'smuggled.'
+    })
+  })
+  t.teardown(() => app.close({ timeout: 100 }))
+  const c = client(port)
+  const inner = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'
+  const body = 'x'.repeat(1000) + inner
+  // Half the body, a pause past the parking delay, then the rest (with a request inside it).
+  c.sock.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 500)}`)
+  await sleep(700)
+  if (!c.closed) c.sock.write(body.slice(500))
+  await until(() => c.text.includes('early.') || c.closed, 'the answer or a close', 3000)
+  await sleep(700)
+  t.is(smuggled, 0)
+  t.false(c.text.includes('smuggled.'))
+  c.sock.destroy()
+})

@@ -248,6 +248,7 @@ fn done_hook<H: Handler>(
     let conn = conn.clone();
     response::OnDone::new(tracker, move |tracker| {
         conn.idle_since_ms.store(shared.started.elapsed().as_millis() as u64, Ordering::Release);
+        conn.finished.fetch_add(1, Ordering::AcqRel);
         conn.inflight.fetch_sub(1, Ordering::AcqRel);
         shared.stats.request_finished();
         shared.finished(tracker.finish());
@@ -266,6 +267,9 @@ impl<H: Handler> hyper::service::Service<http::Request<Incoming>> for Service<H>
         let shared = self.shared.clone();
         let remote = self.remote;
         self.socket.head_dispatched();
+        if req.headers().contains_key(http::header::UPGRADE) {
+            self.conn.no_park.store(true, Ordering::Relaxed);
+        }
         self.conn.inflight.fetch_add(1, Ordering::AcqRel);
         shared.stats.request_started();
         let tracker = Tracker::new(req.method().clone(), req.uri().clone(), remote);

@@ -13,10 +13,12 @@
 use http::StatusCode;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -43,8 +45,15 @@ const FAR: Duration = Duration::from_secs(3600);
 /// keep-alive idle timeout and parking.
 pub(super) struct ConnState {
     pub(super) inflight: AtomicUsize,
-    /// When the last response ended, in ms since the server started; 0 before the first.
+    /// When the last response ended (before the first: when the connection was accepted), in ms
+    /// since the server started.
     pub(super) idle_since_ms: AtomicU64,
+    /// Responses ended on this connection.
+    pub(super) finished: AtomicU64,
+    /// A request asked for a protocol upgrade: hyper keeps that upgrade pending, and would hand
+    /// the socket to it instead of giving it back when asked to let go, so this connection is
+    /// never parked.
+    pub(super) no_park: AtomicBool,
 }
 
 /// How a hyper connection ended.
@@ -59,13 +68,19 @@ enum Served<H: Handler> {
 /// Serves one accepted connection until it closes, parking it whenever it idles.
 pub(super) async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared<H>>) {
     let opened = Instant::now();
-    let state = Arc::new(ConnState { inflight: AtomicUsize::new(0), idle_since_ms: AtomicU64::new(0) });
+    let accepted_ms = shared.started.elapsed().as_millis() as u64;
+    let state = Arc::new(ConnState {
+        inflight: AtomicUsize::new(0),
+        idle_since_ms: AtomicU64::new(accepted_ms),
+        finished: AtomicU64::new(0),
+        no_park: AtomicBool::new(false),
+    });
     let socket = SocketState::new(shared.started, shared.lingering.clone());
     let mut service = Service { shared: shared.clone(), remote, conn: state.clone(), socket: socket.clone() };
     let mut io = ConnIo::new(stream, socket.clone());
     let mut phase = shared.phase.subscribe();
-    // `idle_since_ms` when last parked: no second park until another response has ended (nor
-    // before the first, so a silent new connection meets hyper's head timer as before).
+    // `finished` when last parked: no second park until another response has ended (nor before
+    // the first, so a silent new connection meets hyper's head timer as before).
     let mut parked_at = 0;
     loop {
         let ctx = ServeCtx { shared: &shared, state: &state, socket: &socket, remote, opened, parked_at };
@@ -75,7 +90,7 @@ pub(super) async fn connection<H: Handler>(stream: TcpStream, remote: SocketAddr
             Served::Idle(back, svc, unparsed) => {
                 io = back;
                 service = svc;
-                parked_at = state.idle_since_ms.load(Ordering::Acquire);
+                parked_at = state.finished.load(Ordering::Acquire);
                 if !unparsed.is_empty() {
                     // Part of the next head had arrived: serve it now, no parking.
                     io.replay(unparsed);
@@ -132,8 +147,11 @@ async fn serve<H: Handler>(
     let idle_check = tokio::time::sleep(PARK_AFTER.min(keep_alive.unwrap_or(FAR)));
     tokio::pin!(idle_check);
     let mut draining = false;
-    // `Some(idle_since_ms)` once hyper was asked to let go of the connection to park it.
+    // `Some(finished)` once hyper was asked to let go of the connection to park it.
     let mut parking: Option<u64> = None;
+    // The keep-alive limit runs from the last response, or from now if later (a parked
+    // connection woken by a request that is still arriving).
+    let serve_start = shared.started.elapsed().as_millis() as u64;
     if *phase.borrow_and_update() != Phase::Running {
         Pin::new(&mut *conn).graceful_shutdown();
         draining = true;
@@ -185,19 +203,35 @@ async fn serve<H: Handler>(
                 let now = shared.started.elapsed().as_millis() as u64;
                 let idle_since = state.idle_since_ms.load(Ordering::Acquire);
                 let idle_for = Duration::from_millis(now.saturating_sub(idle_since));
+                let ka_for = Duration::from_millis(now.saturating_sub(idle_since.max(serve_start)));
                 let idle = state.inflight.load(Ordering::Acquire) == 0;
-                let may_park = idle && idle_since != parked_at;
-                if idle && keep_alive.is_some_and(|ka| idle_for >= ka) {
+                let finished = state.finished.load(Ordering::Acquire);
+                let may_park = idle && finished != parked_at && !state.no_park.load(Ordering::Acquire);
+                // Everything written (a blocked write means hyper still holds bytes) and no byte
+                // of a next request read: hyper is idle.
+                let quiet = socket.blocked_for_ms() == 0 && !socket.head_pending();
+                if idle && keep_alive.is_some_and(|ka| ka_for >= ka) {
                     draining = true;
                     Pin::new(&mut *conn).graceful_shutdown();
-                } else if may_park && idle_for >= PARK_AFTER && socket.blocked_for_ms() == 0 {
-                    // Nothing in flight and everything written (a blocked write would mean hyper
-                    // still holds bytes): hyper is idle, and closes its state at once.
-                    parking = Some(idle_since);
+                } else if may_park && quiet && idle_for >= PARK_AFTER {
+                    parking = Some(finished);
                     socket.set_parking(true);
                     Pin::new(&mut *conn).graceful_shutdown();
+                    // An idle hyper connection lets go on this very poll. One that is not idle
+                    // after all (a request body still being read) only turned keep-alive off:
+                    // then it must close as hyper decided, never be parked with a body's bytes
+                    // still to come on the socket.
+                    let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *conn).poll(cx))).await;
+                    match polled {
+                        Poll::Ready(res) => break res,
+                        Poll::Pending => {
+                            parking = None;
+                            socket.set_parking(false);
+                            draining = true;
+                        }
+                    }
                 } else {
-                    let wait = next_idle_check(idle, may_park, idle_for, keep_alive);
+                    let wait = next_idle_check(idle, may_park && quiet, idle_for, ka_for, keep_alive);
                     idle_check.as_mut().reset(tokio::time::Instant::now() + wait);
                 }
             }
@@ -206,11 +240,11 @@ async fn serve<H: Handler>(
     socket.set_parking(false);
     match res {
         Ok(()) => {
-            let Some(since) = parking else { return Served::Closed };
+            let Some(finished) = parking else { return Served::Closed };
             // An upgraded connection has no parts left; it was not idle.
             let Some(parts) = conn.into_parts() else { return Served::Closed };
             let mut io = parts.io.into_inner();
-            if state.idle_since_ms.load(Ordering::Acquire) != since
+            if state.finished.load(Ordering::Acquire) != finished
                 || state.inflight.load(Ordering::Acquire) != 0
             {
                 // A request slipped in: hyper answered it as the last one (`connection: close`),
@@ -243,18 +277,29 @@ async fn serve<H: Handler>(
 }
 
 /// When to look again whether a connection went idle, given that it is not to be closed or
-/// parked now: `idle` (no response in flight), `may_park` (idle, and not parked since its last
-/// response), `idle_for` (since its last response ended).
-fn next_idle_check(idle: bool, may_park: bool, idle_for: Duration, keep_alive: Option<Duration>) -> Duration {
-    let to_ka = keep_alive.map_or(FAR, |ka| ka.saturating_sub(idle_for));
+/// parked now: `idle` (no response in flight), `may_park` (idle, not parked since its last
+/// response, nothing unwritten and no next request arriving), `idle_for` (since its last
+/// response ended), `ka_for` (what counts against the keep-alive limit).
+fn next_idle_check(
+    idle: bool,
+    may_park: bool,
+    idle_for: Duration,
+    ka_for: Duration,
+    keep_alive: Option<Duration>,
+) -> Duration {
+    let to_ka = keep_alive.map_or(FAR, |ka| ka.saturating_sub(ka_for));
     let wait = if !idle {
         // A response in flight: its end restarts the idle clock, so neither limit can come
         // sooner than a full period from now.
         keep_alive.unwrap_or(FAR).min(BUSY_RECHECK)
     } else if may_park {
         PARK_AFTER.saturating_sub(idle_for).min(to_ka)
+    } else if idle_for >= PARK_AFTER {
+        // Could park but for a blocked write or a request arriving: look again later, not
+        // every 50 ms.
+        to_ka.min(BUSY_RECHECK)
     } else {
-        to_ka
+        to_ka.min(PARK_AFTER.saturating_sub(idle_for))
     };
     wait.max(Duration::from_millis(50))
 }
@@ -314,6 +359,11 @@ mod tests {
     use super::*;
 
     const KA: Option<Duration> = Some(Duration::from_secs(5));
+    const LONG_AGO: Duration = Duration::from_secs(3600);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
 
     /// The idle clock of a connection runs from its last response (from the server's start before
     /// the first). Measured that way, a stream running longer than the keep-alive limit woke its
@@ -321,24 +371,35 @@ mod tests {
     /// ticks per 5 s instead of 4.
     #[test]
     fn regression_a_response_in_flight_is_looked_at_again_after_a_period_not_every_50_ms() {
-        let long_ago = Duration::from_secs(3600);
-        assert_eq!(next_idle_check(false, false, long_ago, KA), BUSY_RECHECK);
-        assert_eq!(next_idle_check(false, true, long_ago, None), BUSY_RECHECK);
-        let short = Some(Duration::from_millis(300));
-        assert_eq!(next_idle_check(false, false, long_ago, short), Duration::from_millis(300));
+        assert_eq!(next_idle_check(false, false, LONG_AGO, LONG_AGO, KA), BUSY_RECHECK);
+        assert_eq!(next_idle_check(false, true, LONG_AGO, LONG_AGO, None), BUSY_RECHECK);
+        assert_eq!(next_idle_check(false, false, LONG_AGO, LONG_AGO, Some(ms(300))), ms(300));
+    }
+
+    /// A connection that could park but for a write its client has not taken yet looked again
+    /// every 50 ms until the keep-alive limit.
+    #[test]
+    fn regression_a_connection_kept_from_parking_by_a_blocked_write_is_not_looked_at_every_50_ms() {
+        assert_eq!(next_idle_check(true, false, ms(400), ms(400), KA), BUSY_RECHECK);
+        assert_eq!(next_idle_check(true, false, ms(400), ms(400), None), BUSY_RECHECK);
+        assert_eq!(next_idle_check(true, false, ms(4900), ms(4900), KA), ms(100), "the limit first");
     }
 
     #[test]
     fn an_idle_connection_is_looked_at_again_when_it_may_be_parked_or_must_close() {
-        let ms = Duration::from_millis;
-        assert_eq!(next_idle_check(true, true, ms(100), KA), PARK_AFTER - ms(100));
+        assert_eq!(next_idle_check(true, true, ms(100), ms(100), KA), PARK_AFTER - ms(100));
         assert_eq!(
-            next_idle_check(true, true, ms(100), Some(ms(200))),
+            next_idle_check(true, true, ms(100), ms(100), Some(ms(200))),
             ms(100),
             "the keep-alive limit first"
         );
-        assert_eq!(next_idle_check(true, false, ms(1000), KA), ms(4000), "parked once since: only the limit");
-        assert_eq!(next_idle_check(true, false, ms(1000), None), FAR);
-        assert_eq!(next_idle_check(true, true, ms(249), KA), ms(50), "never sooner than 50 ms");
+        assert_eq!(
+            next_idle_check(true, false, ms(100), ms(100), KA),
+            PARK_AFTER - ms(100),
+            "a new connection"
+        );
+        assert_eq!(next_idle_check(true, true, ms(249), ms(249), KA), ms(50), "never sooner than 50 ms");
+        // Woken from parking 4.9 s after its last response: the limit runs from the wake-up.
+        assert_eq!(next_idle_check(true, false, ms(4900), ms(100), KA), BUSY_RECHECK);
     }
 }
