@@ -42,11 +42,12 @@ test('a kept-alive connection idle past 250 ms is parked and answers its next re
   c.sock.destroy()
 })
 
-test('the part of the next request head read before parking is kept and completed later', async (t) => {
+test('a partial next request head sent before the parking delay is completed later', async (t) => {
   const { app, port } = await serve(echoPath)
   t.teardown(() => app.close({ timeout: 100 }))
   const c = client(port)
-  // hyper reads both at once: it answers the first and holds the start of the second.
+  // hyper reads both at once: it answers the first and holds the start of the second (the
+  // connection is then not parked: a next request is arriving).
   c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHo')
   await until(() => answers(c.text).length === 1, 'the first answer')
   await sleep(600)
