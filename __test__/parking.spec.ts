@@ -46,8 +46,8 @@ test('a partial next request head sent before the parking delay is completed lat
   const { app, port } = await serve(echoPath)
   t.teardown(() => app.close({ timeout: 100 }))
   const c = client(port)
-  // hyper reads both at once: it answers the first and holds the start of the second (the
-  // connection is then not parked: a next request is arriving).
+  // hyper reads both at once: it answers the first and holds the start of the second, whether
+  // the connection is then parked (the held bytes are replayed) or kept serving.
   c.sock.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHo')
   await until(() => answers(c.text).length === 1, 'the first answer')
   await sleep(600)
