@@ -177,16 +177,18 @@ export declare class NativeServer {
 
 /**
  * The writable end of one response stream. `write*` return a `WriteStatus` code:
- * 0 = copied and room left, 1 = copied and now full (await the drain event), 2 = closed.
+ * 0 = copied and room left, 1 = copied and now full (await the drain event), 2 = closed,
+ * 3 = refused, not copied: the client's socket is full; keep the chunk and write it again after
+ * the drain event (a stalled client then pins the JS chunk alone, not a copy of it too).
  */
 export declare class NativeStream {
-  /** Copies bytes into the ring. */
+  /** Copies bytes into the ring, unless the client's socket is full (then refused, see above). */
   write(chunk: Buffer): number
-  /** Copies a string's UTF-8 bytes into the ring. */
+  /** Copies a string's UTF-8 bytes into the ring, unless the client's socket is full. */
   writeText(chunk: string): number
   /**
    * Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) with the
-   * core's one SSE encoder and copies them into the ring. Throws `CZ_SSE_FIELD` on an invalid
+   * core's one SSE encoder and copies them into the ring (or refuses the batch, as `write`). Throws `CZ_SSE_FIELD` on an invalid
    * `id`, `event` or `retry`, after the events before it were written.
    */
   writeSse(packed: string): number

@@ -69,8 +69,12 @@ export const Ev = binding.EventKind
 /** Event kinds as a type. */
 export type Ev = Binding.EventKind
 
-/** Results of `NativeStream.write*` (mirrors `WriteStatus` in crates/core/src/body/ring.rs). */
-export const Write = { Ready: 0, Full: 1, Closed: 2 } as const
+/**
+ * Results of `NativeStream.write*` (mirrors `WriteStatus` in crates/core/src/body/ring.rs):
+ * `Refused` means nothing was copied because the client's socket is full; the chunk is written
+ * again after the drain event.
+ */
+export const Write = { Ready: 0, Full: 1, Closed: 2, Refused: 3 } as const
 
 /** Results of `NativeServer.reply*`: the generated `ReplyCode` enum of crates/node/src/types.rs. */
 export const Reply = binding.ReplyCode

@@ -139,6 +139,13 @@ export class StreamSink {
   #text = ''
   /** `#text` holds packed SSE events (flushed with `writeSse`) instead of plain text. */
   #sse = false
+  /**
+   * Chunks the ring refused while the client's socket was full, in order: held by reference (not
+   * copied) and written again on the next drain. Later writes queue behind them.
+   */
+  #held: Array<Buffer | string> = []
+  /** `end()` came while chunks were held: the native end follows the last of them. */
+  #endHeld = false
   #waiters: Waiter[] = []
   #onClosed: Array<(aborted: boolean) => void> = []
   /** Set by the responder to send an encoder error to the app's `onError` with its request. */
@@ -171,12 +178,13 @@ export class StreamSink {
 
   /**
    * Copies one chunk into the ring; returns a `Write` code. The socket task is woken once per
-   * tick (or at once when the ring fills), so a burst of small writes leaves in one frame.
+   * tick (or at once when the ring fills), so a burst of small writes leaves in one frame. While
+   * the client's socket is full the chunk is held by reference instead (`Full` is returned) and
+   * written on the next drain: a stalled client pins the producer's chunk, not a copy as well.
    */
   write(chunk: unknown): number {
     const n = this.native
     if (n === null || this.closed || this.#failed) return Write.Closed
-    let status: number
     if (typeof chunk === 'string') {
       // Small text is joined in JS: one native call per batch instead of one per event.
       this.chunks++
@@ -190,25 +198,62 @@ export class StreamSink {
     if (!(chunk instanceof Uint8Array)) throw badChunk(chunk)
     this.chunks++
     if (this.#text !== '' && this.#writeText() === Write.Closed) return Write.Closed
-    status = n.write(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-    return this.#after(status)
+    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    if (this.#held.length > 0) {
+      this.#held.push(bytes)
+      return Write.Full
+    }
+    return this.#after(n.write(bytes), bytes)
   }
 
   /** Hands the JS batch to Rust. `report: false` when the stream is being aborted for another error anyway. */
   #writeText(report = true): number {
     const text = this.#text
     this.#text = ''
-    if (!this.#sse) return this.#after(this.native!.writeText(text))
-    let status: number
+    if (this.#held.length > 0) {
+      this.#held.push(text)
+      return Write.Full
+    }
+    return this.#after(this.#nativeText(text, report), text)
+  }
+
+  /** One native text write: plain, or packed SSE events encoded in Rust. */
+  #nativeText(text: string, report: boolean): number {
+    if (!this.#sse) return this.native!.writeText(text)
     try {
-      status = this.native!.writeSse(text)
+      return this.native!.writeSse(text)
     } catch (err) {
       // An invalid SSE field (`CZ_SSE_FIELD`): the events before it were written; the stream is
       // cut as for any error after the first byte, and the error goes to onError.
       this.#fail(fromNative(err), report)
       return Write.Closed
     }
-    return this.#after(status)
+  }
+
+  /**
+   * Writes the held chunks in order; `false` while the ring refuses one again or is full (the
+   * rest wait for the next drain).
+   */
+  #writeHeld(): boolean {
+    const n = this.native!
+    while (this.#held.length > 0) {
+      const chunk = this.#held[0]!
+      const status = typeof chunk === 'string' ? this.#nativeText(chunk, true) : n.write(chunk)
+      if (status === Write.Refused) return false
+      this.#held.shift()
+      if (status === Write.Closed) {
+        this.#held = []
+        this.#endHeld = false
+        return true
+      }
+      this.#markDirty()
+      if (this.#held.length === 0 && this.#endHeld) {
+        this.#endHeld = false
+        n.end()
+      }
+      if (status === Write.Full) return false
+    }
+    return true
   }
 
   #fail(err: unknown, report: boolean): void {
@@ -223,7 +268,11 @@ export class StreamSink {
     }
   }
 
-  #after(status: number): number {
+  #after(status: number, chunk: Buffer | string): number {
+    if (status === Write.Refused) {
+      this.#held.push(chunk)
+      status = Write.Full
+    }
     if (status === Write.Full) this.#blocked = true
     else if (status === Write.Ready) this.#markDirty()
     return status === Write.Ready && this.#blocked ? Write.Full : status
@@ -260,17 +309,27 @@ export class StreamSink {
   }
 
   get bufferedAmount(): number {
-    return this.native !== null && !this.closed ? this.native.buffered + Buffer.byteLength(this.#text) : 0
+    if (this.native === null || this.closed) return 0
+    let held = 0
+    for (const c of this.#held) held += typeof c === 'string' ? Buffer.byteLength(c) : c.length
+    return this.native.buffered + Buffer.byteLength(this.#text) + held
   }
 
   end(): void {
     if (this.#text !== '' && !this.closed && !this.#failed) this.#writeText()
-    if (!this.#failed) this.native?.end()
+    if (this.#failed) return
+    if (this.#held.length > 0) this.#endHeld = true
+    else this.native?.end()
   }
 
-  /** Sends what was written, then cuts the connection without the terminating chunk. */
+  /**
+   * Sends what the ring holds, then cuts the connection without the terminating chunk. Chunks
+   * held for a full socket are dropped: the client gets a truncated body either way.
+   */
   abort(): void {
     if (this.#text !== '' && !this.closed && !this.#failed) this.#writeText(false)
+    this.#held = []
+    this.#endHeld = false
     this.native?.abort()
   }
 
@@ -281,6 +340,7 @@ export class StreamSink {
 
   /** @internal The ring drained. */
   _drained(): void {
+    if ((this.#held.length > 0 || this.#endHeld) && !this.closed && !this.#failed && !this.#writeHeld()) return
     this.#blocked = false
     const w = this.#waiters
     this.#waiters = []
@@ -294,6 +354,8 @@ export class StreamSink {
     const native: StreamCloseInfo | null | undefined = this.native?.closeInfo()
     this.#closeInfo = { bytes: native?.bytes ?? 0, chunks: this.chunks, duration: native?.duration ?? 0, aborted }
     this.#text = ''
+    this.#held = []
+    this.#endHeld = false
     this._drained()
     for (const f of this.#onClosed) f(aborted)
     this.onCloseInfo?.(this.#closeInfo)
@@ -358,6 +420,10 @@ export class StreamingWriter {
   /**
    * Writes a chunk. Returns `undefined` while the ring has room, a Promise when it is full.
    * Rejects with `StreamClosedError` (`CZ_STREAM_CLOSED`) once the client is gone.
+   *
+   * A chunk that returned `undefined` was copied and the buffer may be reused at once. One that
+   * returned a Promise may be held by reference while the client's socket is full (as Node's
+   * `writable.write` holds its chunks): do not modify that buffer until the Promise settles.
    */
   write(chunk: Chunk): Promise<void> | undefined {
     if (!this.#ensureStarted()) return Promise.reject(new StreamClosedError())
@@ -407,7 +473,7 @@ export class StreamingWriter {
     return this.#ended || this.#sink.closed
   }
 
-  /** Bytes in the ring not yet handed to the socket. */
+  /** Bytes written and not yet handed to the socket: in the ring, or held while the client's socket is full. */
   get bufferedAmount(): number {
     return this.#sink.bufferedAmount
   }

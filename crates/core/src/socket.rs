@@ -43,6 +43,9 @@ pub(crate) struct SocketState {
     stall_limit_changed: tokio::sync::Notify,
     /// hyper is letting go of an idle connection to park it: its shutdown leaves the socket open.
     parking: AtomicBool,
+    /// A response body holds back (a frame, or a writer's refused chunk) until the blocked write
+    /// completes: the write that completes it wakes the connection task once more.
+    wake_on_unblock: AtomicBool,
 }
 
 impl SocketState {
@@ -60,6 +63,7 @@ impl SocketState {
             stall_limit_ms: AtomicU64::new(0),
             stall_limit_changed: tokio::sync::Notify::new(),
             parking: AtomicBool::new(false),
+            wake_on_unblock: AtomicBool::new(false),
         })
     }
 
@@ -114,6 +118,18 @@ impl SocketState {
         }
     }
 
+    /// `true` while the socket refuses a write hyper still holds bytes for; then asks the write that
+    /// ends the block to wake the connection task, so whoever held back because of it (a ring's
+    /// next frame, a producer's refused chunk) is polled again. Checked after asking, so the wake
+    /// cannot be missed: either the writer sees this request, or this sees the block over.
+    pub(crate) fn blocked_wake_on_unblock(&self) -> bool {
+        if self.blocked_since.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        self.wake_on_unblock.store(true, Ordering::SeqCst);
+        self.blocked_since.load(Ordering::SeqCst) != 0
+    }
+
     /// The longest time a write stayed refused since the last call (including the one refused
     /// now), in milliseconds: how far the client fell behind.
     pub(crate) fn take_longest_block_ms(&self) -> u64 {
@@ -145,16 +161,21 @@ impl SocketState {
         self.parking.store(on, Ordering::Release);
     }
 
-    fn record_write<T>(&self, result: &Poll<io::Result<T>>) {
+    /// Records a socket write's result: when a refused write began, how long the longest lasted,
+    /// and the end of a block (waking the task if something held back for it).
+    pub(crate) fn record_write<T>(&self, cx: &Context<'_>, result: &Poll<io::Result<T>>) {
         match result {
             Poll::Pending => {
                 let _ =
-                    self.blocked_since.compare_exchange(0, self.now(), Ordering::AcqRel, Ordering::Relaxed);
+                    self.blocked_since.compare_exchange(0, self.now(), Ordering::SeqCst, Ordering::Relaxed);
             }
             Poll::Ready(r) => {
-                let since = self.blocked_since.swap(0, Ordering::AcqRel);
+                let since = self.blocked_since.swap(0, Ordering::SeqCst);
                 if since != 0 {
                     self.longest_block_ms.fetch_max(self.now().saturating_sub(since), Ordering::AcqRel);
+                    if self.wake_on_unblock.swap(false, Ordering::SeqCst) {
+                        cx.waker().wake_by_ref();
+                    }
                 }
                 if r.is_ok() {
                     self.head_pending.store(false, Ordering::Release);
@@ -247,7 +268,7 @@ impl AsyncWrite for ConnIo {
             Ok(s) => Pin::new(s).poll_write(cx, buf),
             Err(e) => return Poll::Ready(Err(e)),
         };
-        this.state.record_write(&r);
+        this.state.record_write(cx, &r);
         r
     }
 
@@ -261,7 +282,7 @@ impl AsyncWrite for ConnIo {
             Ok(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Err(e) => return Poll::Ready(Err(e)),
         };
-        this.state.record_write(&r);
+        this.state.record_write(cx, &r);
         r
     }
 

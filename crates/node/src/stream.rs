@@ -42,7 +42,9 @@ pub struct StreamCloseInfo {
 }
 
 /// The writable end of one response stream. `write*` return a `WriteStatus` code:
-/// 0 = copied and room left, 1 = copied and now full (await the drain event), 2 = closed.
+/// 0 = copied and room left, 1 = copied and now full (await the drain event), 2 = closed,
+/// 3 = refused, not copied: the client's socket is full; keep the chunk and write it again after
+/// the drain event (a stalled client then pins the JS chunk alone, not a copy of it too).
 #[napi]
 pub struct NativeStream {
     pub(crate) writer: RingWriter,
@@ -51,26 +53,28 @@ pub struct NativeStream {
 
 #[napi]
 impl NativeStream {
-    /// Copies bytes into the ring.
+    /// Copies bytes into the ring, unless the client's socket is full (then refused, see above).
     #[napi(catch_unwind)]
     pub fn write(&self, chunk: BufferSlice) -> u32 {
-        self.writer.write(&chunk) as u32
+        self.writer.offer(&chunk) as u32
     }
 
-    /// Copies a string's UTF-8 bytes into the ring.
+    /// Copies a string's UTF-8 bytes into the ring, unless the client's socket is full.
     #[napi(catch_unwind)]
     pub fn write_text(&self, chunk: String) -> u32 {
-        self.writer.write(chunk.as_bytes()) as u32
+        self.writer.offer(chunk.as_bytes()) as u32
     }
 
     /// Encodes a packed batch of SSE events (see `catzilla_core::sse::encode_packed`) with the
-    /// core's one SSE encoder and copies them into the ring. Throws `CZ_SSE_FIELD` on an invalid
+    /// core's one SSE encoder and copies them into the ring (or refuses the batch, as `write`). Throws `CZ_SSE_FIELD` on an invalid
     /// `id`, `event` or `retry`, after the events before it were written.
     #[napi(catch_unwind)]
     pub fn write_sse(&self, packed: String) -> napi::Result<u32> {
         let mut out = Vec::with_capacity(packed.len() + 64);
         let encoded = sse::encode_packed(&packed, &mut out);
-        let status = if out.is_empty() { self.writer.write(&[]) } else { self.writer.write(&out) };
+        // Refused as a whole while the client's socket is full (JS writes the batch again after
+        // the drain); a batch with an invalid field is copied up to it, since it is not retried.
+        let status = if encoded.is_err() { self.writer.write(&out) } else { self.writer.offer(&out) };
         match encoded {
             Ok(_) => Ok(status as u32),
             Err(PackedError::Field(e)) => Err(code_error("CZ_SSE_FIELD", e.to_string())),
@@ -125,4 +129,5 @@ const _: () = {
     assert!(WriteStatus::Ready as u32 == 0);
     assert!(WriteStatus::Full as u32 == 1);
     assert!(WriteStatus::Closed as u32 == 2);
+    assert!(WriteStatus::Refused as u32 == 3);
 };

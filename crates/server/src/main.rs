@@ -122,7 +122,8 @@ impl Scenarios {
         }
         tokio::spawn(async move {
             for (i, chunk) in chunks.enumerate() {
-                // Large chunks are queued without a copy, as the binding does with JS Buffers.
+                // Large chunks are queued without a copy: they are Rust-owned `Bytes` (the binding
+                // copies JS Buffers instead).
                 let status =
                     if chunk.len() >= SHARE_MIN { writer.write_shared(chunk) } else { writer.write(&chunk) };
                 match status {
@@ -130,6 +131,7 @@ impl Scenarios {
                     WriteStatus::Full => notify.notified().await,
                     WriteStatus::Ready if i % 64 == 63 => writer.flush(),
                     WriteStatus::Ready => {}
+                    WriteStatus::Refused => unreachable!("only RingWriter::offer refuses a chunk"),
                 }
             }
             writer.end();

@@ -20,6 +20,13 @@
 //! MiB (few producer wake-ups per byte: a 16 KiB ring halves the throughput of a JS generator
 //! against 64 KiB), and a client that stalls within them (on loopback a client that never reads
 //! takes 2–4 MiB first) pins one floor, not a grown ring.
+//!
+//! While the socket refuses a write hyper holds bytes for, the ring neither hands hyper another
+//! frame (hyper would take frames until it holds `max_buf_size`) nor copies what
+//! [`RingWriter::offer`] brings ([`WriteStatus::Refused`]: the producer keeps its chunk and offers
+//! it again after `drained`); the write that ends the block wakes the connection task. A stalled
+//! client thus pins hyper's unsent remainder and the producer's own chunk, not two more copies; a
+//! client that keeps up never meets a refused write, so the ring still refills while hyper sends.
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
@@ -81,6 +88,10 @@ pub enum WriteStatus {
     Full = 1,
     /// The stream is closed (client gone, ended or aborted): nothing was copied.
     Closed = 2,
+    /// Nothing was copied: the socket refuses writes and hyper still holds unsent bytes, so a copy
+    /// now would only pin one more buffer for a client that is not reading. Keep the chunk and
+    /// offer it again after `drained` (or drop it on `closed`). Only [`RingWriter::offer`] says so.
+    Refused = 3,
 }
 
 /// How a stream ended, reported once through [`RingEvents::closed`].
@@ -121,6 +132,8 @@ struct State {
     abort_flushed: bool,
     closed: bool,
     writer_blocked: bool,
+    /// The writer's last chunk was refused (`offer`): it waits for the socket, not for room.
+    refused: bool,
     waker: Option<Waker>,
     bytes: u64,
     chunks: u64,
@@ -145,6 +158,12 @@ impl Shared {
     /// since the last check (or is now).
     fn socket_blocked(&self) -> bool {
         self.socket.get().is_some_and(|s| s.take_longest_block_ms() >= STALLED_MS)
+    }
+
+    /// `true` while the connection's socket refuses a write hyper holds bytes for; the write that
+    /// ends the block then wakes the connection task (see `SocketState::blocked_wake_on_unblock`).
+    fn held_back(&self) -> bool {
+        self.socket.get().is_some_and(|s| s.blocked_wake_on_unblock())
     }
 
     /// Falls back to the floor and returns the spare allocation: the bytes held stay.
@@ -318,6 +337,7 @@ pub fn ring(
             abort_flushed: false,
             closed: false,
             writer_blocked: false,
+            refused: false,
             waker: None,
             bytes: 0,
             chunks: 0,
@@ -350,6 +370,7 @@ pub(crate) fn budget_available(shared: &Arc<Shared>) {
         return;
     }
     st.writer_blocked = false;
+    st.refused = false;
     drop(st);
     shared.probe.unstalled();
     shared.events.drained();
@@ -360,6 +381,27 @@ impl RingWriter {
     /// ring overshoots by at most one chunk) and the writer is told to wait.
     pub fn write(&self, data: &[u8]) -> WriteStatus {
         self.put(data.len(), |buf, limit| buf.copy(data, limit))
+    }
+
+    /// Copies `data` into the ring like [`write`](Self::write), unless the socket is refusing a
+    /// write hyper still holds bytes for: then nothing is copied and [`WriteStatus::Refused`] tells
+    /// the producer to keep the chunk until `drained`. A producer whose chunks would otherwise be
+    /// garbage after the copy (JS) thus pins one buffer, its own, per stalled client instead of a
+    /// copy on top of it; a client that keeps up never meets a refused write. Empty chunks are
+    /// never refused.
+    pub fn offer(&self, data: &[u8]) -> WriteStatus {
+        if !data.is_empty() && self.shared.held_back() {
+            let mut st = self.shared.state.lock();
+            if st.closed || st.ended || st.aborted {
+                return WriteStatus::Closed;
+            }
+            // Told to wait: `drained` fires once the socket took what hyper held (poll_frame).
+            st.writer_blocked = true;
+            st.refused = true;
+            self.shared.probe.stalled();
+            return WriteStatus::Refused;
+        }
+        self.write(data)
     }
 
     /// Queues `chunk` without copying it: the ring holds it (and counts its bytes against the
@@ -479,7 +521,11 @@ impl Body for RingBody {
         let this = self.get_mut();
         let shared = &this.shared;
         let mut st = shared.state.lock();
-        if !st.buf.is_empty() {
+        // While the socket refuses a write, hyper still holds bytes: another frame would only pin
+        // more memory for a client that is not reading (hyper takes frames until it holds
+        // `max_buf_size`). The write that ends the block wakes this task again.
+        let held_back = (!st.buf.is_empty() || st.refused) && shared.held_back();
+        if !st.buf.is_empty() && !held_back {
             // At most MAX_FRAME per frame (the limit while the ring is at its floor): what hyper
             // holds for a slow socket stays small, and what is still in the ring stays counted
             // against the budget.
@@ -507,6 +553,18 @@ impl Body for RingBody {
                 }
             }
             return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if held_back {
+            st.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if st.refused && !st.closed {
+            // A producer refused while the socket was blocked (`offer`) waits on an empty ring:
+            // the block is over, so it may write again.
+            st.refused = false;
+            drop(st);
+            budget_available(shared);
+            st = shared.state.lock();
         }
         if st.aborted {
             if !st.abort_flushed {
@@ -575,6 +633,7 @@ impl Drop for RingBody {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use std::io;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[derive(Default)]
@@ -783,6 +842,89 @@ mod tests {
         assert_eq!(budget.used(), 60);
         assert_eq!(c2.drained.load(Ordering::SeqCst), 1, "draining ring 1 wakes the writer of ring 2");
         assert_eq!(w2.write(&[0; 10]), WriteStatus::Ready);
+    }
+
+    /// Counts wake-ups of the task that polls the body (hyper's connection task).
+    struct Wakes(AtomicUsize);
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A connection socket, as the connection loop ties it to the ring, and a way to block it.
+    fn watched(b: &RingBody) -> Arc<SocketState> {
+        let socket = SocketState::new(Instant::now(), Arc::default());
+        b.watch(&socket);
+        socket
+    }
+
+    fn poll_body(b: &mut RingBody, waker: &Waker) -> Poll<Option<Result<Frame<Segments>, StreamAborted>>> {
+        Pin::new(b).poll_frame(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn offer_refuses_without_a_copy_while_the_socket_is_blocked_and_holds_the_next_frame_back() {
+        let (w, mut b, c) = make(64 * 1024);
+        let socket = watched(&b);
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let cx = Context::from_waker(&waker);
+        assert_eq!(w.offer(&[1; 1000]), WriteStatus::Ready, "a socket that takes writes: copied");
+        socket.record_write::<usize>(&cx, &Poll::Pending);
+        assert_eq!(w.offer(&[2; 1000]), WriteStatus::Refused, "hyper holds unsent bytes");
+        assert_eq!(w.buffered(), 1000, "nothing copied");
+        assert_eq!(w.write(&[3; 10]), WriteStatus::Ready, "write() always copies");
+        assert_eq!(w.offer(&[]), WriteStatus::Ready, "an empty chunk is not refused");
+        assert!(poll_body(&mut b, &waker).is_pending(), "no frame for hyper while its write is refused");
+        assert_eq!(c.drained.load(Ordering::SeqCst), 0);
+        // The write that ends the block wakes the connection task once.
+        socket.record_write(&cx, &Poll::Ready(Ok::<usize, io::Error>(10)));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        let frame = match poll_body(&mut b, &waker) {
+            Poll::Ready(Some(Ok(f))) => f.into_data().unwrap().into_bytes(),
+            other => panic!("expected a frame, got {:?}", other.map(|f| f.map(|f| f.map(|f| f.is_data())))),
+        };
+        assert_eq!(frame.len(), 1010);
+        assert_eq!(c.drained.load(Ordering::SeqCst), 1, "the refused writer may offer again");
+        assert_eq!(w.offer(&[2; 1000]), WriteStatus::Ready);
+    }
+
+    #[test]
+    fn a_writer_refused_on_an_empty_ring_is_drained_once_the_socket_takes_what_hyper_held() {
+        let (w, mut b, c) = make(64 * 1024);
+        let socket = watched(&b);
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let cx = Context::from_waker(&waker);
+        socket.record_write::<usize>(&cx, &Poll::Pending);
+        assert_eq!(w.offer(&[1; 100]), WriteStatus::Refused);
+        assert_eq!(w.buffered(), 0);
+        assert!(poll_body(&mut b, &waker).is_pending());
+        assert_eq!(c.drained.load(Ordering::SeqCst), 0, "still blocked");
+        // A short write still ends this refusal: the next refused write starts a new one.
+        socket.record_write(&cx, &Poll::Ready(Ok::<usize, io::Error>(1)));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the end of the block wakes the task");
+        assert!(poll_body(&mut b, &waker).is_pending(), "nothing to send yet");
+        assert_eq!(c.drained.load(Ordering::SeqCst), 1, "the writer is told to offer again");
+        assert!(poll_body(&mut b, &waker).is_pending());
+        assert_eq!(c.drained.load(Ordering::SeqCst), 1, "told once");
+        assert_eq!(w.offer(&[1; 100]), WriteStatus::Ready);
+        w.end();
+        assert!(matches!(poll_body(&mut b, &waker), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(poll_body(&mut b, &waker), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_block_nobody_held_back_for_ends_without_a_wake() {
+        let (_w, b, _c) = make(1024);
+        let socket = watched(&b);
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let cx = Context::from_waker(&waker);
+        socket.record_write::<usize>(&cx, &Poll::Pending);
+        socket.record_write(&cx, &Poll::Ready(Ok::<usize, io::Error>(1)));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "no extra poll of the connection");
     }
 
     #[tokio::test]
