@@ -118,6 +118,11 @@ impl SocketState {
         }
     }
 
+    /// `true` while a socket write is refused (a cheap first check; see the next method).
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked_since.load(Ordering::Relaxed) != 0
+    }
+
     /// `true` while the socket refuses a write hyper still holds bytes for; then asks the write that
     /// ends the block to wake the connection task, so whoever held back because of it (a ring's
     /// next frame, a producer's refused chunk) is polled again. Checked after asking, so the wake

@@ -390,16 +390,20 @@ impl RingWriter {
     /// copy on top of it; a client that keeps up never meets a refused write. Empty chunks are
     /// never refused.
     pub fn offer(&self, data: &[u8]) -> WriteStatus {
-        if !data.is_empty() && self.shared.held_back() {
+        if !data.is_empty() && self.shared.socket.get().is_some_and(|s| s.is_blocked()) {
             let mut st = self.shared.state.lock();
             if st.closed || st.ended || st.aborted {
                 return WriteStatus::Closed;
             }
-            // Told to wait: `drained` fires once the socket took what hyper held (poll_frame).
-            st.writer_blocked = true;
-            st.refused = true;
-            self.shared.probe.stalled();
-            return WriteStatus::Refused;
+            // Asked under the lock, as `poll_frame` does: a block that ends meanwhile wakes the
+            // connection task, whose `poll_frame` then sees `refused` (it waits for this lock)
+            // and fires `drained`. Asked before the lock, the wake could come and go first.
+            if self.shared.held_back() {
+                st.writer_blocked = true;
+                st.refused = true;
+                self.shared.probe.stalled();
+                return WriteStatus::Refused;
+            }
         }
         self.write(data)
     }
@@ -524,7 +528,7 @@ impl Body for RingBody {
         // While the socket refuses a write, hyper still holds bytes: another frame would only pin
         // more memory for a client that is not reading (hyper takes frames until it holds
         // `max_buf_size`). The write that ends the block wakes this task again.
-        let held_back = (!st.buf.is_empty() || st.refused) && shared.held_back();
+        let held_back = (!st.buf.is_empty() || st.refused) && !st.aborted && shared.held_back();
         if !st.buf.is_empty() && !held_back {
             // At most MAX_FRAME per frame (the limit while the ring is at its floor): what hyper
             // holds for a slow socket stays small, and what is still in the ring stays counted
