@@ -27,6 +27,9 @@
 //! it again after `drained`); the write that ends the block wakes the connection task. A stalled
 //! client thus pins hyper's unsent remainder and the producer's own chunk, not two more copies; a
 //! client that keeps up never meets a refused write, so the ring still refills while hyper sends.
+//! This departs from DESIGN.md §2.3 ("streaming writes … copy into a bounded ring"): a write may
+//! now be refused and the chunk held by JS until the drain. The awaited Promise still settles on
+//! drain or close, and a stalled client costs one chunk less (measured: 64–95 → 46–56 KiB each).
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
