@@ -128,7 +128,7 @@ impl SocketState {
     /// next frame, a producer's refused chunk) is polled again. Checked after asking, so the wake
     /// cannot be missed: either the writer sees this request, or this sees the block over.
     pub(crate) fn blocked_wake_on_unblock(&self) -> bool {
-        if self.blocked_since.load(Ordering::SeqCst) == 0 {
+        if !self.is_blocked() {
             return false;
         }
         self.wake_on_unblock.store(true, Ordering::SeqCst);

@@ -859,79 +859,99 @@ mod tests {
         }
     }
 
-    /// A connection socket, as the connection loop ties it to the ring, and a way to block it.
-    fn watched(b: &RingBody) -> Arc<SocketState> {
-        let socket = SocketState::new(Instant::now(), Arc::default());
-        b.watch(&socket);
-        socket
+    /// A ring tied to a connection socket, as the connection loop ties them, with the waker of
+    /// the task that polls the body and a count of its wake-ups.
+    struct Watched {
+        w: RingWriter,
+        b: RingBody,
+        c: Arc<Counter>,
+        socket: Arc<SocketState>,
+        wakes: Arc<Wakes>,
+        waker: Waker,
     }
 
-    fn poll_body(b: &mut RingBody, waker: &Waker) -> Poll<Option<Result<Frame<Segments>, StreamAborted>>> {
-        Pin::new(b).poll_frame(&mut Context::from_waker(waker))
+    impl Watched {
+        fn new(cap: usize) -> Self {
+            let (w, b, c) = make(cap);
+            let socket = SocketState::new(Instant::now(), Arc::default());
+            b.watch(&socket);
+            let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+            let waker = Waker::from(wakes.clone());
+            Self { w, b, c, socket, wakes, waker }
+        }
+
+        /// A socket write hyper tried, refused (`None`) or taking `Some(n)` bytes.
+        fn socket_write(&self, taken: Option<usize>) {
+            let cx = Context::from_waker(&self.waker);
+            match taken {
+                None => self.socket.record_write::<usize>(&cx, &Poll::Pending),
+                Some(n) => self.socket.record_write(&cx, &Poll::Ready(Ok::<usize, io::Error>(n))),
+            }
+        }
+
+        fn poll_body(&mut self) -> Poll<Option<Result<Frame<Segments>, StreamAborted>>> {
+            Pin::new(&mut self.b).poll_frame(&mut Context::from_waker(&self.waker))
+        }
+
+        fn wakes(&self) -> usize {
+            self.wakes.0.load(Ordering::SeqCst)
+        }
+
+        fn drained(&self) -> usize {
+            self.c.drained.load(Ordering::SeqCst)
+        }
     }
 
     #[test]
     fn offer_refuses_without_a_copy_while_the_socket_is_blocked_and_holds_the_next_frame_back() {
-        let (w, mut b, c) = make(64 * 1024);
-        let socket = watched(&b);
-        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
-        let cx = Context::from_waker(&waker);
-        assert_eq!(w.offer(&[1; 1000]), WriteStatus::Ready, "a socket that takes writes: copied");
-        socket.record_write::<usize>(&cx, &Poll::Pending);
-        assert_eq!(w.offer(&[2; 1000]), WriteStatus::Refused, "hyper holds unsent bytes");
-        assert_eq!(w.buffered(), 1000, "nothing copied");
-        assert_eq!(w.write(&[3; 10]), WriteStatus::Ready, "write() always copies");
-        assert_eq!(w.offer(&[]), WriteStatus::Ready, "an empty chunk is not refused");
-        assert!(poll_body(&mut b, &waker).is_pending(), "no frame for hyper while its write is refused");
-        assert_eq!(c.drained.load(Ordering::SeqCst), 0);
+        let mut r = Watched::new(64 * 1024);
+        assert_eq!(r.w.offer(&[1; 1000]), WriteStatus::Ready, "a socket that takes writes: copied");
+        r.socket_write(None);
+        assert_eq!(r.w.offer(&[2; 1000]), WriteStatus::Refused, "hyper holds unsent bytes");
+        assert_eq!(r.w.buffered(), 1000, "nothing copied");
+        assert_eq!(r.w.write(&[3; 10]), WriteStatus::Ready, "write() always copies");
+        assert_eq!(r.w.offer(&[]), WriteStatus::Ready, "an empty chunk is not refused");
+        assert!(r.poll_body().is_pending(), "no frame for hyper while its write is refused");
+        assert_eq!(r.drained(), 0);
         // The write that ends the block wakes the connection task once.
-        socket.record_write(&cx, &Poll::Ready(Ok::<usize, io::Error>(10)));
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
-        let frame = match poll_body(&mut b, &waker) {
+        r.socket_write(Some(10));
+        assert_eq!(r.wakes(), 1);
+        let frame = match r.poll_body() {
             Poll::Ready(Some(Ok(f))) => f.into_data().unwrap().into_bytes(),
             other => panic!("expected a frame, got {:?}", other.map(|f| f.map(|f| f.map(|f| f.is_data())))),
         };
         assert_eq!(frame.len(), 1010);
-        assert_eq!(c.drained.load(Ordering::SeqCst), 1, "the refused writer may offer again");
-        assert_eq!(w.offer(&[2; 1000]), WriteStatus::Ready);
+        assert_eq!(r.drained(), 1, "the refused writer may offer again");
+        assert_eq!(r.w.offer(&[2; 1000]), WriteStatus::Ready);
     }
 
     #[test]
     fn a_writer_refused_on_an_empty_ring_is_drained_once_the_socket_takes_what_hyper_held() {
-        let (w, mut b, c) = make(64 * 1024);
-        let socket = watched(&b);
-        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
-        let cx = Context::from_waker(&waker);
-        socket.record_write::<usize>(&cx, &Poll::Pending);
-        assert_eq!(w.offer(&[1; 100]), WriteStatus::Refused);
-        assert_eq!(w.buffered(), 0);
-        assert!(poll_body(&mut b, &waker).is_pending());
-        assert_eq!(c.drained.load(Ordering::SeqCst), 0, "still blocked");
+        let mut r = Watched::new(64 * 1024);
+        r.socket_write(None);
+        assert_eq!(r.w.offer(&[1; 100]), WriteStatus::Refused);
+        assert_eq!(r.w.buffered(), 0);
+        assert!(r.poll_body().is_pending());
+        assert_eq!(r.drained(), 0, "still blocked");
         // A short write still ends this refusal: the next refused write starts a new one.
-        socket.record_write(&cx, &Poll::Ready(Ok::<usize, io::Error>(1)));
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the end of the block wakes the task");
-        assert!(poll_body(&mut b, &waker).is_pending(), "nothing to send yet");
-        assert_eq!(c.drained.load(Ordering::SeqCst), 1, "the writer is told to offer again");
-        assert!(poll_body(&mut b, &waker).is_pending());
-        assert_eq!(c.drained.load(Ordering::SeqCst), 1, "told once");
-        assert_eq!(w.offer(&[1; 100]), WriteStatus::Ready);
-        w.end();
-        assert!(matches!(poll_body(&mut b, &waker), Poll::Ready(Some(Ok(_)))));
-        assert!(matches!(poll_body(&mut b, &waker), Poll::Ready(None)));
+        r.socket_write(Some(1));
+        assert_eq!(r.wakes(), 1, "the end of the block wakes the task");
+        assert!(r.poll_body().is_pending(), "nothing to send yet");
+        assert_eq!(r.drained(), 1, "the writer is told to offer again");
+        assert!(r.poll_body().is_pending());
+        assert_eq!(r.drained(), 1, "told once");
+        assert_eq!(r.w.offer(&[1; 100]), WriteStatus::Ready);
+        r.w.end();
+        assert!(matches!(r.poll_body(), Poll::Ready(Some(Ok(_)))));
+        assert!(matches!(r.poll_body(), Poll::Ready(None)));
     }
 
     #[test]
     fn a_block_nobody_held_back_for_ends_without_a_wake() {
-        let (_w, b, _c) = make(1024);
-        let socket = watched(&b);
-        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
-        let cx = Context::from_waker(&waker);
-        socket.record_write::<usize>(&cx, &Poll::Pending);
-        socket.record_write(&cx, &Poll::Ready(Ok::<usize, io::Error>(1)));
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "no extra poll of the connection");
+        let r = Watched::new(1024);
+        r.socket_write(None);
+        r.socket_write(Some(1));
+        assert_eq!(r.wakes(), 0, "no extra poll of the connection");
     }
 
     #[tokio::test]
