@@ -58,7 +58,7 @@ export interface StreamingOptions {
   status?: number
   /** Extra headers. */
   headers?: Record<string, string>
-  /** Ring size for this response in bytes. Default: the app's `bufferSize` (64 KiB). */
+  /** Ring size for this response in bytes. Default: the app's `bufferSize` (512 KiB). */
   bufferSize?: number
   /**
    * Compress this stream when the client accepts it: `false` never, `true` even when the app's

@@ -88,7 +88,10 @@ export interface LimitOptions {
 
 /** Options of `new Catzilla(options)`. */
 export interface AppOptions {
-  /** Per-stream ring buffer in bytes. Default 64 KiB: a few socket writes of slack, bounded per client. */
+  /**
+   * The most a stream's ring buffer grows to, in bytes. Default 512 KiB. Rings start at 16 KiB
+   * and grow only for a client that took 8 MiB and kept up, so slow clients stay at 16 KiB.
+   */
   bufferSize?: number
   /**
    * Sum of all stream buffers in the process, in bytes. When reached, stream writers wait

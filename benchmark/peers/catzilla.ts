@@ -5,7 +5,8 @@ const server = await serve(new URL('./catzilla-app.ts', import.meta.url), {
   workers: Number(process.env.CZ_WORKERS ?? 1),
   port: Number(process.env.PORT ?? 3000),
   host: '127.0.0.1',
-  bufferSize: Number(process.env.CZ_BUFFER_SIZE ?? 65536),
+  // The default ring size unless CZ_BUFFER_SIZE is set (to compare sizes).
+  ...(process.env.CZ_BUFFER_SIZE ? { bufferSize: Number(process.env.CZ_BUFFER_SIZE) } : {}),
   timeouts: { keepAlive: 120_000, headers: 120_000 },
   limits: { maxConnections: 20_000 },
   // The cross-process rows (benchmark/cluster.ts): topics through this Redis.

@@ -2,7 +2,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use catzilla_core::body::ring::{FLOOR, MAX_FRAME};
+use catzilla_core::body::ring::FLOOR;
 use catzilla_core::{
     ring, CloseInfo, RingBody, RingConfig, RingEvents, RingWriter, Stats, StreamBudget, WriteStatus,
 };
@@ -29,7 +29,7 @@ struct Input {
 enum Op {
     /// Write `n` bytes of the running counter pattern to ring `i`.
     Write(bool, u16),
-    /// A write of more than one MAX_FRAME, which leaves in several frames.
+    /// A write of more than one frame (a ring here never grows past its floor), which leaves in several.
     WriteHuge(bool, u8),
     Flush(bool),
     Poll(bool),
@@ -138,7 +138,9 @@ impl Side {
         match Pin::new(body).poll_frame(&mut cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 let data = frame.into_data().expect("only data frames").into_bytes();
-                assert!(!data.is_empty() && data.len() <= MAX_FRAME, "frame of {} bytes", data.len());
+                // At most the ring's limit, which stays at the floor here: rings grow only after
+                // their client took GROW_MIN_BYTES, far more than MAX_WRITTEN.
+                assert!(!data.is_empty() && data.len() <= FLOOR, "frame of {} bytes", data.len());
                 assert!(!self.finished, "data after the end");
                 let at = self.received.len();
                 assert!(
@@ -193,7 +195,7 @@ fuzz_target!(|input: Input| {
             Op::Write(i, n) => sides[usize::from(i)].write(usize::from(n % 4096)),
             Op::WriteHuge(i, k) => {
                 let k = usize::from(k % 4);
-                sides[usize::from(i)].write(MAX_FRAME * k + 1 + k * 7);
+                sides[usize::from(i)].write(2 * FLOOR * k + 1 + k * 7);
             }
             Op::Flush(i) => {
                 if let Some(w) = &sides[usize::from(i)].writer {
@@ -231,8 +233,8 @@ fuzz_target!(|input: Input| {
         side.writer = None;
         // A body that saw the writer end or abort hands out the rest, then finishes.
         if side.body.is_some() && (side.ended || side.aborted) {
-            // Frames are at least FLOOR bytes (or what is left): an adaptive ring at its floor
-            // hands out frames of FLOOR, a grown one up to MAX_FRAME.
+            // Frames are at least FLOOR bytes (or what is left): a ring hands out frames of up
+            // to its limit, never less than the floor.
             for _ in 0..(side.written.len() - side.received.len()) / FLOOR + 3 {
                 side.poll();
             }
