@@ -48,6 +48,16 @@ test.serial('a stream starts at a 16 KiB buffer and grows to its bufferSize for 
   t.true(c.received() > 1024 * KiB, `the client took ${c.received()} bytes`)
 })
 
+test.serial('a stream grows to 512 KiB by default, the size that lets a bulk stream leave in few socket writes', async (t) => {
+  const { app, port } = await serve(endless)
+  t.teardown(() => app.close())
+  const c = client(port)
+  t.teardown(() => c.socket.destroy())
+  await until(() => row(app) !== undefined, 'the stream is live')
+  t.like(row(app), { bufferSize: 512 * KiB })
+  await until(() => row(app)?.bufferLimit === 512 * KiB, 'the ring grew to the default bufferSize')
+})
+
 test.serial('a client that reads slowly keeps its stream near the 16 KiB floor of a 256 KiB bufferSize, and the stream still flows', async (t) => {
   const { app, port } = await serve(endless, { bufferSize: 256 * KiB })
   t.teardown(() => app.close())
