@@ -55,7 +55,33 @@ test.serial('a stream grows to 512 KiB by default, the size that lets a bulk str
   t.teardown(() => c.socket.destroy())
   await until(() => row(app) !== undefined, 'the stream is live')
   t.like(row(app), { bufferSize: 512 * KiB })
-  await until(() => row(app)?.bufferLimit === 512 * KiB, 'the ring grew to the default bufferSize')
+  await until(() => row(app)?.bufferLimit === 512 * KiB, 'the ring grew to the default bufferSize', 15_000)
+})
+
+test.serial('a compressed stream grows its buffer to 64 KiB at most however fast its client reads', async (t) => {
+  // Its client's speed is counted before compression: a client that stopped reading would look
+  // many times faster than it is, so such a ring keeps the small size every ring had before.
+  const { app, port } = await serve((app) => {
+    app.get('/text', async function* () {
+      const chunk = 'catzilla streams text\n'.repeat(745)
+      for (;;) yield chunk
+    })
+  }, { compression: true })
+  t.teardown(() => app.close())
+  const s = net.connect(port, '127.0.0.1')
+  t.teardown(() => s.destroy())
+  s.write('GET /text HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n')
+  let head = ''
+  s.once('data', (d) => (head = d.toString('latin1')))
+  s.on('data', () => {})
+  await until(() => (row(app)?.bytes ?? 0) > 24 * 1024 * KiB, 'the client took 24 MiB before compression', 15_000)
+  let largest = 0
+  for (let i = 0; i < 20; i++) {
+    largest = Math.max(largest, row(app)!.bufferLimit)
+    await sleep(10)
+  }
+  t.regex(head, /content-encoding: gzip/i, 'the stream is compressed')
+  t.true(largest <= 64 * KiB, `grew to ${largest}`)
 })
 
 test.serial('a client that reads slowly keeps its stream near the 16 KiB floor of a 256 KiB bufferSize, and the stream still flows', async (t) => {

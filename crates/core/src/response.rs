@@ -292,6 +292,9 @@ pub(crate) fn compress(
         }
         _ => {
             let Ok(encoder) = Encoder::new(encoding, config.level) else { return };
+            if let Kind::Ring(r) = &body.kind {
+                r.compressed();
+            }
             let inner =
                 ResponseBody { kind: std::mem::replace(&mut body.kind, Kind::Full(None)), on_done: None };
             body.kind = Kind::Encoded(Box::new(inner), encoder, false);

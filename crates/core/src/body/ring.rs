@@ -53,6 +53,12 @@ use std::sync::OnceLock;
 /// (Node's own stream high-water mark is 16 KiB). Below the configured capacity it is the capacity.
 pub const FLOOR: usize = 16 * 1024;
 
+/// The most a compressed stream's ring grows to (see [`RingBody::compressed`]).
+pub const COMPRESSED_CAPACITY: usize = 64 * 1024;
+
+/// The largest frame a compressed stream's ring hands over: what is compressed in one poll.
+pub const COMPRESSED_FRAME: usize = 32 * 1024;
+
 /// How long, in milliseconds, a socket write must stay refused before the ring falls back to its
 /// floor: a fast client frees its socket buffer within a millisecond, a slow or stalled one does not.
 pub const STALLED_MS: u64 = 2;
@@ -123,6 +129,8 @@ struct State {
     since: Instant,
     /// Set once the ring grew or its client fell behind: from then on it doubles.
     doubling: bool,
+    /// The stream is compressed: its limit and frames stay small (see [`RingBody::compressed`]).
+    compressed: bool,
     ended: bool,
     aborted: bool,
     /// Set once hyper had a chance to flush before the abort error.
@@ -183,7 +191,8 @@ impl Shared {
         if self.socket_blocked() {
             return self.shrink(st);
         }
-        if st.limit >= self.capacity {
+        let capacity = if st.compressed { self.capacity.min(COMPRESSED_CAPACITY) } else { self.capacity };
+        if st.limit >= capacity {
             return;
         }
         st.taken += n as u64;
@@ -193,7 +202,7 @@ impl Shared {
             // A client that took GROW_MIN_BYTES and never fell behind has shown it is fast: its
             // ring goes straight to the capacity (doubling from the floor cost ~15 % of a 256 MiB
             // stream's throughput on top of the gate). One that fell behind once doubles.
-            st.limit = if st.doubling { (st.limit * 2).min(self.capacity) } else { self.capacity };
+            st.limit = if st.doubling { (st.limit * 2).min(capacity) } else { capacity };
             st.doubling = true;
             self.probe.limit.store(st.limit as u64, Relaxed);
         }
@@ -246,6 +255,18 @@ impl RingBody {
     /// The stream's compression override (see [`RingConfig::compress`]).
     pub fn compress(&self) -> Option<bool> {
         self.compress
+    }
+
+    /// Marks the stream compressed: its ring grows to [`COMPRESSED_CAPACITY`] at most and hands
+    /// hyper frames of [`COMPRESSED_FRAME`] at most, as every ring did before rings grew to
+    /// 512 KiB. Its client's speed is counted in bytes before compression, so a client that
+    /// stopped reading looks several times faster than it is (8 MiB of text may be under 1 MiB
+    /// on the wire, less than the kernel's buffers hide) and a large ring would fill for it; and
+    /// each frame is compressed in one poll. Measured (128 MiB of text through gzip, curl):
+    /// ~370 MiB/s with the ring kept at its floor, ~480 with these caps; the compressor, not the
+    /// ring, bounds such a stream.
+    pub(crate) fn compressed(&self) {
+        self.shared.state.lock().compressed = true;
     }
 
     /// Lists this stream in `live` until it ends; closing it there aborts the stream and cuts
@@ -329,6 +350,7 @@ pub fn ring(
             taken: 0,
             since: Instant::now(),
             doubling: false,
+            compressed: false,
             ended: false,
             aborted: false,
             abort_flushed: false,
@@ -527,14 +549,22 @@ impl Body for RingBody {
         // `max_buf_size`). The write that ends the block wakes this task again.
         let held_back = (!st.buf.is_empty() || st.refused) && !st.aborted && shared.held_back();
         if !st.buf.is_empty() && !held_back {
-            // At most the ring's current limit per frame. At the floor (every new or slow
-            // client) that is 16 KiB, so what hyper holds for a slow socket stays small; a ring
-            // that grew (its client took 8 MiB and kept up) hands over all it holds, one socket
-            // write per ring instead of one per 32 KiB as before (measured, 256 MiB in 16 KiB
-            // chunks from a generator, curl as the client, 512 KiB rings: CPU per GiB 61–64
-            // ticks with 32 KiB frames, 42–49 with frames up to the limit).
-            let max_frame = st.limit.max(FLOOR);
-            let batch = st.limit.max(max_frame);
+            // At the floor (every new or slow client) at most 16 KiB per
+            // frame, so what hyper holds for a slow socket stays small and what is still in the
+            // ring stays counted against the budget. A ring that grew (its client took 8 MiB and
+            // kept up) hands over all it holds, its limit plus the last chunk's overshoot: one
+            // socket write per ring instead of one per 32 KiB as before (measured, 256 MiB in
+            // 16 KiB chunks from a generator, curl as the client, 512 KiB rings: CPU per GiB 61–64
+            // ticks with 32 KiB frames, 42–49 with whole rings). Shared chunks leave in frames of
+            // up to the limit: several per vectored write for a fast client. Compressed streams
+            // keep their frames small (see `RingBody::compressed`).
+            let grown = st.limit > FLOOR;
+            let batch = st.limit.max(FLOOR);
+            let max_frame = match () {
+                _ if st.compressed => batch.min(COMPRESSED_FRAME),
+                _ if grown => st.buf.len(),
+                _ => batch,
+            };
             let data = st.buf.frame(max_frame, batch).unwrap_or_default();
             let n = data.remaining();
             st.bytes += n as u64;
@@ -993,6 +1023,20 @@ mod tests {
             got.extend_from_slice(&bytes);
         }
         assert_eq!(got, data);
+    }
+
+    #[tokio::test]
+    async fn a_compressed_streams_ring_grows_to_64_kib_at_most_and_leaves_in_32_kib_frames() {
+        let (w, mut b, _) = make(512 * 1024);
+        b.compressed();
+        let chunk = vec![7u8; 16 * 1024];
+        w.write(&chunk);
+        tokio::time::sleep(GROW_AFTER).await;
+        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
+        assert_eq!(w.limit(), COMPRESSED_CAPACITY, "grown, but to 64 KiB only");
+        while w.write(&chunk) == WriteStatus::Ready {}
+        let frame = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(frame.remaining(), COMPRESSED_FRAME);
     }
 
     /// A grown ring hands hyper everything it holds in one frame (one socket write per ring, not
