@@ -267,6 +267,8 @@ impl RingBody {
     /// ring, bounds such a stream.
     pub(crate) fn compressed(&self) {
         self.shared.state.lock().compressed = true;
+        let capacity = self.shared.capacity.min(COMPRESSED_CAPACITY);
+        self.shared.probe.capacity.store(capacity as u64, Relaxed);
     }
 
     /// Lists this stream in `live` until it ends; closing it there aborts the stream and cuts
@@ -558,12 +560,15 @@ impl Body for RingBody {
             // ticks with 32 KiB frames, 42–49 with whole rings). Shared chunks leave in frames of
             // up to the limit: several per vectored write for a fast client. Compressed streams
             // keep their frames small (see `RingBody::compressed`).
-            let grown = st.limit > FLOOR;
-            let batch = st.limit.max(FLOOR);
-            let max_frame = match () {
-                _ if st.compressed => batch.min(COMPRESSED_FRAME),
-                _ if grown => st.buf.len(),
-                _ => batch,
+            let (max_frame, batch) = if st.compressed {
+                let frame = st.limit.clamp(FLOOR, COMPRESSED_FRAME);
+                (frame, frame)
+            } else if st.limit > FLOOR {
+                // Twice the limit at most: a chunk far larger than the ring (a 100 MiB Buffer)
+                // leaves in pieces, and what is not yet handed over stays counted in the ring.
+                (st.buf.len().min(2 * st.limit), st.limit)
+            } else {
+                (FLOOR, FLOOR)
             };
             let data = st.buf.frame(max_frame, batch).unwrap_or_default();
             let n = data.remaining();
@@ -1057,6 +1062,13 @@ mod tests {
         assert!(held >= 256 * 1024, "filled to the limit: {held}");
         let frame = b.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(frame.remaining(), held, "all of it in one frame");
+        // A chunk far larger than the ring leaves in frames of twice the limit, and the rest
+        // stays buffered (counted) until then.
+        let huge = vec![9u8; 8 * 256 * 1024];
+        assert_eq!(w.write(&huge), WriteStatus::Full);
+        let frame = b.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(frame.remaining(), 2 * 256 * 1024);
+        assert_eq!(w.buffered(), 6 * 256 * 1024);
     }
 
     #[test]
