@@ -184,6 +184,15 @@ impl Shared {
         self.probe.limit.store(st.limit as u64, Relaxed);
     }
 
+    /// The most this ring's limit grows to: its capacity, capped for a compressed stream.
+    fn grows_to(&self, st: &State) -> usize {
+        if st.compressed {
+            self.capacity.min(COMPRESSED_CAPACITY)
+        } else {
+            self.capacity
+        }
+    }
+
     /// Counts `n` bytes taken by the client and adapts the limit: back to the floor if the
     /// socket refused a write; grown once the client took `GROW_MIN_BYTES` and kept up for
     /// `GROW_AFTER` (to the capacity if it never fell behind, else doubled).
@@ -191,7 +200,7 @@ impl Shared {
         if self.socket_blocked() {
             return self.shrink(st);
         }
-        let capacity = if st.compressed { self.capacity.min(COMPRESSED_CAPACITY) } else { self.capacity };
+        let capacity = self.grows_to(st);
         if st.limit >= capacity {
             return;
         }
@@ -266,9 +275,9 @@ impl RingBody {
     /// ~370 MiB/s with the ring kept at its floor, ~480 with these caps; the compressor, not the
     /// ring, bounds such a stream.
     pub(crate) fn compressed(&self) {
-        self.shared.state.lock().compressed = true;
-        let capacity = self.shared.capacity.min(COMPRESSED_CAPACITY);
-        self.shared.probe.capacity.store(capacity as u64, Relaxed);
+        let mut st = self.shared.state.lock();
+        st.compressed = true;
+        self.shared.probe.capacity.store(self.shared.grows_to(&st) as u64, Relaxed);
     }
 
     /// Lists this stream in `live` until it ends; closing it there aborts the stream and cuts
@@ -551,9 +560,9 @@ impl Body for RingBody {
         // `max_buf_size`). The write that ends the block wakes this task again.
         let held_back = (!st.buf.is_empty() || st.refused) && !st.aborted && shared.held_back();
         if !st.buf.is_empty() && !held_back {
-            // At the floor (every new or slow client) at most 16 KiB per
-            // frame, so what hyper holds for a slow socket stays small and what is still in the
-            // ring stays counted against the budget. A ring that grew (its client took 8 MiB and
+            // At the floor (every new or slow client) at most 16 KiB per frame, so what hyper
+            // holds for a slow socket stays small and what is still in the ring stays counted
+            // against the budget. A ring that grew (its client took 8 MiB and
             // kept up) hands over all it holds, its limit plus the last chunk's overshoot: one
             // socket write per ring instead of one per 32 KiB as before (measured, 256 MiB in
             // 16 KiB chunks from a generator, curl as the client, 512 KiB rings: CPU per GiB 61–64
@@ -721,6 +730,14 @@ mod tests {
         }
     }
 
+    /// A client that keeps up from the start: past `GROW_MIN_BYTES` and `GROW_AFTER`, so the
+    /// ring has grown (to its capacity, or the compressed cap).
+    async fn grow(w: &RingWriter, b: &mut RingBody, chunk: &[u8]) {
+        w.write(chunk);
+        tokio::time::sleep(GROW_AFTER).await;
+        keep_up(w, b, chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
+    }
+
     #[tokio::test]
     async fn a_ring_grows_to_its_capacity_only_after_its_client_took_grow_min_bytes() {
         let (w, mut b, _) = make(128 * 1024);
@@ -742,9 +759,7 @@ mod tests {
     async fn after_a_fallback_a_ring_doubles_once_its_client_kept_up_for_grow_after() {
         let (w, mut b, _) = make(128 * 1024);
         let chunk = vec![7u8; 16 * 1024];
-        w.write(&chunk);
-        tokio::time::sleep(GROW_AFTER).await;
-        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
+        grow(&w, &mut b, &chunk).await;
         assert_eq!(w.limit(), 128 * 1024);
         // The client falls behind: the shrink a refused socket write triggers.
         w.shared.shrink(&mut w.shared.state.lock());
@@ -1035,9 +1050,7 @@ mod tests {
         let (w, mut b, _) = make(512 * 1024);
         b.compressed();
         let chunk = vec![7u8; 16 * 1024];
-        w.write(&chunk);
-        tokio::time::sleep(GROW_AFTER).await;
-        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
+        grow(&w, &mut b, &chunk).await;
         assert_eq!(w.limit(), COMPRESSED_CAPACITY, "grown, but to 64 KiB only");
         while w.write(&chunk) == WriteStatus::Ready {}
         let frame = b.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -1050,9 +1063,7 @@ mod tests {
     async fn a_grown_ring_hands_over_all_it_holds_in_one_frame() {
         let (w, mut b, _c) = make(256 * 1024);
         let chunk = vec![7u8; 16 * 1024];
-        w.write(&chunk);
-        tokio::time::sleep(GROW_AFTER).await;
-        keep_up(&w, &mut b, &chunk, GROW_MIN_BYTES as usize / chunk.len()).await;
+        grow(&w, &mut b, &chunk).await;
         assert_eq!(w.limit(), 256 * 1024, "grown to the capacity");
         let mut status = WriteStatus::Ready;
         while status == WriteStatus::Ready {
