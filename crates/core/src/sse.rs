@@ -54,35 +54,27 @@ pub struct Event<'a> {
 
 /// Checks that an `id` or `event` value is a single line without NUL.
 pub fn check_field(field: &'static str, value: &str) -> Result<(), SseFieldError> {
-    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+    if memchr::memchr3(b'\r', b'\n', b'\0', value.as_bytes()).is_some() {
         return Err(SseFieldError { field });
     }
     Ok(())
 }
 
 /// Appends `prefix` + line + `\n` for every line of `text`, splitting on CRLF, CR and LF.
+/// Line ends are found with `memchr` (SIMD): most SSE data is one long line, and a byte-by-byte
+/// scan was the largest cost of encoding it.
 fn push_lines(out: &mut Vec<u8>, prefix: &[u8], text: &str) {
     let bytes = text.as_bytes();
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\n' => {
-                out.extend_from_slice(prefix);
-                out.extend_from_slice(&bytes[start..i]);
-                out.push(b'\n');
-                i += 1;
-                start = i;
-            }
-            b'\r' => {
-                out.extend_from_slice(prefix);
-                out.extend_from_slice(&bytes[start..i]);
-                out.push(b'\n');
-                i += if bytes.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
-                start = i;
-            }
-            _ => i += 1,
+    for i in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+        // The LF of a CRLF: its line was ended at the CR.
+        if i < start {
+            continue;
         }
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(&bytes[start..i]);
+        out.push(b'\n');
+        start = if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') { i + 2 } else { i + 1 };
     }
     out.extend_from_slice(prefix);
     out.extend_from_slice(&bytes[start..]);
@@ -212,6 +204,44 @@ mod tests {
     fn data_is_split_on_crlf_cr_and_lf() {
         let s = enc(Event { data: Some("a\r\nb\rc\nd\r"), ..Event::default() });
         assert_eq!(s, "data: a\ndata: b\ndata: c\ndata: d\ndata: \n\n");
+    }
+
+    /// The line splitting `push_lines` must match: CRLF, a lone CR and a lone LF each end a line.
+    fn lines_by_hand(text: &str) -> Vec<String> {
+        let mut lines = vec![String::new()];
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => {
+                    if chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    lines.push(String::new());
+                }
+                '\n' => lines.push(String::new()),
+                c => lines.last_mut().expect("one line at least").push(c),
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn data_lines_match_a_char_by_char_split_for_every_mix_of_line_ends() {
+        let parts = ["", "a", "bc", "\r", "\n", "\r\n", "\n\r", "é", "\0"];
+        let mut checked = 0;
+        // Every sequence of up to four parts: runs of CRs, LFs and CRLFs at the start, middle and end.
+        let mut seqs: Vec<String> = vec![String::new()];
+        for _ in 0..4 {
+            seqs = seqs.iter().flat_map(|s| parts.iter().map(move |p| format!("{s}{p}"))).collect();
+            for text in &seqs {
+                let got = enc(Event { data: Some(text), ..Event::default() });
+                let want: String =
+                    lines_by_hand(text).iter().map(|l| format!("data: {l}\n")).collect::<String>() + "\n";
+                assert_eq!(got, want, "data {text:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 6000);
     }
 
     #[test]
