@@ -102,6 +102,17 @@ impl Queue {
         }
     }
 
+    /// Lets go of the tail's allocation when it holds nothing. A frame handed over whole
+    /// ([`Queue::frame`]) shares that allocation with the tail, which keeps it to reuse once the
+    /// socket has written the frame; a ring whose socket is blocked lets go instead, so the
+    /// allocation is freed as soon as the socket layer drops the frame (it copies a small unsent
+    /// end out, see `socket.rs`).
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.tail.is_empty() && self.segments.is_empty() {
+            self.tail = BytesMut::new();
+        }
+    }
+
     /// Drops everything; returns how many bytes that was.
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.len();

@@ -431,6 +431,7 @@ impl RingWriter {
             if self.shared.held_back() {
                 st.writer_blocked = true;
                 st.refused = true;
+                st.buf.release_if_empty();
                 self.shared.probe.stalled();
                 return WriteStatus::Refused;
             }
@@ -968,6 +969,24 @@ mod tests {
         assert_eq!(frame.len(), 1010);
         assert_eq!(r.drained(), 1, "the refused writer may offer again");
         assert_eq!(r.w.offer(&[2; 1000]), WriteStatus::Ready);
+    }
+
+    #[test]
+    fn a_refused_writer_lets_go_of_the_allocation_an_empty_ring_shares_with_the_frame_hyper_holds() {
+        let mut r = Watched::new(64 * 1024);
+        assert_eq!(r.w.offer(&[1; FLOOR]), WriteStatus::Full, "a floor's worth fills the new ring");
+        let frame = match r.poll_body() {
+            Poll::Ready(Some(Ok(f))) => f.into_data().unwrap().into_bytes(),
+            other => panic!("expected a frame, got {:?}", other.map(|f| f.map(|f| f.map(|f| f.is_data())))),
+        };
+        assert_eq!(frame.len(), FLOOR);
+        // Handed over without a copy: the ring keeps a share of the allocation to reuse it.
+        let frame = frame.try_into_mut().expect_err("shared with the ring");
+        r.socket_write(None);
+        assert_eq!(r.w.offer(&[2; 100]), WriteStatus::Refused);
+        // Now the frame is the allocation's only owner: when the socket layer drops it (it copies
+        // a small unsent end out), the memory is freed, not kept for a client that is not reading.
+        assert!(frame.try_into_mut().is_ok(), "the ring let go");
     }
 
     #[test]
