@@ -21,11 +21,13 @@
 //! against 64 KiB), and a client that stalls within them (on loopback a client that never reads
 //! takes 2–4 MiB first) pins one floor, not a grown ring.
 //!
-//! While the socket refuses a write hyper holds bytes for, the ring neither hands hyper another
-//! frame (hyper would take frames until it holds `max_buf_size`) nor copies what
+//! While the socket refuses a write (bytes hyper holds, or the small unsent end the socket layer
+//! copied out of hyper's frame, see `socket.rs`), the ring neither hands hyper another frame
+//! (hyper would take frames until it holds `max_buf_size`) nor copies what
 //! [`RingWriter::offer`] brings ([`WriteStatus::Refused`]: the producer keeps its chunk and offers
-//! it again after `drained`); the write that ends the block wakes the connection task. A stalled
-//! client thus pins hyper's unsent remainder and the producer's own chunk, not two more copies; a
+//! it again after `drained`), and an empty ring lets go of the allocation it shared with the last
+//! frame; the write that ends the block wakes the connection task. A stalled client thus pins the
+//! unsent end of the last socket write and the producer's own chunk, not two more copies; a
 //! client that keeps up never meets a refused write, so the ring still refills while hyper sends.
 //! This departs from DESIGN.md §2.3 ("streaming writes … copy into a bounded ring"): a write may
 //! now be refused and the chunk held by JS until the drain. The awaited Promise still settles on
