@@ -252,11 +252,17 @@ impl ConnIo {
                 None => return Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
             };
             self.state.record_write(cx, &r);
-            match ready!(r) {
-                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.unsent.advance(n),
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+            let e = match ready!(r) {
+                Ok(0) => io::ErrorKind::WriteZero.into(),
+                Ok(n) => {
+                    self.unsent.advance(n);
+                    continue;
+                }
+                Err(e) => e,
+            };
+            // The connection fails: nothing is left to send, not even on a lingering close.
+            self.unsent = BytesMut::new();
+            return Poll::Ready(Err(e));
         }
         // Written: give the allocation back.
         self.unsent = BytesMut::new();

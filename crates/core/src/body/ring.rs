@@ -433,7 +433,12 @@ impl RingWriter {
             if self.shared.held_back() {
                 st.writer_blocked = true;
                 st.refused = true;
-                st.buf.release_if_empty();
+                // At the floor only: a grown ring's client that is briefly behind keeps its
+                // allocation for the next write (a fresh one of up to `bufferSize` per refusal
+                // would cost a bulk stream), and a grown ring's frame is rarely freed early.
+                if st.limit == self.shared.floor {
+                    st.buf.release_if_empty();
+                }
                 self.shared.probe.stalled();
                 return WriteStatus::Refused;
             }

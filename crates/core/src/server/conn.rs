@@ -207,9 +207,10 @@ async fn serve<H: Handler>(
                 let idle = state.inflight.load(Ordering::Acquire) == 0;
                 let finished = state.finished.load(Ordering::Acquire);
                 let may_park = idle && finished != parked_at && !state.no_park.load(Ordering::Acquire);
-                // Everything written (a blocked write means hyper still holds bytes) and no byte
-                // of a next request read: hyper is idle.
-                let quiet = socket.blocked_for_ms() == 0 && !socket.head_pending();
+                // Everything written (a blocked write means bytes still wait: hyper's, or the
+                // unsent end the socket copied out) and no byte of a next request read: hyper is
+                // idle.
+                let quiet = !socket.is_blocked() && !socket.head_pending();
                 if idle && keep_alive.is_some_and(|ka| ka_for >= ka) {
                     draining = true;
                     Pin::new(&mut *conn).graceful_shutdown();
