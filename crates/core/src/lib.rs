@@ -8,6 +8,7 @@ pub mod builder;
 pub mod cluster;
 pub mod compression;
 pub mod config;
+pub mod detach;
 pub mod exchange;
 pub mod files;
 pub mod handler;

@@ -58,14 +58,18 @@ impl OnDone {
 
     /// The request of this exchange as `app.streams()` lists it (read from the tracker, which
     /// already holds the method, target and peer: nothing is cloned for requests that do not
-    /// stream).
-    pub(crate) fn live_request(&self) -> crate::live::LiveRequest {
-        match &self.done {
-            Some((t, _)) => crate::live::LiveRequest {
-                method: t.method.to_string(),
-                path: t.uri.path().to_owned(),
-                remote: t.remote,
-            },
+    /// stream). Called once an exchange turns out to be long-lived (a stream, a topic, a
+    /// WebSocket), it also gives the tracker a target of its own (see [`crate::detach`]).
+    pub(crate) fn live_request(&mut self) -> crate::live::LiveRequest {
+        match &mut self.done {
+            Some((t, _)) => {
+                t.uri = crate::detach::uri(&t.uri);
+                crate::live::LiveRequest {
+                    method: t.method.to_string(),
+                    path: t.uri.path().to_owned(),
+                    remote: t.remote,
+                }
+            }
             None => crate::live::LiveRequest {
                 method: String::new(),
                 path: String::new(),
@@ -362,6 +366,25 @@ pub(crate) fn method_not_allowed(allow: &str) -> http::Response<ResponseBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_a_live_exchange_no_longer_holds_the_buffer_hyper_read_its_head_into() {
+        // The access-log tracker kept a clone of the target, a view of hyper's read buffer, for
+        // the whole exchange: every stalled stream held that 8 KiB beside hyper's next buffer.
+        let head = bytes::Bytes::from(b"/stream?bytes=1000000".to_vec());
+        let uri = http::Uri::from_maybe_shared(head.clone()).expect("uri");
+        let remote = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let tracker = crate::exchange::Tracker::new(http::Method::GET, uri, remote);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut done = OnDone::new(tracker, move |t| tx.send(t.finish()).expect("send"));
+        assert!(!head.is_unique());
+        let live = done.live_request();
+        assert_eq!((live.method.as_str(), live.path.as_str()), ("GET", "/stream"));
+        assert!(head.is_unique(), "the tracker still shares the head buffer");
+        drop(done);
+        let exchange = rx.recv().expect("exchange");
+        assert_eq!(exchange.uri.expect("uri"), "/stream?bytes=1000000");
+    }
 
     #[test]
     fn regression_repeated_response_headers_survive_a_managed_header() {

@@ -234,7 +234,12 @@ impl JsHandler {
     ) -> Option<(Responder, Option<Arc<RouteSettings>>)> {
         let mut table = self.pending.lock();
         let p = table.get_mut(&id)?;
-        Some((self.settled(p.responder.take())?, p.options.clone()))
+        let responder = self.settled(p.responder.take())?;
+        // The request stays known for as long as the stream runs (its body may still be read):
+        // from now on it keeps only what a stream can still ask for (`req.parts()` reads the
+        // `Content-Type`), copied, so it no longer holds hyper's read buffer (`detach`).
+        p.headers = catzilla_core::detach::headers(&p.headers, &[catzilla_core::http::header::CONTENT_TYPE]);
+        Some((responder, p.options.clone()))
     }
 
     /// Takes the responder and forgets the request in one step (a whole-body reply).
