@@ -62,6 +62,30 @@ test('a large upload is streamed part by part, never buffered whole', async (t) 
   t.true(body.files[0]!.chunks > 4, `${body.files[0]!.chunks} chunks`)
 })
 
+test('a streaming response can read the request parts after its head went out', async (t) => {
+  // Once a stream starts, the request keeps only a copy of its Content-Type (not hyper's buffer
+  // the head was read into): `req.parts()` must still find the boundary.
+  const { app, url } = await serve(
+    (a) =>
+      a.post('/echo-parts', async function* (req) {
+        yield 'started\n'
+        for await (const part of req.parts()) {
+          let size = 0
+          for await (const c of part.body) size += c.byteLength
+          yield `${part.name} ${size}\n`
+        }
+      }),
+    { limits: { maxBodySize: 16 << 20 } },
+  )
+  t.teardown(() => app.close({ timeout: 100 }))
+  const form = new FormData()
+  form.append('title', 'hello')
+  form.append('blob', new Blob([randomBytes(1024 * 1024 + 3)]), 'big.bin')
+  const res = await fetch(`${url}/echo-parts`, { method: 'POST', body: form })
+  t.is(res.status, 200)
+  t.is(await res.text(), 'started\ntitle 5\nblob 1048579\n')
+})
+
 test('parts the handler skips are drained, so later parts still arrive', async (t) => {
   const { app, url } = await serve(uploadRoutes, { limits: { maxBodySize: 16 << 20 } })
   t.teardown(() => app.close({ timeout: 100 }))
