@@ -61,20 +61,26 @@ impl OnDone {
     /// stream). Called once an exchange turns out to be long-lived (a stream, a topic, a
     /// WebSocket), it also gives the tracker a target of its own (see [`crate::detach`]).
     pub(crate) fn live_request(&mut self) -> crate::live::LiveRequest {
-        match &mut self.done {
-            Some((t, _)) => {
-                t.uri = crate::detach::uri(&t.uri);
-                crate::live::LiveRequest {
-                    method: t.method.to_string(),
-                    path: t.uri.path().to_owned(),
-                    remote: t.remote,
-                }
-            }
+        self.detach_target();
+        match &self.done {
+            Some((t, _)) => crate::live::LiveRequest {
+                method: t.method.to_string(),
+                path: t.uri.path().to_owned(),
+                remote: t.remote,
+            },
             None => crate::live::LiveRequest {
                 method: String::new(),
                 path: String::new(),
                 remote: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             },
+        }
+    }
+
+    /// Gives the tracker a target of its own instead of hyper's view of its read buffer (see
+    /// [`crate::detach`]): for exchanges that may last long (streams, topics, WebSockets, files).
+    pub(crate) fn detach_target(&mut self) {
+        if let Some((t, _)) = &mut self.done {
+            t.uri = crate::detach::uri(&t.uri);
         }
     }
 
