@@ -78,7 +78,7 @@ impl OnDone {
 
     /// Gives the tracker a target of its own instead of hyper's view of its read buffer (see
     /// [`crate::detach`]): for exchanges that may last long (streams, topics, WebSockets, files).
-    pub(crate) fn detach_target(&mut self) {
+    fn detach_target(&mut self) {
         if let Some((t, _)) = &mut self.done {
             t.uri = crate::detach::uri(&t.uri);
         }
@@ -349,6 +349,14 @@ pub(crate) fn build(reply: Reply, on_done: Option<OnDone>) -> http::Response<Res
         headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+    // A download to a slow client lasts as long as a stream: its tracker gets a target of its own
+    // (streams, topics and WebSockets get theirs when they go live, see `OnDone::live_request`).
+    let on_done = on_done.map(|mut d| {
+        if matches!(body, crate::handler::ReplyBody::File(_)) {
+            d.detach_target();
+        }
+        d
+    });
     let mut res = http::Response::new(ResponseBody::new(body, on_done));
     *res.status_mut() = status;
     *res.headers_mut() = headers;
@@ -390,6 +398,24 @@ mod tests {
         drop(done);
         let exchange = rx.recv().expect("exchange");
         assert_eq!(exchange.uri.expect("uri"), "/stream?bytes=1000000");
+    }
+
+    #[tokio::test]
+    async fn regression_a_file_download_no_longer_holds_the_buffer_hyper_read_its_head_into() {
+        // A download to a slow client lasts as long as a stream; its tracker kept hyper's view
+        // of the target too. Larger than one read, so the file is streamed, not read whole.
+        let path = std::env::temp_dir().join(format!("cz-detach-{}.bin", std::process::id()));
+        std::fs::write(&path, vec![b'x'; crate::files::CHUNK * 2]).expect("write");
+        let reply = crate::files::file_reply(path.clone(), Default::default(), Default::default()).await;
+        std::fs::remove_file(&path).expect("remove");
+        assert!(matches!(reply.body, crate::handler::ReplyBody::File(_)), "a streamed file");
+        let head = bytes::Bytes::from(b"/files/big.bin".to_vec());
+        let uri = http::Uri::from_maybe_shared(head.clone()).expect("uri");
+        let remote = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let tracker = crate::exchange::Tracker::new(http::Method::GET, uri, remote);
+        let res = build(reply, Some(OnDone::new(tracker, |_| {})));
+        assert!(head.is_unique(), "the tracker still shares the head buffer");
+        drop(res);
     }
 
     #[test]

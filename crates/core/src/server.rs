@@ -341,8 +341,6 @@ async fn respond<H: Handler>(
                 dir.options.clone(),
             ))
             .await;
-            // A download to a slow client lasts as long as a stream.
-            on_done.detach_target();
             let mut res = response::build(reply, Some(on_done));
             let accept = parts.headers.get(http::header::ACCEPT_ENCODING);
             let head = parts.method == http::Method::HEAD;
@@ -450,9 +448,6 @@ async fn respond<H: Handler>(
                     upgrade_websocket(&shared, reply, accept, upgrade, on_done, socket, live_request)
                 }
                 mut body => {
-                    if let crate::handler::ReplyBody::File(_) = &body {
-                        on_done.detach_target();
-                    }
                     if let crate::handler::ReplyBody::Topic(topic) = &mut body {
                         topic.go_live(&shared.live, on_done.live_request(), Arc::downgrade(&socket));
                     }
